@@ -1,0 +1,54 @@
+"""Shared CLI pieces: the --project/--json options, opening the project, output and progress."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from labelloop.store.project import ProjectContext, open_project
+
+__all__ = ["JsonOpt", "ProjectOpt", "console", "emit_json", "progress_bar", "project_from"]
+
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+ProjectOpt = Annotated[Path | None, typer.Option("--project", "-p", help="project folder (default: here)",
+                                                 show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+@contextmanager
+def project_from(path: Path | None) -> Iterator[ProjectContext]:
+    ctx = open_project(path)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """A ``(stage, done, total)`` callback drawing one rich bar per stage (on stderr)."""
+    if not enabled:
+        yield lambda stage, done, total: None
+        return
+    bars: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=False) as progress:
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=max(total, 1))
+            progress.update(bars[stage], completed=done, total=max(total, 1))
+
+        yield update

@@ -1,0 +1,135 @@
+"""Project commands: init, import, export, stats, split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from labelloop.cli.common import JsonOpt, ProjectOpt, emit_json, out, progress_bar, project_from
+from labelloop.services.exporting import export_project
+from labelloop.services.importing import import_path
+from labelloop.services.splitting import assign_splits
+from labelloop.services.stats import project_stats
+from labelloop.store.project import init_project
+
+__all__ = ["register"]
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="project folder")] = Path("."),
+    task: Annotated[str, typer.Option(help="detect | segment | regions")] = "detect",
+    labels: Annotated[str, typer.Option(help="comma-separated class names")] = "",
+    name: Annotated[str | None, typer.Option(help="project name (default: folder name)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a project in DIRECTORY."""
+    ctx = init_project(directory, task=task, name=name, labels=labels.split(",") if labels else [])
+    try:
+        if json_out:
+            emit_json({"root": str(ctx.root), "name": ctx.name, "task": ctx.task, "uid": ctx.uid})
+        else:
+            out.print(f"created {ctx.task} project [bold]{ctx.name}[/] in {ctx.root}")
+    finally:
+        ctx.close()
+
+
+def import_(
+    source: Annotated[Path, typer.Argument(help="annotation file or dataset folder")],
+    format: Annotated[str | None, typer.Option("--format", "-f", help="format (default: detect)")] = None,
+    link: Annotated[bool, typer.Option(help="reference images in place instead of copying")] = False,
+    skip_invalid: Annotated[bool, typer.Option(help="import the valid records, report the rest")] = False,
+    allow_missing_images: Annotated[bool, typer.Option(
+        help="register images whose files are not there yet (sizes from the annotations)")] = False,
+    project: ProjectOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import annotations and images (COCO, YOLO, VOC, CVAT, Label Studio, VIA, LabelMe, mask folders)."""
+    with project_from(project) as ctx, progress_bar(not json_out) as progress:
+        report = import_path(ctx, source, format=format, link=link, skip_invalid=skip_invalid,
+                             allow_missing_images=allow_missing_images, progress=progress)
+    if json_out:
+        emit_json(report.as_dict())
+        return
+    out.print(f"imported {report.images_added} images ({report.images_matched} already there) and "
+              f"{report.annotations_added} annotations from {report.format}")
+    if report.labels_added:
+        out.print(f"new classes: {', '.join(report.labels_added)}")
+    if report.skipped:
+        out.print(f"[yellow]skipped {len(report.skipped)} invalid records:[/]")
+        for line in report.skipped[:50]:
+            out.print(f"  {line}", markup=False)
+        if len(report.skipped) > 50:
+            out.print(f"  ... and {len(report.skipped) - 50} more (use --json for all)")
+
+
+def export(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="folder to write")],
+    format: Annotated[str, typer.Option("--format", "-f", help="coco | yolo | voc | cvat | labelstudio")],
+    split: Annotated[str | None, typer.Option(help="train | val | test | none")] = None,
+    include_proposals: Annotated[bool, typer.Option(help="add unreviewed model proposals")] = False,
+    no_images: Annotated[bool, typer.Option("--no-images", help="annotation files only")] = False,
+    link_images: Annotated[bool, typer.Option(help="symlink images instead of copying")] = False,
+    project: ProjectOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Export the project so another tool can read it as it is."""
+    mode = "none" if no_images else ("link" if link_images else "copy")
+    with project_from(project) as ctx:
+        report = export_project(ctx, out_dir, format=format, split=split,
+                                include_proposals=include_proposals, images=mode)
+    if json_out:
+        emit_json(report.as_dict())
+    else:
+        out.print(f"wrote {report.images} images and {report.annotations} annotations as {report.format} "
+                  f"to {report.out}")
+
+
+def stats(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
+    """Images by status and split; annotations per class against the first-round target."""
+    with project_from(project) as ctx:
+        data = project_stats(ctx)
+    if json_out:
+        emit_json(data)
+        return
+    imgs = data["images"]
+    out.print(f"[bold]{data['project']}[/] ({data['task']}): {imgs['total']} images, "
+              f"{data['annotations']['total']} annotations, {data['annotations']['proposals']} proposals")
+    out.print("  by status: " + ", ".join(f"{k} {v}" for k, v in sorted(imgs["by_status"].items())))
+    out.print("  by split:  " + ", ".join(f"{k} {v}" for k, v in sorted(imgs["by_split"].items())))
+    table = Table("class", "annotations", f"target {data['target_per_class']}", "proposals")
+    for c in data["classes"]:
+        done = min(1.0, c["annotations"] / max(1, c["target"]))
+        bar = "█" * int(done * 20) + "░" * (20 - int(done * 20))
+        table.add_row(c["name"], str(c["annotations"]), bar, str(c["proposals"]))
+    out.print(table)
+    out.print("ready for a first training round" if data["ready_to_train"] else
+              "annotate the classes below target before the first training round")
+
+
+def split(
+    val: Annotated[float, typer.Option(help="validation fraction")] = 0.2,
+    test: Annotated[float, typer.Option(help="test fraction")] = 0.0,
+    seed: Annotated[int, typer.Option(help="seed of the placement order")] = 0,
+    project: ProjectOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Assign labelled images without a split (stratified by class; never moves assigned ones)."""
+    with project_from(project) as ctx:
+        result = assign_splits(ctx, val=val, test=test, seed=seed)
+    if json_out:
+        emit_json(result)
+    else:
+        t = result["totals"]
+        out.print(f"placed {sum(result['assigned'].values())} images; now train {t['train']}, val {t['val']}, "
+                  f"test {t['test']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command("import")(import_)
+    app.command()(export)
+    app.command()(stats)
+    app.command()(split)

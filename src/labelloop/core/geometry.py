@@ -1,0 +1,245 @@
+"""Geometry as small pure functions; names carry the convention.
+
+Boxes are ``(N, 4)`` float arrays. Polygons are flat rings ``[x0, y0, x1, y1, ...]``
+in pixels. Masks are COCO RLE dicts (``counts`` as str) via ``pycocotools.mask``.
+Inputs are never mutated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "box_iou",
+    "clip_xyxy",
+    "cvat_rle_to_mask",
+    "mask_to_cvat_rle",
+    "mask_to_polygons",
+    "mask_to_rle",
+    "polygon_area",
+    "polygons_bbox",
+    "polygons_to_rle",
+    "rle_area",
+    "rle_bbox_xyxy",
+    "rle_iou",
+    "rle_to_mask",
+    "xywh_to_xyxy",
+    "xyxy_to_xywh",
+]
+
+
+def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` x1, y1, x2, y2 -> x, y, w, h."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+
+
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` x, y, w, h -> x1, y1, x2, y2."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
+
+
+def clip_xyxy(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Clip ``(N, 4)`` xyxy boxes to the image."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
+    return b
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes -> ``(N, M)``."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
+    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clip(0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def polygon_area(ring: Sequence[float]) -> float:
+    """Shoelace area of a flat ring."""
+    pts = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
+    x, y = pts[:, 0], pts[:, 1]
+    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2.0)
+
+
+def polygons_bbox(polygons: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
+    """Bounding box ``(x1, y1, x2, y2)`` of flat rings."""
+    pts = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons])
+    return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
+
+
+def _decode_counts(rle: dict[str, Any]) -> dict[str, Any]:
+    counts = rle["counts"]
+    if isinstance(counts, list):  # uncompressed COCO RLE
+        from pycocotools import mask as mask_utils
+
+        h, w = rle["size"]
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    return {"size": list(rle["size"]), "counts": counts.encode() if isinstance(counts, str) else counts}
+
+
+def _to_str_rle(rle: dict[str, Any]) -> dict[str, Any]:
+    counts = rle["counts"]
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """``(H, W)`` bool/uint8 mask -> compressed COCO RLE with ``counts`` as str."""
+    from pycocotools import mask as mask_utils
+
+    m = np.asfortranarray(np.asarray(mask, dtype=np.uint8))
+    return _to_str_rle(mask_utils.encode(m))
+
+
+def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
+    """COCO RLE (compressed or uncompressed) -> ``(H, W)`` uint8 mask."""
+    from pycocotools import mask as mask_utils
+
+    return np.asarray(mask_utils.decode(_decode_counts(rle)), dtype=np.uint8)
+
+
+def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int) -> dict[str, Any]:
+    """Rasterise flat rings (pixels) into one compressed RLE, as COCO does."""
+    from pycocotools import mask as mask_utils
+
+    rles = mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width)
+    return _to_str_rle(mask_utils.merge(rles))
+
+
+def rle_area(rle: dict[str, Any]) -> float:
+    from pycocotools import mask as mask_utils
+
+    return float(mask_utils.area(_decode_counts(rle)))
+
+
+def rle_bbox_xyxy(rle: dict[str, Any]) -> tuple[float, float, float, float]:
+    """Tight box of a mask's pixels, as COCO computes it (pixel edges)."""
+    from pycocotools import mask as mask_utils
+
+    x, y, w, h = (float(v) for v in mask_utils.toBbox(_decode_counts(rle)))
+    return (x, y, x + w, y + h)
+
+
+def rle_iou(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """IoU of two RLE masks of the same size."""
+    from pycocotools import mask as mask_utils
+
+    return float(mask_utils.iou([_decode_counts(a)], [_decode_counts(b)], [0])[0][0])
+
+
+def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
+    """Outer contours of a binary mask as flat rings along pixel edges (lossless for hole-free masks).
+
+    Boundary edges between pixel corners are chained into closed loops; loops that run
+    the outer way round become polygons, holes are dropped (polygon formats cannot hold them).
+    """
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return []
+    edges = _boundary_edges(m)
+    rings: list[list[float]] = []
+    while edges:
+        loop = _pop_loop(edges)
+        if len(loop) >= 3 and _signed_area(loop) > 0:
+            simplified = _drop_collinear(loop)
+            if len(simplified) >= 3:
+                rings.append([float(v) for pt in simplified for v in pt])
+    return rings
+
+
+def _boundary_edges(m: np.ndarray) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """Directed edges between pixel corners, object on the right in image coordinates."""
+    h, w = m.shape
+    padded = np.zeros((h + 2, w + 2), dtype=bool)
+    padded[1:-1, 1:-1] = m
+    edges: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    ys, xs = np.nonzero(padded)
+    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+        cx, cy = x - 1, y - 1
+        if not padded[y - 1, x]:
+            edges.setdefault((cx, cy), []).append((cx + 1, cy))
+        if not padded[y, x + 1]:
+            edges.setdefault((cx + 1, cy), []).append((cx + 1, cy + 1))
+        if not padded[y + 1, x]:
+            edges.setdefault((cx + 1, cy + 1), []).append((cx, cy + 1))
+        if not padded[y, x - 1]:
+            edges.setdefault((cx, cy + 1), []).append((cx, cy))
+    return edges
+
+
+def _pop_loop(edges: dict[tuple[int, int], list[tuple[int, int]]]) -> list[tuple[int, int]]:
+    start = min(edges)
+    loop = [start]
+    current = start
+    while True:
+        nxt = edges[current].pop()
+        if not edges[current]:
+            del edges[current]
+        if nxt == start or nxt not in edges:
+            return loop
+        loop.append(nxt)
+        current = nxt
+
+
+def _signed_area(points: list[tuple[int, int]]) -> float:
+    pts = np.asarray(points, dtype=np.float64)
+    x, y = pts[:, 0], pts[:, 1]
+    return float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0
+
+
+def _drop_collinear(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    n = len(points)
+    for i in range(n):
+        px, py = points[i - 1]
+        cx, cy = points[i]
+        nx, ny = points[(i + 1) % n]
+        if (cx - px) * (ny - cy) - (cy - py) * (nx - cx) != 0:
+            out.append((cx, cy))
+    return out
+
+
+def mask_to_cvat_rle(mask: np.ndarray, left: int, top: int, width: int, height: int) -> list[int]:
+    """CVAT 1.1 mask RLE: run lengths over the ``(height, width)`` crop at (left, top), row-major,
+    starting with a run of zeros."""
+    crop = np.asarray(mask, dtype=bool)[top: top + height, left: left + width].reshape(-1)
+    runs: list[int] = []
+    current, count = False, 0
+    for value in crop.tolist():
+        if value == current:
+            count += 1
+        else:
+            runs.append(count)
+            current, count = value, 1
+    runs.append(count)
+    return runs
+
+
+def cvat_rle_to_mask(runs: Sequence[int], left: int, top: int, width: int, height: int,
+                     image_height: int, image_width: int) -> np.ndarray:
+    """Inverse of :func:`mask_to_cvat_rle` into a full ``(H, W)`` uint8 mask."""
+    flat = np.zeros(width * height, dtype=np.uint8)
+    pos, value = 0, 0
+    for run in runs:
+        if value:
+            flat[pos: pos + int(run)] = 1
+        pos += int(run)
+        value ^= 1
+    if pos != width * height:
+        raise ValueError(f"mask RLE covers {pos} pixels, expected {width}x{height}={width * height}")
+    full = np.zeros((image_height, image_width), dtype=np.uint8)
+    full[top: top + height, left: left + width] = flat.reshape(height, width)[
+        : max(0, image_height - top), : max(0, image_width - left)]
+    return full

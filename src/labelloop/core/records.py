@@ -1,0 +1,118 @@
+"""Interchange records between formats and the store.
+
+Importers produce a :class:`DatasetRecord`; exporters consume one. Records
+validate themselves at construction so a bad box is reported where it was
+read, with the file and record named by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AnnotationRecord", "DatasetRecord", "ImageRecord", "RegionRecord"]
+
+
+def _finite(values: tuple[float, ...] | list[float]) -> bool:
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+@dataclass(slots=True)
+class AnnotationRecord:
+    """One object on one image.
+
+    Attributes:
+        label: class name.
+        bbox: ``(x1, y1, x2, y2)`` in pixels; for polygons/masks, their bounding box.
+        polygons: list of flat rings ``[x0, y0, x1, y1, ...]`` in pixels, or None.
+        rle: COCO RLE ``{"size": [h, w], "counts": str}`` (compressed), or None.
+        iscrowd: COCO's crowd flag.
+        score: confidence of a model proposal, None for human annotations.
+        source: ``"human"`` or a model version string (``"model:12"``).
+        review_state: ``proposed`` | ``accepted`` | ``edited`` | ``rejected`` | None (human).
+        attributes: free key/values a format carried (occluded, truncated, ...).
+    """
+
+    label: str
+    bbox: tuple[float, float, float, float]
+    polygons: list[list[float]] | None = None
+    rle: dict[str, Any] | None = None
+    iscrowd: bool = False
+    score: float | None = None
+    source: str = "human"
+    review_state: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise ValueError(f"expected a non-empty class name, got {self.label!r}")
+        if len(self.bbox) != 4 or not _finite(list(self.bbox)):
+            raise ValueError(f"expected a box of 4 finite numbers (x1, y1, x2, y2), got {self.bbox!r}")
+        x1, y1, x2, y2 = (float(v) for v in self.bbox)
+        if x2 <= x1 or y2 <= y1:
+            raise ValueError(f"box has zero or negative area: {self.bbox!r} (expected x2 > x1 and y2 > y1)")
+        self.bbox = (x1, y1, x2, y2)
+        if self.polygons is not None:
+            for ring in self.polygons:
+                if len(ring) < 6 or len(ring) % 2 or not _finite(ring):
+                    raise ValueError(
+                        f"expected a polygon of >= 3 points as flat [x0, y0, x1, y1, ...], got {len(ring)} "
+                        "numbers"
+                    )
+        if self.score is not None and not (0.0 <= float(self.score) <= 1.0):
+            raise ValueError(f"expected a score in [0, 1], got {self.score!r}")
+
+    @property
+    def kind(self) -> str:
+        """``mask``, ``polygon`` or ``box``: the richest shape this record carries."""
+        if self.rle is not None:
+            return "mask"
+        if self.polygons:
+            return "polygon"
+        return "box"
+
+
+@dataclass(slots=True)
+class RegionRecord:
+    """A training region: inside it, the annotation of the image is complete."""
+
+    polygon: list[float]  # flat ring in pixels; a rectangle is 4 points
+
+
+@dataclass(slots=True)
+class ImageRecord:
+    """One image and its annotations as a format describes it.
+
+    ``file_name`` is the name relative to the dataset's image root (forward slashes);
+    ``path`` is where the pixels are on disk, if known.
+    """
+
+    file_name: str
+    width: int | None = None
+    height: int | None = None
+    path: Path | None = None
+    split: str | None = None
+    annotations: list[AnnotationRecord] = field(default_factory=list)
+    regions: list[RegionRecord] = field(default_factory=list)
+    status: str | None = None
+
+
+@dataclass(slots=True)
+class DatasetRecord:
+    """A whole dataset: class names in order and the images."""
+
+    labels: list[str]
+    images: list[ImageRecord]
+    task: str | None = None
+    skipped: list[str] = field(default_factory=list)  # "file [record]: reason" lines under --skip-invalid
+
+    def ensure_labels(self) -> None:
+        """Append any class used by an annotation but missing from ``labels``, in order of appearance."""
+        known = set(self.labels)
+        for image in self.images:
+            for ann in image.annotations:
+                if ann.label not in known:
+                    known.add(ann.label)
+                    self.labels.append(ann.label)

@@ -1,0 +1,197 @@
+"""The contract every annotation format implements, and the registry that finds them.
+
+A format is a class registered under a name with :func:`register_format`. It reads a
+path (file or folder) into a :class:`~labelloop.core.records.DatasetRecord` and writes
+one into a folder another tool can read as it is. Adding a format never means editing
+a central class: importing ``labelloop.formats`` imports the built-in modules, each of
+which registers itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import ClassVar
+
+from labelloop.core.records import AnnotationRecord, DatasetRecord
+from labelloop.errors import ConfigError, FormatError
+
+__all__ = [
+    "AnnotationFormat",
+    "ReadOptions",
+    "Recorder",
+    "WriteOptions",
+    "detect_format",
+    "find_image",
+    "get_format",
+    "list_formats",
+    "load_json",
+    "make_annotation",
+    "place_image",
+    "register_format",
+    "safe_relative_name",
+]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read: ``skip_invalid`` collects bad records in ``DatasetRecord.skipped``
+    instead of failing the whole read."""
+
+    skip_invalid: bool = False
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How to write: images are copied (``copy``), symlinked (``link``) or left out (``none``)."""
+
+    images: str = "copy"  # copy | link | none
+    task: str = "detect"
+
+
+class Recorder:
+    """Collects per-record problems: raises at once, or records them under ``skip_invalid``."""
+
+    def __init__(self, options: ReadOptions) -> None:
+        self.skip_invalid = options.skip_invalid
+        self.skipped: list[str] = []
+
+    def invalid(self, file: str | Path, record: str, message: str, hint: str | None = None) -> None:
+        err = FormatError(message, hint, file=str(file), record=record)
+        if not self.skip_invalid:
+            raise err
+        self.skipped.append(str(err))
+
+
+def make_annotation(recorder: Recorder, file: str | Path, record: str,
+                    build: Callable[[], AnnotationRecord]) -> AnnotationRecord | None:
+    """Build a record; a ``ValueError``/``KeyError``/``TypeError`` becomes a FormatError
+    naming the file and record (or a skipped line)."""
+    try:
+        return build()
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        recorder.invalid(file, record, str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}")
+        return None
+
+
+class AnnotationFormat:
+    """Base class of a format. Subclasses set ``name`` and implement what they support."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    can_write: ClassVar[bool] = True
+    #: what the format can hold: any of "box", "polygon", "mask", "score"
+    holds: ClassVar[frozenset[str]] = frozenset({"box"})
+
+    def detect(self, path: Path) -> float:
+        """Confidence in [0, 1] that ``path`` (a file or folder) is in this format."""
+        return 0.0
+
+    def read(self, path: Path, options: ReadOptions) -> DatasetRecord:
+        raise NotImplementedError
+
+    def write(self, dataset: DatasetRecord, out: Path, options: WriteOptions) -> list[Path]:
+        """Write ``dataset`` into folder ``out``; return the annotation files written."""
+        raise ConfigError(f"format {self.name!r} can only be imported, not exported",
+                          f"export to one of: {', '.join(n for n, f in _REGISTRY.items() if f.can_write)}")
+
+
+_REGISTRY: dict[str, AnnotationFormat] = {}
+
+
+def register_format(cls: type[AnnotationFormat]) -> type[AnnotationFormat]:
+    """Class decorator: register a format under ``cls.name`` (a duplicate name is an error)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"format {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def _load_builtins() -> None:
+    import labelloop.formats.builtin  # noqa: F401  (each module registers itself)
+
+
+def list_formats() -> list[AnnotationFormat]:
+    _load_builtins()
+    return list(_REGISTRY.values())
+
+
+def get_format(name: str) -> AnnotationFormat:
+    _load_builtins()
+    key = name.lower().replace("-", "").replace("_", "")
+    aliases = {"cvatxml": "cvat", "cvat11": "cvat", "ls": "labelstudio", "pascalvoc": "voc",
+               "ultralytics": "yolo", "darknet": "yolo"}
+    key = aliases.get(key, key)
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown format {name!r}", f"expected one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[key]
+
+
+def detect_format(path: Path) -> AnnotationFormat:
+    """The one format that claims ``path``; a clear error when none or several do."""
+    if not path.exists():
+        raise FormatError(f"no such file or folder: {path}", "check the path")
+    scores = sorted(((fmt.detect(path), fmt.name) for fmt in list_formats()), reverse=True)
+    best, name = scores[0]
+    if best <= 0.0:
+        raise FormatError(f"cannot tell the annotation format of {path}",
+                          f"pass --format with one of: {', '.join(sorted(_REGISTRY))}")
+    close = [n for s, n in scores if s > 0 and best - s < 0.2]
+    if len(close) > 1:
+        raise FormatError(f"{path} could be any of: {', '.join(close)}", "pass --format to choose")
+    return _REGISTRY[name]
+
+
+def safe_relative_name(name: str, *, file: str | Path, record: str) -> str:
+    """Normalise an image file name from an annotation file; refuse absolute paths and ``..``."""
+    cleaned = name.replace("\\", "/").strip()
+    posix = PurePosixPath(cleaned)
+    if not cleaned or posix.is_absolute() or ".." in posix.parts or (len(cleaned) > 1 and cleaned[1] == ":"):
+        raise FormatError(f"unsafe image file name {name!r}",
+                          "file names must be relative to the dataset folder, without '..'",
+                          file=str(file), record=record)
+    return str(posix).lstrip("./") if cleaned.startswith("./") else str(posix)
+
+
+def place_image(src: Path | None, dst: Path, mode: str) -> None:
+    """Put an image at ``dst`` for an export: copy, symlink, or nothing (``none``)."""
+    if mode == "none" or src is None:
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    if mode == "link":
+        os.symlink(os.path.abspath(src), dst)
+    else:
+        shutil.copyfile(src, dst)
+
+
+def find_image(file_name: str, roots: list[Path]) -> Path | None:
+    """The first existing ``root/file_name`` (or ``root/basename``) among ``roots``."""
+    base = PurePosixPath(file_name).name
+    for root in roots:
+        for candidate in (root / file_name, root / base):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_json(path: Path) -> object:
+    """Parse a JSON file; a truncated or invalid file is a FormatError with the line and column."""
+    import json
+
+    try:
+        with open(path, "rb") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                          "is the file complete? re-export it from the source tool", file=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise FormatError("not UTF-8 text", "is this a JSON file?", file=str(path)) from exc
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror}", file=str(path)) from exc

@@ -1,0 +1,94 @@
+"""Export a project (or one split) in any writable format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord, RegionRecord
+from labelloop.errors import InvalidInputError
+from labelloop.formats import WriteOptions, get_format
+from labelloop.store.project import ProjectContext
+from labelloop.store.tables import Annotation, Image, LabelClass, TrainingRegion
+
+__all__ = ["ExportReport", "export_project", "project_dataset"]
+
+SPLITS = ("train", "val", "test", "none")
+
+
+@dataclass
+class ExportReport:
+    format: str
+    out: Path
+    images: int
+    annotations: int
+    files: list[Path]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "out": str(self.out), "images": self.images,
+                "annotations": self.annotations, "files": [str(f) for f in self.files]}
+
+
+def _states(include_proposals: bool) -> tuple[str | None, ...]:
+    return (None, "accepted", "edited", "proposed") if include_proposals else (None, "accepted", "edited")
+
+
+def project_dataset(ctx: ProjectContext, *, split: str | None = None, include_proposals: bool = False,
+                    image_ids: list[int] | None = None) -> DatasetRecord:
+    """The project's images and annotations as records (human and accepted; proposals if asked)."""
+    if split is not None and split not in SPLITS:
+        raise InvalidInputError(f"unknown split {split!r}", f"expected one of: {', '.join(SPLITS)}")
+    states = _states(include_proposals)
+    with ctx.store.session() as s:
+        classes = s.execute(select(LabelClass.id, LabelClass.name).where(
+            LabelClass.project_id == ctx.id, LabelClass.active.is_(True)).order_by(LabelClass.position)).all()
+        names = {cid: name for cid, name in classes}
+        q = select(Image).where(Image.project_id == ctx.id).order_by(Image.id)
+        if split == "none":
+            q = q.where(Image.split.is_(None))
+        elif split:
+            q = q.where(Image.split == split)
+        if image_ids is not None:
+            q = q.where(Image.id.in_(image_ids))
+        images = {img.id: _image_record(ctx, img) for img in s.scalars(q)}
+        aq = select(Annotation).where(Annotation.project_id == ctx.id).order_by(Annotation.id)
+        for ann in s.scalars(aq).yield_per(20_000):
+            rec = images.get(ann.image_id)
+            if rec is None or ann.review_state not in states or ann.class_id not in names:
+                continue
+            rec.annotations.append(_annotation_record(ann, names[ann.class_id]))
+        for region in s.scalars(select(TrainingRegion).join(Image).where(Image.project_id == ctx.id)):
+            if region.image_id in images:
+                images[region.image_id].regions.append(RegionRecord(polygon=list(region.polygon)))
+    return DatasetRecord(labels=list(names.values()), images=list(images.values()), task=ctx.task)
+
+
+def _image_record(ctx: ProjectContext, img: Image) -> ImageRecord:
+    path = Path(img.storage_path) if img.storage_path else None
+    if path is not None and not path.is_absolute():
+        path = ctx.root / path
+    return ImageRecord(file_name=img.file_name, width=img.width, height=img.height, path=path,
+                       split=img.split, status=img.status)
+
+
+def _annotation_record(ann: Annotation, label: str) -> AnnotationRecord:
+    return AnnotationRecord(label=label, bbox=(ann.x1, ann.y1, ann.x2, ann.y2), polygons=ann.polygons,
+                            rle=ann.rle, iscrowd=ann.iscrowd, score=ann.score, source=ann.source,
+                            review_state=ann.review_state, attributes=dict(ann.attributes or {}))
+
+
+def export_project(ctx: ProjectContext, out: Path, *, format: str, split: str | None = None,
+                   include_proposals: bool = False, images: str = "copy") -> ExportReport:
+    """Write the project into folder ``out`` in ``format``; images copied, linked or left out."""
+    fmt = get_format(format)
+    if not fmt.can_write:
+        fmt.write(DatasetRecord(labels=[], images=[]), out, WriteOptions())  # raises the fix-it error
+    if images not in ("copy", "link", "none"):
+        raise InvalidInputError(f"unknown image mode {images!r}", "expected copy, link or none")
+    dataset = project_dataset(ctx, split=split, include_proposals=include_proposals)
+    files = fmt.write(dataset, out, WriteOptions(images=images, task=ctx.task))
+    return ExportReport(format=fmt.name, out=out, images=len(dataset.images),
+                        annotations=sum(len(i.annotations) for i in dataset.images), files=files)

@@ -1,0 +1,33 @@
+"""Settings from the environment (``LABELLOOP_*``), read when asked for, never at import."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABELLOOP_", extra="ignore")
+
+    #: empty = one SQLite file per project folder; else e.g. postgresql://user:pw@host/db
+    database_url: str = ""
+    #: where ``labelloop serve`` keeps projects, the job queue and uploads
+    home: Path = Field(default_factory=lambda: Path.home() / ".labelloop")
+    admin_password: str | None = None
+    #: refuse images with more pixels than this (decompression bombs)
+    max_image_pixels: int = 400_000_000
+    #: refuse image files larger than this many bytes
+    max_image_bytes: int = 1_000_000_000
+    #: the annotation target per class for a first training round
+    target_per_class: int = 20
+    env: str = "development"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

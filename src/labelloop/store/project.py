@@ -1,0 +1,124 @@
+"""A project is a folder: ``labelloop.json`` (its identity), ``labelloop.db`` (SQLite, unless
+``LABELLOOP_DATABASE_URL`` points at a server), ``images/`` (content-addressed copies) and
+``models/`` (training runs)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from labelloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
+from labelloop.settings import get_settings
+from labelloop.store.db import Store, sqlite_url
+from labelloop.store.tables import LabelClass, Project
+
+__all__ = ["TASKS", "ProjectContext", "find_project_root", "init_project", "open_project", "palette_color"]
+
+TASKS = ("detect", "segment", "regions")
+MARKER = "labelloop.json"
+_PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
+            "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000"]
+
+
+def palette_color(index: int) -> str:
+    return _PALETTE[index % len(_PALETTE)]
+
+
+@dataclass
+class ProjectContext:
+    """An open project: where its files live and which database row it is."""
+
+    root: Path
+    store: Store
+    id: int
+    uid: str
+    name: str
+    task: str
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+def _database_url(root: Path) -> str:
+    return get_settings().database_url or sqlite_url(root / "labelloop.db")
+
+
+def find_project_root(start: Path) -> Path:
+    """``start`` or the nearest parent holding ``labelloop.json``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / MARKER).is_file():
+            return folder
+    raise NotFoundError(f"no labelloop project in {start} or its parents",
+                        "run `labelloop init` here, or pass --project DIR")
+
+
+def init_project(root: Path, *, task: str = "detect", name: str | None = None,
+                 labels: list[str] | None = None) -> ProjectContext:
+    """Create a project folder (or refuse if one is there) with its database and classes."""
+    if task not in TASKS:
+        raise InvalidInputError(f"unknown task {task!r}", f"expected one of: {', '.join(TASKS)}")
+    root = root.resolve()
+    if (root / MARKER).exists():
+        raise ConflictError(f"{root} already holds a labelloop project", "use it, or pick another folder")
+    names = _clean_labels(labels or [])
+    if task == "regions" and "background" not in names:
+        names.insert(0, "background")
+    root.mkdir(parents=True, exist_ok=True)
+    store = Store(_database_url(root))
+    uid = uuid.uuid4().hex
+    name = name or root.name
+    with store.session() as s:
+        project = Project(uid=uid, name=name, task=task, settings={})
+        s.add(project)
+        s.flush()
+        for i, label in enumerate(names):
+            s.add(LabelClass(project_id=project.id, name=label, color=palette_color(i), position=i))
+        pid = project.id
+    tmp = root / (MARKER + ".tmp")
+    tmp.write_text(json.dumps({"uid": uid, "name": name, "task": task}, indent=2))
+    tmp.replace(root / MARKER)
+    (root / "images").mkdir(exist_ok=True)
+    return ProjectContext(root=root, store=store, id=pid, uid=uid, name=name, task=task)
+
+
+def open_project(path: Path | None = None) -> ProjectContext:
+    root = find_project_root(path or Path.cwd())
+    try:
+        meta = json.loads((root / MARKER).read_text())
+        uid = meta["uid"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{root / MARKER} is damaged ({exc})", "restore it from a backup") from exc
+    store = Store(_database_url(root))
+    with store.session() as s:
+        project = s.scalars(select(Project).where(Project.uid == uid)).first()
+        if project is None:
+            store.dispose()
+            raise NotFoundError(f"project {uid} of {root} is not in the database {store.url}",
+                                "is LABELLOOP_DATABASE_URL pointing at the right database?")
+        return ProjectContext(root=root, store=store, id=project.id, uid=uid, name=project.name,
+                              task=project.task)
+
+
+def _clean_labels(labels: list[str]) -> list[str]:
+    out: list[str] = []
+    for raw in labels:
+        label = raw.strip()
+        if not label:
+            continue
+        if label in out:
+            raise InvalidInputError(f"class {label!r} is listed twice", "give each class once")
+        out.append(label)
+    return out

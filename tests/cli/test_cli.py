@@ -1,0 +1,68 @@
+"""The real `labelloop` command in a subprocess: exit codes, one-line errors, --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from factories import make_dataset
+from labelloop.formats import WriteOptions, get_format
+
+LABELLOOP = str(Path(sys.executable).parent / "labelloop")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LABELLOOP_DEBUG": ""}
+    return subprocess.run([LABELLOOP, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_init_import_stats_export_split_labels(tmp_path):
+    ds = make_dataset(tmp_path / "src", n_images=12, with_proposals=True)
+    get_format("coco").write(ds, tmp_path / "coco", WriteOptions())
+    proj = tmp_path / "proj"
+    assert run("init", str(proj), "--task", "detect", "--labels", "cat,dog").returncode == 0
+    r = run("import", str(tmp_path / "coco"), "--json", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["images_added"] == 12 and report["labels_added"] == ["bird"]
+    r = run("split", "--val", "0.25", "--json", "-p", str(proj))
+    assert json.loads(r.stdout)["totals"]["val"] >= 2
+    stats = json.loads(run("stats", "--json", "-p", str(proj)).stdout)
+    assert stats["images"]["total"] == 12
+    assert sum(stats["images"]["by_split"].values()) == 12
+    assert {c["name"] for c in stats["classes"]} == {"cat", "dog", "bird"}
+    r = run("export", str(tmp_path / "out"), "--format", "coco", "--split", "val", "--no-images", "--json",
+            "-p", str(proj))
+    assert r.returncode == 0, r.stderr
+    exported = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert len(exported["images"]) == json.loads(r.stdout)["images"] == stats["images"]["by_split"]["val"]
+    assert run("labels", "rename", "bird", "sparrow", "-p", str(proj)).returncode == 0
+    names = [c["name"] for c in json.loads(run("labels", "list", "--json", "-p", str(proj)).stdout)]
+    assert names == ["cat", "dog", "sparrow"]
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    r = run("stats", cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("error: no labelloop project")
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    run("init", str(tmp_path / "p"))
+    (tmp_path / "bad.json").write_text('{"images": [1, 2')
+    r = run("import", str(tmp_path / "bad.json"), "--format", "coco", "-p", str(tmp_path / "p"))
+    assert r.returncode == 1 and "invalid JSON" in r.stderr and "Traceback" not in r.stderr
+    r = run("init", str(tmp_path / "p"))
+    assert r.returncode == 1 and "already holds" in r.stderr
+    r = run("export", str(tmp_path / "o"), "--format", "nope", "-p", str(tmp_path / "p"))
+    assert r.returncode == 1 and "expected one of" in r.stderr
+
+
+def test_demo_creates_a_ready_project(tmp_path):
+    r = run("demo", str(tmp_path / "demo"), "--images", "12", "--labelled", "8", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["import"]["images_added"] == 12
+    stats = json.loads(run("stats", "--json", "-p", str(tmp_path / "demo")).stdout)
+    assert stats["images"]["by_status"]["annotated"] == 8

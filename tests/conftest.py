@@ -1,0 +1,68 @@
+"""Shared fixtures: projects on a real SQLite file, or on a real PostgreSQL server when
+``LABELLOOP_TEST_POSTGRES_URL`` is set (``make test`` starts one)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from labelloop.settings import get_settings
+from labelloop.store.project import ProjectContext, init_project
+
+SHARED_DATASETS = Path(os.environ.get("LABELLOOP_SHARED_DATASETS",
+                                      Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of a dataset in ../shared/datasets, or skip the test cleanly when it is absent."""
+    path = SHARED_DATASETS / name
+    if not path.exists():
+        pytest.skip(f"shared dataset {name} not available at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    base = os.environ.get("LABELLOOP_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("LABELLOOP_TEST_POSTGRES_URL not set (make test starts a PostgreSQL server)")
+    import psycopg
+
+    name = f"labelloop_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield base.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Runs a test once on SQLite and once on PostgreSQL."""
+    url = "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("LABELLOOP_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield request.param
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[ProjectContext]:
+    ctx = init_project(tmp_path / "proj", task="detect", labels=["cat", "dog", "bird"])
+    yield ctx
+    ctx.close()

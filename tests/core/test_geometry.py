@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from factories import random_boxes
+from labelloop.core.geometry import (
+    box_iou,
+    cvat_rle_to_mask,
+    mask_to_cvat_rle,
+    mask_to_polygons,
+    mask_to_rle,
+    polygons_to_rle,
+    rle_bbox_xyxy,
+    rle_iou,
+    rle_to_mask,
+    xywh_to_xyxy,
+    xyxy_to_xywh,
+)
+
+
+def test_xywh_round_trip_is_exact_and_does_not_mutate():
+    boxes = random_boxes(50, 640, 480, seed=1)
+    before = boxes.copy()
+    assert np.allclose(xywh_to_xyxy(xyxy_to_xywh(boxes)), boxes, atol=1e-9)
+    assert np.array_equal(boxes, before)
+
+
+def test_box_iou_is_symmetric_and_one_on_diagonal():
+    a = random_boxes(20, 100, 100, seed=2)
+    b = random_boxes(15, 100, 100, seed=3)
+    assert np.allclose(box_iou(a, b), box_iou(b, a).T)
+    assert np.allclose(np.diag(box_iou(a, a)), 1.0)
+    assert ((box_iou(a, b) >= 0) & (box_iou(a, b) <= 1)).all()
+
+
+def test_box_iou_matches_torchvision_if_installed():
+    torch = pytest.importorskip("torch")
+    from torchvision.ops import box_iou as tv_iou
+
+    a, b = random_boxes(10, 50, 50, seed=4), random_boxes(12, 50, 50, seed=5)
+    assert np.allclose(box_iou(a, b), tv_iou(torch.tensor(a), torch.tensor(b)).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mask_to_polygons_reproduces_hole_free_masks(seed):
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((40, 50), dtype=np.uint8)
+    for _ in range(3):
+        y, x = rng.integers(0, 30), rng.integers(0, 40)
+        mask[y:y + rng.integers(2, 10), x:x + rng.integers(2, 10)] = 1
+    polys = mask_to_polygons(mask)
+    again = rle_to_mask(polygons_to_rle(polys, 40, 50))
+    assert np.array_equal(again, mask)
+
+
+def test_rle_round_trip_and_bbox():
+    mask = np.zeros((30, 20), dtype=np.uint8)
+    mask[5:12, 3:9] = 1
+    rle = mask_to_rle(mask)
+    assert isinstance(rle["counts"], str)
+    assert np.array_equal(rle_to_mask(rle), mask)
+    assert rle_bbox_xyxy(rle) == (3.0, 5.0, 9.0, 12.0)
+    assert rle_iou(rle, rle) == pytest.approx(1.0)
+
+
+def test_cvat_rle_round_trip():
+    mask = np.zeros((30, 40), dtype=np.uint8)
+    mask[4:10, 7:20] = 1
+    mask[6, 10] = 0
+    runs = mask_to_cvat_rle(mask, 7, 4, 13, 6)
+    assert runs[0] == 0  # CVAT RLE starts with a (possibly empty) run of background
+    assert np.array_equal(cvat_rle_to_mask(runs, 7, 4, 13, 6, 30, 40), mask)
