@@ -16,7 +16,10 @@ __all__ = ["AnnotationRecord", "DatasetRecord", "ImageRecord", "RegionRecord"]
 
 
 def _finite(values: tuple[float, ...] | list[float]) -> bool:
-    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+    try:
+        return all(math.isfinite(v) for v in values) and not any(isinstance(v, bool) for v in values)
+    except TypeError:
+        return False
 
 
 @dataclass(slots=True)
@@ -48,9 +51,12 @@ class AnnotationRecord:
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
             raise ValueError(f"expected a non-empty class name, got {self.label!r}")
-        if len(self.bbox) != 4 or not _finite(list(self.bbox)):
+        try:
+            x1, y1, x2, y2 = (float(v) for v in self.bbox)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a box of 4 numbers (x1, y1, x2, y2), got {self.bbox!r}") from None
+        if not (math.isfinite(x1) and math.isfinite(y1) and math.isfinite(x2) and math.isfinite(y2)):
             raise ValueError(f"expected a box of 4 finite numbers (x1, y1, x2, y2), got {self.bbox!r}")
-        x1, y1, x2, y2 = (float(v) for v in self.bbox)
         if x2 <= x1 or y2 <= y1:
             raise ValueError(f"box has zero or negative area: {self.bbox!r} (expected x2 > x1 and y2 > y1)")
         self.bbox = (x1, y1, x2, y2)

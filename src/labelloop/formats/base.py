@@ -21,6 +21,7 @@ from labelloop.errors import ConfigError, FormatError
 
 __all__ = [
     "AnnotationFormat",
+    "ImageFinder",
     "ReadOptions",
     "Recorder",
     "WriteOptions",
@@ -50,6 +51,8 @@ class WriteOptions:
 
     images: str = "copy"  # copy | link | none
     task: str = "detect"
+    #: the dataset holds unreviewed proposals; formats that need a flag to keep scores use it
+    include_proposals: bool = False
 
 
 class Recorder:
@@ -171,14 +174,34 @@ def place_image(src: Path | None, dst: Path, mode: str) -> None:
         shutil.copyfile(src, dst)
 
 
+class ImageFinder:
+    """Finds image files by name under candidate roots, listing each folder once
+    (a stat per candidate path would dominate imports of 100k images)."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = [r for r in dict.fromkeys(roots) if r.is_dir()]
+        self._listings: dict[Path, frozenset[str]] = {}
+
+    def _names(self, folder: Path) -> frozenset[str]:
+        if folder not in self._listings:
+            try:
+                self._listings[folder] = frozenset(e.name for e in os.scandir(folder) if not e.is_dir())
+            except OSError:
+                self._listings[folder] = frozenset()
+        return self._listings[folder]
+
+    def find(self, file_name: str) -> Path | None:
+        rel = PurePosixPath(file_name)
+        for root in self.roots:
+            for candidate in (root / rel, root / rel.name):
+                if candidate.name in self._names(candidate.parent):
+                    return candidate
+        return None
+
+
 def find_image(file_name: str, roots: list[Path]) -> Path | None:
     """The first existing ``root/file_name`` (or ``root/basename``) among ``roots``."""
-    base = PurePosixPath(file_name).name
-    for root in roots:
-        for candidate in (root / file_name, root / base):
-            if candidate.is_file():
-                return candidate
-    return None
+    return ImageFinder(roots).find(file_name)
 
 
 def load_json(path: Path) -> object:

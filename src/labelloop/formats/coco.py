@@ -14,10 +14,10 @@ from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import (
     AnnotationFormat,
+    ImageFinder,
     ReadOptions,
     Recorder,
     WriteOptions,
-    find_image,
     load_json,
     make_annotation,
     place_image,
@@ -118,10 +118,11 @@ def _read_file(file: Path, recorder: Recorder, split: str | None) -> DatasetReco
         names[cat["id"]] = str(cat["name"])
     roots = [file.parent, file.parent / "images", file.parent.parent, file.parent.parent / "images"]
     roots += [file.parent.parent / d for d in _image_dir_guesses(file)]
+    finder = ImageFinder(roots)
     by_id: dict[Any, ImageRecord] = {}
     seen_names: set[str] = set()
     for i, img in enumerate(images):
-        rec = _read_image(img, i, file, recorder, roots, seen_names, split)
+        rec = _read_image(img, i, file, recorder, finder, seen_names, split)
         if rec is not None:
             by_id[img["id"]] = rec
     for i, ann in enumerate(annotations):
@@ -138,7 +139,7 @@ def _image_dir_guesses(file: Path) -> list[str]:
     return guesses
 
 
-def _read_image(img: Any, i: int, file: Path, recorder: Recorder, roots: list[Path],
+def _read_image(img: Any, i: int, file: Path, recorder: Recorder, finder: ImageFinder,
                 seen: set[str], split: str | None) -> ImageRecord | None:
     record = f"images[{i}]"
     if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
@@ -158,7 +159,7 @@ def _read_image(img: Any, i: int, file: Path, recorder: Recorder, roots: list[Pa
                               or width <= 0 or height <= 0):
         recorder.invalid(file, record, f"expected positive integer width/height, got {width!r}x{height!r}")
         return None
-    return ImageRecord(file_name=name, width=width, height=height, path=find_image(name, roots), split=split)
+    return ImageRecord(file_name=name, width=width, height=height, path=finder.find(name), split=split)
 
 
 def _read_annotation(ann: Any, i: int, file: Path, recorder: Recorder, names: dict[Any, str],
@@ -183,20 +184,21 @@ def _read_annotation(ann: Any, i: int, file: Path, recorder: Recorder, names: di
 def _annotation(ann: dict[str, Any], label: str, image: ImageRecord) -> AnnotationRecord:
     seg = ann.get("segmentation")
     polygons = rle = None
-    if isinstance(seg, list) and seg:
-        polygons = [[float(v) for v in ring] for ring in seg]
-    elif isinstance(seg, dict):
-        rle = _normalise_rle(seg, image)
+    if seg:
+        if isinstance(seg, list):
+            polygons = [[float(v) for v in ring] for ring in seg]
+        elif isinstance(seg, dict):
+            rle = _normalise_rle(seg, image)
     bbox = ann.get("bbox")
     if bbox is None or len(bbox) != 4:
         raise ValueError(f"expected bbox [x, y, w, h], got {bbox!r}")
-    x, y, w, h = (float(v) for v in bbox)
-    xyxy = (x, y, x + w, y + h)
-    source = str(ann.get("source", "human"))
+    x, y, w, h = bbox
+    score = ann.get("score")
+    attributes = ann.get("attributes")
     return AnnotationRecord(
-        label=label, bbox=xyxy, polygons=polygons, rle=rle, iscrowd=bool(ann.get("iscrowd", 0)),
-        score=float(ann["score"]) if ann.get("score") is not None else None, source=source,
-        review_state=ann.get("review_state"), attributes=dict(ann.get("attributes") or {}),
+        label=label, bbox=(x, y, x + w, y + h), polygons=polygons, rle=rle, iscrowd=bool(ann.get("iscrowd")),
+        score=None if score is None else float(score), source=ann.get("source") or "human",
+        review_state=ann.get("review_state"), attributes=dict(attributes) if attributes else {},
     )
 
 

@@ -54,12 +54,14 @@ def project_dataset(ctx: ProjectContext, *, split: str | None = None, include_pr
         if image_ids is not None:
             q = q.where(Image.id.in_(image_ids))
         images = {img.id: _image_record(ctx, img) for img in s.scalars(q)}
-        aq = select(Annotation).where(Annotation.project_id == ctx.id).order_by(Annotation.id)
-        for ann in s.scalars(aq).yield_per(20_000):
-            rec = images.get(ann.image_id)
-            if rec is None or ann.review_state not in states or ann.class_id not in names:
+        t = Annotation.__table__.c
+        aq = select(t.image_id, t.class_id, t.x1, t.y1, t.x2, t.y2, t.polygons, t.rle, t.iscrowd, t.score,
+                    t.source, t.review_state, t.attributes).where(t.project_id == ctx.id).order_by(t.id)
+        for row in s.connection().execute(aq).yield_per(20_000):
+            rec = images.get(row.image_id)
+            if rec is None or row.review_state not in states or row.class_id not in names:
                 continue
-            rec.annotations.append(_annotation_record(ann, names[ann.class_id]))
+            rec.annotations.append(_annotation_record(row, names[row.class_id]))
         for region in s.scalars(select(TrainingRegion).join(Image).where(Image.project_id == ctx.id)):
             if region.image_id in images:
                 images[region.image_id].regions.append(RegionRecord(polygon=list(region.polygon)))
@@ -74,7 +76,8 @@ def _image_record(ctx: ProjectContext, img: Image) -> ImageRecord:
                        split=img.split, status=img.status)
 
 
-def _annotation_record(ann: Annotation, label: str) -> AnnotationRecord:
+def _annotation_record(ann: Any, label: str) -> AnnotationRecord:
+    """From an annotations row (ORM object or Core row)."""
     return AnnotationRecord(label=label, bbox=(ann.x1, ann.y1, ann.x2, ann.y2), polygons=ann.polygons,
                             rle=ann.rle, iscrowd=ann.iscrowd, score=ann.score, source=ann.source,
                             review_state=ann.review_state, attributes=dict(ann.attributes or {}))
@@ -89,6 +92,7 @@ def export_project(ctx: ProjectContext, out: Path, *, format: str, split: str | 
     if images not in ("copy", "link", "none"):
         raise InvalidInputError(f"unknown image mode {images!r}", "expected copy, link or none")
     dataset = project_dataset(ctx, split=split, include_proposals=include_proposals)
-    files = fmt.write(dataset, out, WriteOptions(images=images, task=ctx.task))
+    files = fmt.write(dataset, out, WriteOptions(images=images, task=ctx.task,
+                                                    include_proposals=include_proposals))
     return ExportReport(format=fmt.name, out=out, images=len(dataset.images),
                         annotations=sum(len(i.annotations) for i in dataset.images), files=files)

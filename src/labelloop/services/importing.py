@@ -9,6 +9,7 @@ Files copied by a failed import are removed again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,8 +236,8 @@ def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared
                  "split": p.record.split, "status": _status(p.record), "created_at": now, "updated_at": now}
                 for p in new]
         for start in range(0, len(rows), _CHUNK):
-            ids = s.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True),
-                            rows[start:start + _CHUNK]).all()
+            ids = s.connection().execute(insert(Image.__table__).returning(
+                Image.__table__.c.id, sort_by_parameter_order=True), rows[start:start + _CHUNK]).scalars().all()
             for p, iid in zip(new[start:start + _CHUNK], ids, strict=True):
                 p.existing_id = iid
             if progress:
@@ -250,17 +251,34 @@ def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared
     return report
 
 
+_ANN_COLUMNS = ("project_id", "image_id", "class_id", "x1", "y1", "x2", "y2", "polygons", "rle", "iscrowd",
+                "source", "model_id", "score", "review_state", "author", "attributes", "created_at", "updated_at",
+                "version")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
 def _annotation_row(ctx: ProjectContext, image_id: int, ann: AnnotationRecord, class_id: int, actor: str,
-                    now: Any) -> dict[str, Any]:
+                    now: Any) -> tuple[Any, ...]:
     model_id = None
     if ann.source.startswith("model:") and ann.source[6:].isdigit():
         model_id = int(ann.source[6:])
-    return {"project_id": ctx.id, "image_id": image_id, "class_id": class_id,
-            "x1": ann.bbox[0], "y1": ann.bbox[1], "x2": ann.bbox[2], "y2": ann.bbox[3],
-            "polygons": ann.polygons, "rle": ann.rle, "iscrowd": ann.iscrowd, "source": ann.source,
-            "model_id": model_id, "score": ann.score, "review_state": ann.review_state,
-            "author": actor if ann.source == "human" else ann.source, "attributes": ann.attributes,
-            "created_at": now, "updated_at": now, "version": 1}
+    x1, y1, x2, y2 = ann.bbox
+    return (ctx.id, image_id, class_id, x1, y1, x2, y2, _json(ann.polygons), _json(ann.rle), ann.iscrowd,
+            ann.source, model_id, ann.score, ann.review_state, actor if ann.source == "human" else ann.source,
+            _json(ann.attributes) if ann.attributes else "{}", now, now, 1)
+
+
+def _bulk_insert_annotations(s: Any, rows: list[tuple[Any, ...]]) -> None:
+    """executemany straight through the driver: the ORM's per-value processing would dominate
+    a million-row import (JSON columns are serialised once above)."""
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO annotations ({', '.join(_ANN_COLUMNS)}) "
+           f"VALUES ({', '.join([mark] * len(_ANN_COLUMNS))})")
+    conn.exec_driver_sql(sql, rows)
 
 
 def _insert_annotations(s: Any, ctx: ProjectContext, prepared: list[_Prepared], class_ids: dict[str, int],
@@ -268,25 +286,26 @@ def _insert_annotations(s: Any, ctx: ProjectContext, prepared: list[_Prepared], 
     matched = [p.existing_id for p in prepared if p.record.annotations and p.existing_id is not None]
     present = _present_keys(s, matched)
     total = sum(len(p.record.annotations) for p in prepared)
-    batch: list[dict[str, Any]] = []
+    batch: list[tuple[Any, ...]] = []
     added = done = 0
+    if s.connection().dialect.name == "sqlite":
+        now = now.isoformat(sep=" ")  # what SQLAlchemy would store, formatted once instead of per row
     for p in prepared:
         if p.existing_id is None:
             continue
         for ann in p.record.annotations:
             done += 1
-            key = (p.existing_id, class_ids[ann.label], *(round(v, 6) for v in ann.bbox))
-            if key in present:
+            if present and (p.existing_id, class_ids[ann.label], *(round(v, 6) for v in ann.bbox)) in present:
                 continue  # re-importing the same file adds nothing twice
             batch.append(_annotation_row(ctx, p.existing_id, ann, class_ids[ann.label], actor, now))
             if len(batch) >= _CHUNK:
-                s.execute(insert(Annotation), batch)
+                _bulk_insert_annotations(s, batch)
                 added += len(batch)
                 batch = []
                 if progress:
                     progress("annotations", done, total)
     if batch:
-        s.execute(insert(Annotation), batch)
+        _bulk_insert_annotations(s, batch)
         added += len(batch)
     if progress:
         progress("annotations", total, total)

@@ -1,0 +1,255 @@
+"""Images of a project: add uploaded files, list with filters and keyset paging, thumbnails.
+
+Listing pages by image id (``after`` = the last id of the previous page), so page 1,000 of a
+100k-image project costs the same as page 1: an index range scan, never an OFFSET.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import exists, func, select
+
+from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.services.datasets import image_path
+from labelloop.settings import get_settings
+from labelloop.store.images import IMAGE_EXTENSIONS, inspect_image, sha256_file, store_blob
+from labelloop.store.project import ProjectContext
+from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainingRegion
+
+__all__ = [
+    "STATUSES",
+    "AddedImages",
+    "ImageFilter",
+    "add_image_files",
+    "get_image",
+    "image_file",
+    "image_neighbours",
+    "list_images",
+    "thumbnail",
+]
+
+STATUSES = ("new", "pre-annotated", "annotated", "reviewed")
+SPLITS = ("train", "val", "test", "none")
+THUMB_SIZES = (128, 256, 512)
+MAX_PAGE = 500
+
+
+@dataclass
+class AddedImages:
+    added: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"added": self.added, "duplicates": self.duplicates, "errors": self.errors}
+
+
+def _view(img: Image) -> dict[str, Any]:
+    return {"id": img.id, "file_name": img.file_name, "width": img.width, "height": img.height,
+            "status": img.status, "split": img.split, "sha256": img.sha256,
+            "created_at": img.created_at.isoformat() if img.created_at else None}
+
+
+def _unique_name(taken: set[str], name: str) -> str:
+    if name not in taken:
+        return name
+    stem, ext = os.path.splitext(name)
+    n = 2
+    while f"{stem}-{n}{ext}" in taken:
+        n += 1
+    return f"{stem}-{n}{ext}"
+
+
+def add_image_files(ctx: ProjectContext, files: list[tuple[str, Path]], *, actor: str) -> AddedImages:
+    """Add uploaded files ``(original name, temp path)``: each is inspected (size limits, bombs,
+    decodability), hashed and copied into the content-addressed store. A file whose content is in
+    the project already is reported as a duplicate; a taken name gets a ``-2`` suffix; an unreadable
+    file is reported in ``errors`` and the others are still added."""
+    settings = get_settings()
+    report = AddedImages()
+    with ctx.store.session() as s:
+        taken = set(s.scalars(select(Image.file_name).where(Image.project_id == ctx.id)).all())
+        for original, path in files:
+            name = os.path.basename(original.replace("\\", "/")).strip() or "image"
+            if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                report.errors.append(f"{name}: not an image file name (expected "
+                                     f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
+                continue
+            try:
+                info = inspect_image(path, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+            except InvalidInputError as err:
+                report.errors.append(f"{name}: {err.message.split(': ', 1)[-1]}")
+                continue
+            sha = sha256_file(path)
+            if s.scalars(select(Image.id).where(Image.project_id == ctx.id, Image.sha256 == sha)).first():
+                report.duplicates.append(name)
+                continue
+            blob, _ = store_blob(_named(path, name), ctx.images_dir, sha)
+            name = _unique_name(taken, name)
+            taken.add(name)
+            img = Image(project_id=ctx.id, file_name=name, storage_path=str(blob.relative_to(ctx.root)),
+                        linked=False, width=info.width, height=info.height, sha256=sha, status="new")
+            s.add(img)
+            s.flush()
+            report.added.append(_view(img))
+        if report.added:
+            s.add(AnnotationEvent(project_id=ctx.id, action="upload", actor=actor, actor_kind="human",
+                                  after={"images": len(report.added)}))
+    return report
+
+
+def _named(path: Path, name: str) -> Path:
+    """``store_blob`` takes the extension from the source path: give the temp file the upload's."""
+    ext = Path(name).suffix.lower()
+    if path.suffix.lower() == ext:
+        return path
+    target = path.with_name(path.name + ext)
+    path.replace(target)
+    return target
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    status: str | None = None
+    split: str | None = None
+    label: str | None = None  # images with at least one annotation (or proposal) of this class
+    min_score: float | None = None  # images with a proposal scoring in [min_score, max_score]
+    max_score: float | None = None
+    search: str | None = None  # file name contains
+
+    def validate(self) -> None:
+        if self.status and self.status not in STATUSES:
+            raise InvalidInputError(f"unknown status {self.status!r}", f"expected one of: {', '.join(STATUSES)}")
+        if self.split and self.split not in SPLITS:
+            raise InvalidInputError(f"unknown split {self.split!r}", f"expected one of: {', '.join(SPLITS)}")
+        for v in (self.min_score, self.max_score):
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise InvalidInputError(f"score bound {v} is outside [0, 1]")
+
+
+def _filtered(ctx: ProjectContext, flt: ImageFilter, s: Any) -> Any:
+    flt.validate()
+    q = select(Image).where(Image.project_id == ctx.id)
+    if flt.status:
+        q = q.where(Image.status == flt.status)
+    if flt.split == "none":
+        q = q.where(Image.split.is_(None))
+    elif flt.split:
+        q = q.where(Image.split == flt.split)
+    if flt.search:
+        q = q.where(Image.file_name.contains(flt.search, autoescape=True))
+    if flt.label:
+        cid = s.scalars(select(LabelClass.id).where(LabelClass.project_id == ctx.id, LabelClass.name == flt.label,
+                                                    LabelClass.active.is_(True))).first()
+        if cid is None:
+            raise NotFoundError(f"no class named {flt.label!r}")
+        q = q.where(exists().where(Annotation.image_id == Image.id, Annotation.class_id == cid,
+                                   (Annotation.review_state.is_(None)) | (Annotation.review_state != "rejected")))
+    if flt.min_score is not None or flt.max_score is not None:
+        cond = [Annotation.image_id == Image.id, Annotation.review_state == "proposed"]
+        if flt.min_score is not None:
+            cond.append(Annotation.score >= flt.min_score)
+        if flt.max_score is not None:
+            cond.append(Annotation.score <= flt.max_score)
+        q = q.where(exists().where(*cond))
+    return q
+
+
+def list_images(ctx: ProjectContext, flt: ImageFilter | None = None, *, after: int | None = None,
+                before: int | None = None, limit: int = 100, with_total: bool = False) -> dict[str, Any]:
+    """One page of images ordered by id: ``after`` pages forward, ``before`` backward.
+
+    Each item carries its annotation and proposal counts; ``next_after`` is the cursor of the
+    next page (None at the end); ``total`` is counted only when asked (it scans the filter)."""
+    flt = flt or ImageFilter()
+    limit = max(1, min(limit, MAX_PAGE))
+    with ctx.store.session() as s:
+        q = _filtered(ctx, flt, s)
+        if after is not None:
+            q = q.where(Image.id > after)
+        if before is not None:
+            q = q.where(Image.id < before).order_by(Image.id.desc())
+        else:
+            q = q.order_by(Image.id)
+        rows = list(s.scalars(q.limit(limit + 1)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if before is not None:
+            rows.reverse()
+        ids = [r.id for r in rows]
+        counts: dict[int, dict[str, int]] = {i: {"annotations": 0, "proposals": 0} for i in ids}
+        if ids:
+            for image_id, state, n in s.execute(
+                    select(Annotation.image_id, Annotation.review_state, func.count())
+                    .where(Annotation.image_id.in_(ids)).group_by(Annotation.image_id, Annotation.review_state)):
+                key = "proposals" if state == "proposed" else ("annotations" if state != "rejected" else None)
+                if key:
+                    counts[image_id][key] += n
+        total = s.scalar(select(func.count()).select_from(q.order_by(None).limit(None).subquery())) \
+            if with_total else None
+    items = [{**_view(r), **counts[r.id]} for r in rows]
+    return {"items": items, "next_after": ids[-1] if ids and (more or before is not None) else None,
+            "prev_before": ids[0] if ids else None, "total": total}
+
+
+def get_image(ctx: ProjectContext, image_id: int) -> dict[str, Any]:
+    with ctx.store.session() as s:
+        img = s.get(Image, image_id)
+        if img is None or img.project_id != ctx.id:
+            raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
+        regions = s.scalars(select(TrainingRegion.polygon).where(TrainingRegion.image_id == image_id)
+                            .order_by(TrainingRegion.id)).all()
+        return {**_view(img), "regions": [list(r) for r in regions]}
+
+
+def image_neighbours(ctx: ProjectContext, image_id: int, flt: ImageFilter | None = None) -> dict[str, int | None]:
+    """Ids of the previous and next image (by id) under the same filter, for next/previous."""
+    flt = flt or ImageFilter()
+    with ctx.store.session() as s:
+        q = _filtered(ctx, flt, s).with_only_columns(Image.id)
+        prev_id = s.scalar(q.where(Image.id < image_id).order_by(Image.id.desc()).limit(1))
+        next_id = s.scalar(q.where(Image.id > image_id).order_by(Image.id).limit(1))
+    return {"previous": prev_id, "next": next_id}
+
+
+def image_file(ctx: ProjectContext, image_id: int) -> tuple[Path, str]:
+    """The image's file on disk and its download name."""
+    with ctx.store.session() as s:
+        img = s.get(Image, image_id)
+        if img is None or img.project_id != ctx.id:
+            raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
+        if not img.storage_path:
+            raise NotFoundError(f"image {img.file_name} was registered without its file",
+                                "import it again with the image files present")
+        path = image_path(ctx, img.storage_path)
+        name = img.file_name
+    if not path.is_file():
+        raise NotFoundError(f"the file of image {name} is missing ({path})", "restore it or re-import the image")
+    return path, name
+
+
+def thumbnail(ctx: ProjectContext, image_id: int, size: int = 256) -> Path:
+    """A JPEG no larger than ``size`` px on its longest side, made once and cached by content hash."""
+    if size not in THUMB_SIZES:
+        raise InvalidInputError(f"thumbnail size {size} is not offered", f"expected one of {THUMB_SIZES}")
+    path, _ = image_file(ctx, image_id)
+    with ctx.store.session() as s:
+        sha = s.scalar(select(Image.sha256).where(Image.id == image_id)) or str(image_id)
+    thumb = ctx.root / ".thumbs" / sha[:2] / f"{sha}-{size}.jpg"
+    if thumb.is_file():
+        return thumb
+    from PIL import Image as PILImage
+
+    thumb.parent.mkdir(parents=True, exist_ok=True)
+    with PILImage.open(path) as im:
+        im.draft("RGB", (size, size))  # JPEG decodes at a fraction of the size: much faster
+        im = im.convert("RGB")  # no EXIF rotation: boxes are in stored pixel coordinates
+        im.thumbnail((size, size))
+        tmp = thumb.with_name(thumb.name + f".{os.getpid()}.tmp")
+        im.save(tmp, "JPEG", quality=82)
+    tmp.replace(thumb)
+    return thumb

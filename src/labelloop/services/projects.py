@@ -1,0 +1,211 @@
+"""The projects a server holds: normal project folders under ``HOME/projects/<slug>/`` on the
+server's database, plus CLI project folders registered with ``serve --project DIR`` (kept on
+their own database). Projects are addressed by their slug (the folder name).
+
+A :class:`ProjectRegistry` caches one :class:`Store` per database URL, so every request reuses
+the same engine and connection pool instead of opening the database again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
+from labelloop.store.db import Store, sqlite_url
+from labelloop.store.project import MARKER, ProjectContext, init_project
+from labelloop.store.tables import Annotation, Image, Project, TrainedModel
+
+__all__ = ["ProjectRegistry", "ServerPaths", "slugify"]
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def slugify(name: str) -> str:
+    """``"My Cats!"`` -> ``"my-cats"``: lower case letters, digits, ``-`` and ``_``."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.strip().lower()).strip("-_")[:63]
+    if not slug:
+        raise InvalidInputError(f"cannot make a folder name from {name!r}", "use letters or digits in the name")
+    return slug
+
+
+@dataclass(frozen=True)
+class ServerPaths:
+    """Where a server keeps its files."""
+
+    home: Path
+
+    @property
+    def projects(self) -> Path:
+        return self.home / "projects"
+
+    @property
+    def database(self) -> Path:
+        return self.home / "server.db"
+
+    @property
+    def queue(self) -> Path:
+        return self.home / "queue.db"
+
+    @property
+    def external(self) -> Path:
+        return self.home / "external-projects.json"
+
+    @property
+    def tmp(self) -> Path:
+        return self.home / "tmp"
+
+
+class ProjectRegistry:
+    """Create, list, open and delete the server's projects."""
+
+    def __init__(self, home: Path, database_url: str) -> None:
+        self.paths = ServerPaths(home)
+        self.database_url = database_url
+        self._stores: dict[str, Store] = {}
+        self._contexts: dict[str, ProjectContext] = {}
+        self._lock = threading.Lock()
+
+    # -- stores ----------------------------------------------------------------------------
+    def store(self, url: str | None = None) -> Store:
+        """The (cached) store for ``url``; the server's own database by default."""
+        url = url or self.database_url
+        with self._lock:
+            if url not in self._stores:
+                self._stores[url] = Store(url)
+            return self._stores[url]
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores.values():
+                store.dispose()
+            self._stores.clear()
+            self._contexts.clear()
+
+    # -- external folders ------------------------------------------------------------------
+    def _external(self) -> dict[str, dict[str, str]]:
+        try:
+            return json.loads(self.paths.external.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise InvalidInputError(f"{self.paths.external} is damaged ({exc})", "fix or delete it") from exc
+
+    def register_folder(self, root: Path, database_url: str = "") -> str:
+        """Serve an existing CLI project folder too (on the database the CLI uses for it)."""
+        root = root.resolve()
+        if not (root / MARKER).is_file():
+            raise NotFoundError(f"no labelloop project in {root}", "create one with `labelloop init DIR`")
+        external = self._external()
+        for slug, entry in external.items():
+            if entry["root"] == str(root):
+                return slug
+        slug = base = slugify(root.name)
+        n = 2
+        while slug in external or (self.paths.projects / slug).exists():
+            slug, n = f"{base}-{n}", n + 1
+        external[slug] = {"root": str(root), "database_url": database_url or sqlite_url(root / "labelloop.db")}
+        self.paths.home.mkdir(parents=True, exist_ok=True)
+        tmp = self.paths.external.with_suffix(".tmp")
+        tmp.write_text(json.dumps(external, indent=2))
+        tmp.replace(self.paths.external)
+        self.open(slug)  # fails now, not on the first request, if the folder cannot be opened
+        return slug
+
+    def _locate(self, slug: str) -> tuple[Path, str, bool]:
+        """(root, database URL, external?) of a project."""
+        if not _SLUG.match(slug):
+            raise NotFoundError(f"no project {slug!r}", "project names are lower case letters, digits, - and _")
+        root = self.paths.projects / slug
+        if (root / MARKER).is_file():
+            return root, self.database_url, False
+        entry = self._external().get(slug)
+        if entry is not None:
+            return Path(entry["root"]), entry["database_url"], True
+        raise NotFoundError(f"no project {slug!r}", "see the project list")
+
+    # -- use cases ---------------------------------------------------------------------------
+    def open(self, slug: str) -> ProjectContext:
+        """The project's context, cached: call this per request, it costs a dict look-up."""
+        cached = self._contexts.get(slug)
+        if cached is not None:
+            return cached
+        root, url, _ = self._locate(slug)
+        try:
+            meta = json.loads((root / MARKER).read_text())
+            uid = meta["uid"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise NotFoundError(f"project {slug!r} cannot be read ({exc})", f"check {root / MARKER}") from exc
+        store = self.store(url)
+        with store.session() as s:
+            row = s.scalars(select(Project).where(Project.uid == uid)).first()
+            if row is None:
+                raise NotFoundError(f"project {slug!r} ({uid}) is not in its database {store.url}",
+                                    "is LABELLOOP_DATABASE_URL pointing at the right database?")
+            ctx = ProjectContext(root=root, store=store, id=row.id, uid=uid, name=row.name, task=row.task)
+        self._contexts[slug] = ctx
+        return ctx
+
+    def create(self, name: str, *, task: str = "detect", labels: list[str] | None = None,
+               slug: str | None = None) -> dict[str, Any]:
+        slug = slugify(slug or name)
+        root = self.paths.projects / slug
+        if root.exists() or slug in self._external():
+            raise ConflictError(f"a project named {slug!r} exists already", "pick another name")
+        self.paths.projects.mkdir(parents=True, exist_ok=True)
+        ctx = init_project(root, task=task, name=name.strip() or slug, labels=labels)
+        ctx.close()  # it opened its own store; requests use the shared one
+        return self.summary(slug)
+
+    def slugs(self) -> list[str]:
+        local = sorted(p.name for p in self.paths.projects.glob("*") if (p / MARKER).is_file()) \
+            if self.paths.projects.is_dir() else []
+        return local + sorted(s for s in self._external() if s not in local)
+
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        for slug in self.slugs():
+            try:
+                out.append(self.summary(slug))
+            except NotFoundError as err:  # a broken folder must not hide the others
+                out.append({"slug": slug, "name": slug, "error": err.message})
+        return out
+
+    def summary(self, slug: str) -> dict[str, Any]:
+        ctx = self.open(slug)
+        _, _, external = self._locate(slug)
+        with ctx.store.session() as s:
+            images = s.scalar(select(func.count()).select_from(Image).where(Image.project_id == ctx.id)) or 0
+            proposals = s.scalar(select(func.count()).select_from(Annotation).where(
+                Annotation.project_id == ctx.id, Annotation.review_state == "proposed")) or 0
+            models = s.scalar(select(func.count()).select_from(TrainedModel).where(
+                TrainedModel.project_id == ctx.id)) or 0
+            created = s.scalar(select(Project.created_at).where(Project.id == ctx.id))
+        return {"slug": slug, "name": ctx.name, "task": ctx.task, "uid": ctx.uid, "root": str(ctx.root),
+                "external": external, "images": images, "proposals": proposals, "models": models,
+                "created_at": created.isoformat() if created else None}
+
+    def delete(self, slug: str) -> None:
+        """Delete a server project (rows and folder); an external folder is only unregistered."""
+        root, _, external = self._locate(slug)
+        if external:
+            entries = self._external()
+            entries.pop(slug, None)
+            self.paths.external.write_text(json.dumps(entries, indent=2))
+        else:
+            ctx = self.open(slug)
+            with ctx.store.session() as s:
+                row = s.get(Project, ctx.id)
+                if row is not None:
+                    s.delete(row)  # the schema cascades to classes, images, annotations, models, jobs
+            trash = root.with_name(f".deleted-{slug}")
+            root.replace(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        self._contexts.pop(slug, None)
