@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "labelloop.cli.project",
     "labelloop.cli.labels",
     "labelloop.cli.demo",
+    "labelloop.cli.train",
 ]
 
 

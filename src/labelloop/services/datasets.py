@@ -95,5 +95,6 @@ def snapshot(data: TrainingData) -> dict[str, Any]:
     """What a model saw: image ids per split and object counts (stored with the model)."""
     return {"classes": data.classes, "train_images": [s.image_id for s in data.train],
             "val_images": [s.image_id for s in data.val],
+            "n_train_images": len(data.train), "n_val_images": len(data.val),
             "train_objects": int(sum(len(s.labels) for s in data.train)),
             "val_objects": int(sum(len(s.labels) for s in data.val))}

@@ -29,6 +29,7 @@ __all__ = [
     "image_file",
     "image_neighbours",
     "list_images",
+    "review_queue",
     "thumbnail",
 ]
 
@@ -253,3 +254,37 @@ def thumbnail(ctx: ProjectContext, image_id: int, size: int = 256) -> Path:
         im.save(tmp, "JPEG", quality=82)
     tmp.replace(thumb)
     return thumb
+
+
+def review_queue(ctx: ProjectContext, *, sort: str = "confidence", min_score: float | None = None,
+                 max_score: float | None = None, limit: int = 200, rank: list[int] | None = None) -> dict[str, Any]:
+    """Images with open proposals and their lowest/highest/mean proposal score.
+
+    ``sort``: ``confidence`` (least confident first: where review matters most), ``-confidence``,
+    ``rank`` (the order of ``rank``, e.g. the latest suggestions, then the rest) or ``id``."""
+    limit = max(1, min(limit, MAX_PAGE))
+    with ctx.store.session() as s:
+        q = (select(Annotation.image_id, func.count(), func.min(Annotation.score), func.max(Annotation.score),
+                    func.avg(Annotation.score))
+             .where(Annotation.project_id == ctx.id, Annotation.review_state == "proposed")
+             .group_by(Annotation.image_id))
+        if min_score is not None:
+            q = q.where(Annotation.score >= min_score)
+        if max_score is not None:
+            q = q.where(Annotation.score <= max_score)
+        rows = s.execute(q).all()
+        total_images = len(rows)
+        total_proposals = sum(r[1] for r in rows)
+        if sort == "rank" and rank:
+            pos = {iid: i for i, iid in enumerate(rank)}
+            rows.sort(key=lambda r: (pos.get(r[0], len(pos)), r[0]))
+        elif sort in ("confidence", "-confidence"):
+            rows.sort(key=lambda r: (r[4] if r[4] is not None else 1.0, r[0]), reverse=sort == "-confidence")
+        else:
+            rows.sort(key=lambda r: r[0])
+        rows = rows[:limit]
+        names = dict(s.execute(select(Image.id, Image.file_name).where(Image.id.in_([r[0] for r in rows]))).all()) \
+            if rows else {}
+    items = [{"image_id": iid, "file_name": names.get(iid, ""), "proposals": n, "min_score": lo, "max_score": hi,
+              "mean_score": mean} for iid, n, lo, hi, mean in rows]
+    return {"items": items, "images": total_images, "proposals": total_proposals}

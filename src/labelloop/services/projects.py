@@ -23,7 +23,8 @@ from labelloop.store.db import Store, sqlite_url
 from labelloop.store.project import MARKER, ProjectContext, init_project
 from labelloop.store.tables import Annotation, Image, Project, TrainedModel
 
-__all__ = ["ProjectRegistry", "ServerPaths", "slugify"]
+__all__ = ["ProjectRegistry", "ServerPaths", "current_model", "next_steps", "project_overview", "server_database_url",
+           "slugify"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -209,3 +210,94 @@ class ProjectRegistry:
             root.replace(trash)
             shutil.rmtree(trash, ignore_errors=True)
         self._contexts.pop(slug, None)
+
+
+# -- the project home: where we stand and what to do next -------------------------------------
+
+def _headline_metric(metrics: dict[str, Any]) -> tuple[str, float] | None:
+    """The mAP-like number to show for a model: map50 if there, else the first *map* metric."""
+    numeric = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+    for key in ("map50", "mAP50", "map_50", "mAP@.5", "map", "mAP", "miou", "mIoU"):
+        if key in numeric:
+            return key, float(numeric[key])
+    for key, value in numeric.items():
+        if "map" in key.lower() or "iou" in key.lower():
+            return key, float(value)
+    return None
+
+
+_FINISHED = ("ready", "interrupted")  # an interrupted run keeps its best epoch
+
+
+def current_model(ctx: ProjectContext) -> dict[str, Any] | None:
+    """The newest finished model of the project, with its headline metric."""
+    with ctx.store.session() as s:
+        row = s.scalars(select(TrainedModel).where(TrainedModel.project_id == ctx.id,
+                                                   TrainedModel.status.in_(_FINISHED))
+                        .order_by(TrainedModel.id.desc()).limit(1)).first()
+        if row is None:
+            return None
+        metric = _headline_metric(row.metrics)
+        return {"id": row.id, "name": row.name, "base": row.base, "round": row.round, "status": row.status,
+                "metric": metric[0] if metric else None, "value": metric[1] if metric else None,
+                "created_at": row.created_at.isoformat() if row.created_at else None,
+                "finished_at": row.finished_at.isoformat() if row.finished_at else None}
+
+
+def next_steps(stats: dict[str, Any], model: dict[str, Any] | None, new_since_model: int) -> list[dict[str, Any]]:
+    """What to do next, most useful first: each ``{"action", "text", ...}`` one click from a page."""
+    steps: list[dict[str, Any]] = []
+    images = stats["images"]["total"]
+    proposals = stats["annotations"]["proposals"]
+    unlabeled = stats["images"]["by_status"].get("new", 0)
+    if images == 0:
+        return [{"action": "upload", "text": "Upload images to start"}]
+    if proposals:
+        steps.append({"action": "review", "count": proposals,
+                      "text": f"Review {proposals} proposal{'s' * (proposals != 1)}"})
+    missing = sorted((c for c in stats["classes"] if c["missing"] > 0), key=lambda c: -c["missing"])
+    if missing and model is None:
+        c = missing[0]
+        steps.append({"action": "annotate", "label": c["name"], "count": c["missing"],
+                      "text": f"Annotate {c['missing']} more {c['name']}"})
+    if model is None and stats["ready_to_train"]:
+        steps.append({"action": "train", "round": 1, "text": "Train round 1"})
+    if model is not None:
+        if new_since_model > 0:
+            nxt = (model.get("round") or 1) + 1
+            steps.append({"action": "train", "round": nxt,
+                          "text": f"Train round {nxt} ({new_since_model} new annotations since round "
+                                  f"{model.get('round') or 1})"})
+        if unlabeled and not proposals:
+            steps.append({"action": "preannotate", "count": unlabeled,
+                          "text": f"Pre-annotate {unlabeled} unlabelled image{'s' * (unlabeled != 1)}"})
+    if not steps and unlabeled:
+        steps.append({"action": "annotate", "text": f"Annotate some of the {unlabeled} unlabelled images"})
+    steps.append({"action": "next", "text": "See which images to annotate next"})
+    return steps
+
+
+def project_overview(ctx: ProjectContext) -> dict[str, Any]:
+    """Everything the project home shows, in one call."""
+    from labelloop.services.stats import GROUND_TRUTH_STATES, project_stats
+
+    stats = project_stats(ctx)
+    model = current_model(ctx)
+    new_since = 0
+    if model is not None and model.get("created_at"):
+        from datetime import datetime
+
+        since = datetime.fromisoformat(model["created_at"])
+        with ctx.store.session() as s:
+            gt = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(GROUND_TRUTH_STATES))
+            new_since = s.scalar(select(func.count()).select_from(Annotation).where(
+                Annotation.project_id == ctx.id, gt, Annotation.updated_at > since)) or 0
+    return {"stats": stats, "model": model, "new_annotations_since_model": new_since,
+            "next": next_steps(stats, model, new_since)}
+
+
+def server_database_url(home: Path) -> str:
+    """The server's database: ``LABELLOOP_DATABASE_URL`` if set, else ``HOME/server.db``."""
+    from labelloop.settings import get_settings
+
+    return get_settings().database_url or sqlite_url(ServerPaths(home).database)

@@ -42,6 +42,7 @@ __all__ = [
     "require",
     "revoke_token",
     "set_password",
+    "set_role",
     "user_for_token",
     "verify_password",
 ]
@@ -177,6 +178,12 @@ def set_password(store: Store, username: str, password: str, *, role: str | None
         if role is not None:
             user.role = role
         s.execute(delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name.startswith(_SESSION_PREFIX)))
+
+
+def set_role(store: Store, username: str, role: str) -> None:
+    _check_role(role)
+    with store.session() as s:
+        _user(s, username).role = role
 
 
 def ensure_admin(store: Store, password: str | None) -> str | None:

@@ -1,0 +1,120 @@
+"""``labelloop serve``: the web app and API (FastAPI + uvicorn) plus a local job worker.
+
+Zero configuration: SQLite and files under ``LABELLOOP_HOME`` (default ``~/.labelloop``); the
+worker is a child process in its own process group, stopped with the server. Also runnable as
+``python -m labelloop.cli.serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register", "serve", "start_worker", "stop_worker"]
+
+
+def _prepare_home(home: Path | None) -> tuple[Path, str, str]:
+    """(home, server database URL, the URL the CLI would use for a project folder)."""
+    from labelloop.services.projects import server_database_url
+    from labelloop.settings import get_settings
+
+    settings = get_settings()
+    cli_url = settings.database_url
+    home = (home or settings.home).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    url = server_database_url(home)
+    os.environ["LABELLOOP_DATABASE_URL"] = url  # this process, its worker and init_project share it
+    os.environ["LABELLOOP_HOME"] = str(home)
+    get_settings.cache_clear()
+    return home, url, cli_url
+
+
+def start_worker(home: Path, workers: int = 1) -> subprocess.Popen[bytes]:
+    """The job worker as a child in a new process group (so stopping it stops its children too)."""
+    cmd = [sys.executable, "-m", "labelloop.jobs.worker", "--home", str(home), "--workers", str(workers),
+           "--parent-pid", str(os.getpid())]
+    return subprocess.Popen(cmd, start_new_session=True, env=os.environ.copy())
+
+
+def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop the worker's whole process group: TERM, then KILL after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    home: Annotated[Path | None, typer.Option(help="server folder (default: LABELLOOP_HOME or ~/.labelloop)",
+                                              show_default=False)] = None,
+    project: Annotated[list[Path] | None, typer.Option("--project", "-p",
+                                                       help="also serve this CLI project folder (repeatable)")] = None,
+    workers: Annotated[int, typer.Option(help="job worker threads")] = 1,
+    worker: Annotated[bool, typer.Option(help="start the local job worker")] = True,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+) -> None:
+    """Serve the web app and API, with a local worker for training and other long jobs."""
+    import uvicorn
+
+    from labelloop.api import create_app
+    from labelloop.jobs.executor import HueyExecutor
+    from labelloop.jobs.registry import load_plugins
+    from labelloop.services.projects import ProjectRegistry
+    from labelloop.services.users import ensure_admin
+    from labelloop.settings import get_settings
+
+    home, url, cli_url = _prepare_home(home)
+    load_plugins()
+    registry = ProjectRegistry(home, url)
+    store = registry.store()
+    generated = ensure_admin(store, get_settings().admin_password)
+    if generated:
+        typer.echo(f"created user 'admin' with password: {generated}\n"
+                   "  (shown only this once; change it with `labelloop users set-password admin`)", err=True)
+    for folder in project or []:
+        slug = registry.register_folder(folder, cli_url)
+        typer.echo(f"serving project folder {folder} as /{slug}", err=True)
+    executor = HueyExecutor(store, registry.paths.queue)
+    app = create_app(registry, executor)
+    proc = start_worker(home, workers) if worker else None
+    typer.echo(f"labelloop on http://{host}:{port} (home {home}, database {store.url.split('@')[-1]})", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log,
+                    timeout_graceful_shutdown=5)
+    finally:
+        if proc is not None:
+            stop_worker(proc)
+        registry.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    _app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    _app.command()(serve)
+    from labelloop.errors import LabelloopError
+
+    try:
+        _app()
+    except LabelloopError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(1)

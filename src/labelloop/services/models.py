@@ -1,0 +1,134 @@
+"""Trained models of a project: list, show, epochs, flipbook frames, compare, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.services.datasets import sample_for_images
+from labelloop.services.training import model_record
+from labelloop.store.project import ProjectContext
+from labelloop.store.tables import Image, ModelEpoch, TrainedModel
+
+__all__ = ["compare_models", "export_model", "flipbook", "get_model", "latest_model", "list_models",
+           "model_dir", "model_epochs"]
+
+EXPORT_FORMATS = ("onnx", "cvat-function")
+
+
+def _row(ctx: ProjectContext, model_id: int) -> TrainedModel:
+    with ctx.store.session() as s:
+        m = s.get(TrainedModel, model_id)
+        if m is None or m.project_id != ctx.id:
+            raise NotFoundError(f"model {model_id} is not in project {ctx.name!r}", "see `labelloop models list`")
+        return m
+
+
+def model_dir(ctx: ProjectContext, model_id: int) -> Path:
+    return ctx.root / _row(ctx, model_id).directory
+
+
+def list_models(ctx: ProjectContext) -> list[dict[str, Any]]:
+    with ctx.store.session() as s:
+        rows = s.scalars(select(TrainedModel).where(TrainedModel.project_id == ctx.id).order_by(TrainedModel.id))
+        return [model_record(m) for m in rows]
+
+
+def get_model(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
+    record = model_record(_row(ctx, model_id))
+    record["epochs"] = model_epochs(ctx, model_id)
+    record["lineage"] = _lineage(ctx, model_id)
+    plots = ctx.root / record["directory"] / "plots"
+    record["plots"] = sorted(str(p) for p in plots.glob("*.png")) if plots.is_dir() else []
+    return record
+
+
+def latest_model(ctx: ProjectContext) -> dict[str, Any]:
+    """The newest ready model (the one pre-annotation uses by default)."""
+    with ctx.store.session() as s:
+        m = s.scalars(select(TrainedModel).where(TrainedModel.project_id == ctx.id, TrainedModel.status == "ready")
+                      .order_by(TrainedModel.id.desc())).first()
+        if m is None:
+            raise NotFoundError("the project has no trained model yet", "train one with `labelloop train`")
+        return model_record(m)
+
+
+def model_epochs(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
+    with ctx.store.session() as s:
+        rows = s.scalars(select(ModelEpoch).where(ModelEpoch.model_id == model_id).order_by(ModelEpoch.epoch))
+        return [{"epoch": e.epoch, "losses": e.losses, "metrics": e.metrics, "seconds": e.seconds} for e in rows]
+
+
+def _lineage(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
+    chain = []
+    current: int | None = model_id
+    while current is not None:
+        m = _row(ctx, current)
+        chain.append({"id": m.id, "name": m.name, "round": m.round, "base": m.base,
+                      "map50": (m.metrics or {}).get("map50"),
+                      "train_images": (m.snapshot or {}).get("n_train_images")})
+        current = m.parent_id
+    return chain[::-1]
+
+
+def flipbook(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
+    """The fixed validation images with ground truth, and the predictions on them epoch by epoch."""
+    m = _row(ctx, model_id)
+    folder = ctx.root / m.directory / "flipbook"
+    classes = list(m.classes)
+    ids = list((m.snapshot or {}).get("flipbook_ids") or [])
+    with ctx.store.session() as s:
+        names = dict(s.execute(select(Image.id, Image.file_name).where(Image.id.in_(ids))).all())
+    samples = {smp.image_id: smp for smp in sample_for_images(ctx, ids)}
+    images = [{"image_id": i, "file_name": names.get(i, "?"), "width": samples[i].width,
+               "height": samples[i].height,
+               "ground_truth": [{"label": classes[int(lbl)] if int(lbl) < len(classes) else str(lbl),
+                                 "bbox": [float(v) for v in box]}
+                                for box, lbl in zip(samples[i].boxes, samples[i].labels, strict=True)]}
+              for i in ids if i in samples]
+    epochs = []
+    for path in sorted(folder.glob("epoch_*.json")) if folder.is_dir() else []:
+        frame = json.loads(path.read_text())
+        preds = {}
+        for img in frame.get("images", []):
+            preds[img["image_id"]] = [
+                {"label": classes[int(lbl)] if int(lbl) < len(classes) else str(lbl), "bbox": box, "score": sc}
+                for box, sc, lbl in zip(img.get("boxes", []), img.get("scores", []), img.get("labels", []),
+                                        strict=False)]
+        epochs.append({"epoch": frame["epoch"], "predictions": preds})
+    return {"model_id": model_id, "classes": classes, "images": images, "epochs": epochs}
+
+
+def compare_models(ctx: ProjectContext, ids: list[int]) -> dict[str, Any]:
+    """Side by side: arguments, data, best metrics and per-class AP."""
+    if len(ids) < 2:
+        raise InvalidInputError("compare needs at least two model ids", "e.g. `labelloop models compare 1 2`")
+    models = [model_record(_row(ctx, i)) for i in ids]
+    classes = sorted({c for m in models for c in (m["metrics"].get("per_class_ap") or {})})
+    return {"models": models,
+            "per_class_ap": {c: [m["metrics"].get("per_class_ap", {}).get(c) for m in models] for c in classes}}
+
+
+def export_model(ctx: ProjectContext, model_id: int, *, format: str, out: Path) -> Path:
+    """``onnx``: the ONNX file; ``cvat-function``: a module for cvat-cli's auto-annotation."""
+    if format not in EXPORT_FORMATS:
+        raise InvalidInputError(f"unknown model export format {format!r}", f"expected one of: {', '.join(EXPORT_FORMATS)}")
+    folder = model_dir(ctx, model_id)
+    if format == "onnx":
+        import shutil
+
+        from labelloop.inference import export_onnx
+
+        onnx = folder / "model.onnx"
+        if not onnx.is_file():
+            onnx = export_onnx(folder)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(onnx, out)
+        return out
+    from labelloop.integrations.cvat import write_cvat_function
+
+    return write_cvat_function(folder, out)

@@ -1,0 +1,151 @@
+"""Sweeps: many training configurations at once, as parallel jobs sized to the machine.
+
+Jobs go through an :class:`Executor` (``submit(fn, **kwargs) -> Future``). The local one
+is a process pool; a Ray executor implements the same two methods, so the sweep code does
+not change when jobs move to a cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from labelloop.errors import ConfigError, LabelloopError
+from labelloop.store.project import ProjectContext, open_project
+from labelloop.store.tables import ModelEpoch, TrainedModel
+
+__all__ = ["Executor", "LocalExecutor", "leaderboard", "parse_grid", "run_sweep", "sweep_slots"]
+
+
+class Executor(Protocol):
+    def submit(self, fn: Callable[..., Any], /, **kwargs: Any) -> Future[Any]: ...
+
+    def shutdown(self) -> None: ...
+
+
+def sweep_slots(n_jobs: int) -> tuple[int, int]:
+    """(parallel jobs, threads per job): one job per GPU, else cores shared out, >= 1 core each."""
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except ImportError:
+        gpus = 0
+    if gpus:
+        return min(n_jobs, gpus), max(1, (os.cpu_count() or 1) // min(n_jobs, gpus))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    parallel = max(1, min(n_jobs, cores))
+    return parallel, max(1, cores // parallel)
+
+
+class LocalExecutor:
+    """A process pool (spawned workers: safe with torch threads)."""
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, fn: Callable[..., Any], /, **kwargs: Any) -> Future[Any]:
+        return self._pool.submit(fn, **kwargs)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def parse_grid(text: str) -> list[dict[str, str]]:
+    """``"base=a,b;lr=0.01,0.003"`` -> the cartesian product as a list of {key: value}."""
+    from labelloop.training.config import TrainConfig, parse_args_string
+
+    axes: dict[str, list[str]] = {}
+    for part in [p.strip() for p in text.replace("\n", ";").split(";") if p.strip()]:
+        if "=" not in part:
+            raise ConfigError(f"grid entry {part!r} has no '='", "write key=v1,v2;key2=v3")
+        key, values = (x.strip() for x in part.split("=", 1))
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not items:
+            raise ConfigError(f"grid key {key!r} has no values", "write key=v1,v2")
+        axes[key] = items
+    if not axes:
+        raise ConfigError("empty grid", 'e.g. --grid "base=fcos-lite0;lr=0.01,0.003;epochs=10,30"')
+    combos = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+    for combo in combos:  # validate every configuration before anything starts
+        rest = ";".join(f"{k}={v}" for k, v in combo.items() if k != "base")
+        if rest:
+            TrainConfig.from_args_string(rest)
+            parse_args_string(rest)
+    return combos
+
+
+def _train_job(project_root: str, base: str | None, args: str, sweep: str, threads: int) -> dict[str, Any]:
+    """Runs in a worker process: its own database connection, its own share of the cores."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from labelloop.services.training import train_project
+
+    ctx = open_project(Path(project_root))
+    try:
+        return train_project(ctx, base=base, args=args, sweep=sweep,
+                             name=f"sweep {sweep[:6]}: {base or 'default'} {args}".strip())
+    except LabelloopError as err:
+        return {"error": str(err), "base": base, "args": args}
+    finally:
+        ctx.close()
+
+
+def leaderboard(ctx: ProjectContext, sweep: str) -> list[dict[str, Any]]:
+    """The sweep's models ranked by validation mAP@.5 (best first), live while they train."""
+    with ctx.store.session() as s:
+        models = s.scalars(select(TrainedModel).where(TrainedModel.sweep == sweep)).all()
+        rows = []
+        for m in models:
+            epochs = s.scalars(select(ModelEpoch).where(ModelEpoch.model_id == m.id).order_by(ModelEpoch.epoch)).all()
+            best = max((e.metrics.get("map50", 0.0) or 0.0 for e in epochs), default=0.0)
+            rows.append({"model_id": m.id, "base": m.base, "args": (m.snapshot or {}).get("args_string", ""),
+                         "status": m.status, "epoch": epochs[-1].epoch if epochs else 0,
+                         "epochs": m.args.get("epochs"), "map50": best,
+                         "map": (m.metrics or {}).get("map"), "best": bool((m.snapshot or {}).get("sweep_best"))})
+    return sorted(rows, key=lambda r: -r["map50"])
+
+
+def run_sweep(ctx: ProjectContext, grid: str, *, executor: Executor | None = None,
+              on_update: Callable[[list[dict[str, Any]]], None] | None = None,
+              poll_seconds: float = 2.0) -> dict[str, Any]:
+    """Train every configuration of ``grid`` in parallel; mark and return the best model."""
+    combos = parse_grid(grid)
+    sweep = uuid.uuid4().hex[:12]
+    parallel, threads = sweep_slots(len(combos))
+    own = executor is None
+    runner: Executor = executor or LocalExecutor(parallel)
+    try:
+        futures = [runner.submit(_train_job, project_root=str(ctx.root), base=c.get("base"),
+                                 args=";".join(f"{k}={v}" for k, v in c.items() if k != "base"),
+                                 sweep=sweep, threads=threads) for c in combos]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=poll_seconds)
+            if on_update:
+                on_update(leaderboard(ctx, sweep))
+        results = [f.result() for f in futures]
+    finally:
+        if own:
+            runner.shutdown()
+    board = leaderboard(ctx, sweep)
+    best = next((r for r in board if r["status"] == "ready"), None)
+    if best is not None:
+        with ctx.store.session() as s:
+            m = s.get(TrainedModel, best["model_id"])
+            if m is not None:
+                m.snapshot = {**(m.snapshot or {}), "sweep_best": True}
+        best["best"] = True
+    return {"sweep": sweep, "parallel": parallel, "threads_per_job": threads, "leaderboard": board,
+            "best_model_id": best["model_id"] if best else None,
+            "errors": [r["error"] for r in results if "error" in r]}
