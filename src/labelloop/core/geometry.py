@@ -16,6 +16,7 @@ __all__ = [
     "box_iou",
     "clip_xyxy",
     "cvat_rle_to_mask",
+    "ellipse_to_polygon",
     "mask_to_cvat_rle",
     "mask_to_polygons",
     "mask_to_rle",
@@ -64,6 +65,23 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def ellipse_to_polygon(cx: float, cy: float, rx: float, ry: float, angle_rad: float = 0.0,
+                       n: int = 64) -> list[float]:
+    """A flat ring of ``n`` points (pixels) on an ellipse centred at ``(cx, cy)`` with radii
+    ``rx``, ``ry``, rotated by ``angle_rad`` (clockwise on screen, y pointing down)."""
+    import math
+
+    if not (rx > 0 and ry > 0):
+        raise ValueError(f"expected positive radii, got rx={rx!r}, ry={ry!r}")
+    cos_a, sin_a = math.cos(angle_rad), math.sin(angle_rad)
+    ring: list[float] = []
+    for k in range(n):
+        t = 2.0 * math.pi * k / n
+        dx, dy = rx * math.cos(t), ry * math.sin(t)
+        ring += [cx + dx * cos_a - dy * sin_a, cy + dx * sin_a + dy * cos_a]
+    return ring
 
 
 def polygon_area(ring: Sequence[float]) -> float:

@@ -32,6 +32,8 @@ __all__ = [
     "load_json",
     "make_annotation",
     "place_image",
+    "read_head",
+    "read_image_size",
     "register_format",
     "safe_relative_name",
 ]
@@ -202,6 +204,29 @@ class ImageFinder:
 def find_image(file_name: str, roots: list[Path]) -> Path | None:
     """The first existing ``root/file_name`` (or ``root/basename``) among ``roots``."""
     return ImageFinder(roots).find(file_name)
+
+
+def read_image_size(path: Path | None) -> tuple[int | None, int | None]:
+    """``(width, height)`` from the image header (PIL opens lazily; pixels are not decoded),
+    or ``(None, None)`` when the file is missing or unreadable."""
+    if path is None or not path.is_file():
+        return None, None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return int(img.size[0]), int(img.size[1])
+    except (OSError, UnidentifiedImageError):
+        return None, None
+
+
+def read_head(path: Path, size: int = 8192) -> bytes:
+    """The first ``size`` bytes of a file (empty when unreadable), for format detection."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return b""
 
 
 def load_json(path: Path) -> object:

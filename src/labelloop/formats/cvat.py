@@ -38,6 +38,7 @@ import numpy as np
 
 from labelloop.core.geometry import (
     cvat_rle_to_mask,
+    ellipse_to_polygon,
     mask_to_cvat_rle,
     mask_to_rle,
     polygons_bbox,
@@ -54,10 +55,10 @@ from labelloop.formats.base import (
     find_image,
     make_annotation,
     place_image,
+    read_image_size,
     register_format,
     safe_relative_name,
 )
-from labelloop.formats.via import ellipse_to_polygon, read_image_size
 
 __all__ = ["CvatFormat"]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from labelloop.core.geometry import mask_to_rle, polygons_bbox, rle_bbox_xyxy
+from labelloop.core.geometry import ellipse_to_polygon, mask_to_rle, polygons_bbox, rle_bbox_xyxy
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import (
@@ -37,10 +37,10 @@ from labelloop.formats.base import (
     Recorder,
     load_json,
     make_annotation,
+    read_image_size,
     register_format,
     safe_relative_name,
 )
-from labelloop.formats.via import ellipse_to_polygon, read_image_size
 
 __all__ = ["LabelMeFormat"]
 

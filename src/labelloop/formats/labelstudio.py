@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import numpy as np
 
-from labelloop.core.geometry import mask_to_rle, polygons_bbox, rle_bbox_xyxy, rle_to_mask
+from labelloop.core.geometry import ellipse_to_polygon, mask_to_rle, polygons_bbox, rle_bbox_xyxy, rle_to_mask
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import (
@@ -50,10 +50,11 @@ from labelloop.formats.base import (
     load_json,
     make_annotation,
     place_image,
+    read_head,
+    read_image_size,
     register_format,
     safe_relative_name,
 )
-from labelloop.formats.via import ellipse_to_polygon, read_image_size
 
 __all__ = ["LabelStudioFormat", "decode_brush_rle", "encode_brush_rle"]
 
@@ -137,17 +138,9 @@ def encode_brush_rle(mask: np.ndarray) -> list[int]:
 # ---------------------------------------------------------------- detection
 
 
-def _head(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(_HEAD_BYTES)
-    except OSError:
-        return b""
-
-
 def _looks_like_ls(path: Path) -> float:
     """Confidence that a JSON file is a Label Studio export (full or JSON-min), from its head."""
-    head = _head(path).lstrip()
+    head = read_head(path, _HEAD_BYTES).lstrip()
     if not head.startswith((b"[", b"{")):
         return 0.0
     if b'"data"' in head and (b'"annotations"' in head or b'"predictions"' in head or head.startswith(b"[")):

@@ -17,11 +17,10 @@ Studio and LabelMe readers.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from labelloop.core.geometry import polygons_bbox
+from labelloop.core.geometry import ellipse_to_polygon, polygons_bbox
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import (
@@ -30,57 +29,21 @@ from labelloop.formats.base import (
     Recorder,
     load_json,
     make_annotation,
+    read_head,
+    read_image_size,
     register_format,
     safe_relative_name,
 )
 
-__all__ = ["ViaFormat", "ellipse_to_polygon", "read_image_size"]
+__all__ = ["ViaFormat"]
 
-ELLIPSE_POINTS = 64
 _SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
            "test": "test", "testing": "test"}
 _HEAD_BYTES = 8192
 
 
-def ellipse_to_polygon(cx: float, cy: float, rx: float, ry: float, angle_rad: float = 0.0,
-                       n: int = ELLIPSE_POINTS) -> list[float]:
-    """A flat ring of ``n`` points (pixels) on an ellipse centred at ``(cx, cy)`` with radii
-    ``rx``, ``ry``, rotated by ``angle_rad`` (clockwise on screen, y pointing down)."""
-    if not (rx > 0 and ry > 0):
-        raise ValueError(f"expected positive radii, got rx={rx!r}, ry={ry!r}")
-    cos_a, sin_a = math.cos(angle_rad), math.sin(angle_rad)
-    ring: list[float] = []
-    for k in range(n):
-        t = 2.0 * math.pi * k / n
-        dx, dy = rx * math.cos(t), ry * math.sin(t)
-        ring += [cx + dx * cos_a - dy * sin_a, cy + dx * sin_a + dy * cos_a]
-    return ring
-
-
-def read_image_size(path: Path | None) -> tuple[int | None, int | None]:
-    """``(width, height)`` from the image header (PIL opens lazily; pixels are not decoded),
-    or ``(None, None)`` when the file is missing or unreadable."""
-    if path is None or not path.is_file():
-        return None, None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return int(img.size[0]), int(img.size[1])
-    except (OSError, UnidentifiedImageError):
-        return None, None
-
-
-def _head(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(_HEAD_BYTES)
-    except OSError:
-        return b""
-
-
 def _looks_like_via(path: Path) -> bool:
-    head = _head(path)
+    head = read_head(path, _HEAD_BYTES)
     return b'"_via_img_metadata"' in head or (b'"regions"' in head and b'"filename"' in head) or (
         b'"shape_attributes"' in head)
 
