@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import InvalidInputError
@@ -36,6 +36,7 @@ from labelloop.store.tables import (
 __all__ = ["ImportReport", "import_dataset", "import_path"]
 
 Progress = Callable[[str, int, int], None]
+_IMAGES: Table = Image.__table__  # type: ignore[assignment]  # Core table: bulk inserts skip the ORM's per-row bookkeeping
 _CHUNK = 20_000
 
 
@@ -236,8 +237,8 @@ def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared
                  "split": p.record.split, "status": _status(p.record), "created_at": now, "updated_at": now}
                 for p in new]
         for start in range(0, len(rows), _CHUNK):
-            ids = s.connection().execute(insert(Image.__table__).returning(
-                Image.__table__.c.id, sort_by_parameter_order=True), rows[start:start + _CHUNK]).scalars().all()
+            ids = s.connection().execute(insert(_IMAGES).returning(
+                _IMAGES.c.id, sort_by_parameter_order=True), rows[start:start + _CHUNK]).scalars().all()
             for p, iid in zip(new[start:start + _CHUNK], ids, strict=True):
                 p.existing_id = iid
             if progress:
