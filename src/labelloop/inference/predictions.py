@@ -1,0 +1,163 @@
+"""Predictions on one image, conversion from model outputs, tiling and merging.
+
+Pure numpy + pycocotools here; torch is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+__all__ = ["Predictions", "from_model_output", "merge_tiles", "semantic_to_predictions", "tile_windows"]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What a model found in one image, in pixels of the original image.
+
+    Attributes:
+        boxes: ``(N, 4)`` float32 xyxy.
+        scores: ``(N,)`` float32 in ``[0, 1]``.
+        labels: ``(N,)`` int64, 0-based index into the model's classes.
+        masks: ``None`` for detection, else N COCO RLE dicts (``counts`` as str).
+        semantic: ``(H, W)`` int64 class map (0 = background, ``k + 1`` = class k) for
+            ``regions`` models, else ``None``.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    masks: list[dict[str, Any]] | None = None
+    semantic: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if not len(boxes) == len(scores) == len(labels):
+            raise ValueError(f"Predictions: {len(boxes)} boxes, {len(scores)} scores, {len(labels)} labels")
+        if self.masks is not None and len(self.masks) != len(boxes):
+            raise ValueError(f"Predictions: {len(boxes)} boxes but {len(self.masks)} masks")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "labels", labels)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def select(self, keep: np.ndarray) -> Predictions:
+        """The subset at indices / boolean mask ``keep``."""
+        idx = np.arange(len(self))[keep]
+        masks = None if self.masks is None else [self.masks[i] for i in idx]
+        return Predictions(self.boxes[idx], self.scores[idx], self.labels[idx], masks, self.semantic)
+
+    def to_json(self) -> dict[str, Any]:
+        """Lists for JSON (flipbook, API)."""
+        return {"boxes": np.round(self.boxes, 2).tolist(), "scores": np.round(self.scores, 4).tolist(),
+                "labels": self.labels.tolist(), "masks": self.masks}
+
+    @staticmethod
+    def empty(with_masks: bool = False) -> Predictions:
+        return Predictions(np.zeros((0, 4)), np.zeros(0), np.zeros(0), [] if with_masks else None)
+
+
+def encode_masks(binary: np.ndarray) -> list[dict[str, Any]]:
+    """``(N, H, W)`` bool -> N COCO RLE dicts with str counts."""
+    if len(binary) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0).astype(np.uint8)))
+    return [{"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")}
+            for r in rles]
+
+
+def semantic_to_predictions(semantic: np.ndarray, scores: np.ndarray) -> Predictions:
+    """A class map ``(H, W)`` (0 = background) + per-pixel confidence -> one region per class."""
+    classes = [int(c) for c in np.unique(semantic) if c > 0]
+    binary = np.stack([semantic == c for c in classes]) if classes else np.zeros((0, *semantic.shape), bool)
+    boxes, conf = [], []
+    for m in binary:
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        conf.append(float(scores[m].mean()))
+    return Predictions(np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(conf),
+                       np.array(classes, dtype=np.int64) - 1, encode_masks(binary), semantic.astype(np.int64))
+
+
+def from_model_output(output: dict[str, Any], mask_threshold: float = 0.5) -> Predictions:
+    """One image's output of a labelloop model (torch tensors or numpy) -> :class:`Predictions`.
+
+    Detectors give ``boxes (N, 4)``, ``scores (N,)``, ``labels (N,)`` with 0 = background and
+    optionally ``masks (N, 1, H, W)`` probabilities; semantic models give ``semantic (H, W)``
+    and ``scores (H, W)``.
+    """
+    out = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in output.items()}
+    if "semantic" in out:
+        return semantic_to_predictions(out["semantic"], out["scores"])
+    masks = None
+    if "masks" in out:
+        masks = encode_masks(out["masks"][:, 0] > mask_threshold)
+    return Predictions(out["boxes"], out["scores"], out["labels"] - 1, masks)
+
+
+def tile_windows(width: int, height: int, tile: int, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
+    """Windows ``(x0, y0, x1, y1)`` of side ``tile`` covering the image with ``overlap`` (fraction)."""
+
+    def starts(size: int) -> list[int]:
+        if size <= tile:
+            return [0]
+        step = max(1, int(tile * (1 - overlap)))
+        s = list(range(0, size - tile, step))
+        return [*s, size - tile]
+
+    return [(x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width)]
+
+
+def merge_tiles(parts: list[tuple[tuple[int, int, int, int], Predictions]], width: int, height: int,
+                iou_threshold: float = 0.5, max_detections: int = 1000) -> Predictions:
+    """Shift each tile's predictions to image coordinates and merge with class-wise NMS.
+
+    Boxes touching an inner tile edge are dropped when another tile sees them whole
+    (NMS keeps the higher-scoring, usually complete, box). Semantic maps are pasted
+    (later tiles overwrite the overlap).
+    """
+    import torch
+    from torchvision.ops import batched_nms
+
+    if parts and parts[0][1].semantic is not None:
+        return _merge_semantic(parts, width, height)
+    boxes, scores, labels, masks = [], [], [], []
+    has_masks = bool(parts) and parts[0][1].masks is not None
+    for (x0, y0, _x1, _y1), p in parts:
+        boxes.append(p.boxes + np.array([x0, y0, x0, y0], dtype=np.float32))
+        scores.append(p.scores)
+        labels.append(p.labels)
+        if has_masks:
+            masks.extend(_paste_rle(r, x0, y0, width, height) for r in (p.masks or []))
+    if not boxes:
+        return Predictions.empty(has_masks)
+    b, s, lab = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
+    keep = batched_nms(torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(lab), iou_threshold)
+    keep_np = keep[:max_detections].numpy()
+    return Predictions(b[keep_np], s[keep_np], lab[keep_np], [masks[i] for i in keep_np] if has_masks else None)
+
+
+def _paste_rle(rle: dict[str, Any], x0: int, y0: int, width: int, height: int) -> dict[str, Any]:
+    tile = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")})
+    full = np.zeros((height, width), dtype=bool)
+    full[y0 : y0 + tile.shape[0], x0 : x0 + tile.shape[1]] = tile > 0
+    return encode_masks(full[None])[0]
+
+
+def _merge_semantic(parts: list[tuple[tuple[int, int, int, int], Predictions]], width: int,
+                    height: int) -> Predictions:
+    semantic = np.zeros((height, width), dtype=np.int64)
+    conf = np.zeros((height, width), dtype=np.float32)
+    for (x0, y0, x1, y1), p in parts:
+        if p.semantic is None:
+            continue
+        semantic[y0:y1, x0:x1] = p.semantic
+        conf[y0:y1, x0:x1] = 1.0
+    return semantic_to_predictions(semantic, conf)

@@ -1,0 +1,106 @@
+"""Builders for the built-in catalog. Imported lazily (imports torch/torchvision).
+
+Label convention for every model: 0 is background, data-set class ``k`` is ``k + 1``.
+Models take a list of ``(3, H, W)`` float ``[0, 1]`` tensors and resize / normalise
+internally, so exported ONNX graphs take raw RGB too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from labelloop.models.backbone import EfficientNetLiteFPN
+from labelloop.models.semseg import SemanticFPN
+from labelloop.models.spec import BaseModelSpec
+from labelloop.models.weights import load_weights_file
+
+__all__ = ["build_fasterrcnn", "build_fcos", "build_maskrcnn", "build_semseg", "set_input_size"]
+
+FPN_CHANNELS = 128
+MAX_DETECTIONS = 300  # crowded images (cells, cars) easily exceed torchvision's 100
+
+
+def _finish(model: nn.Module, weights_path: str | Path | None) -> nn.Module:
+    if weights_path is not None:
+        load_weights_file(model, weights_path)
+    return model
+
+
+def _variant(spec: BaseModelSpec) -> str:
+    return "lite2" if "lite2" in spec.weights_package else "lite0"
+
+
+def build_fcos(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
+               weights_path: str | Path | None = None) -> nn.Module:
+    """FCOS on P3-P7 (strides 8-128); anchor sizes = strides, so 8 px objects still match."""
+    backbone = EfficientNetLiteFPN(_variant(spec), FPN_CHANNELS, extra="p6p7",
+                                   pretrained=pretrained and weights_path is None)
+    anchors = AnchorGenerator(sizes=((8,), (16,), (32,), (64,), (128,)), aspect_ratios=((1.0,),) * 5)
+    model = FCOS(backbone, num_classes=num_classes + 1, min_size=spec.input_size, max_size=spec.input_size,
+                 image_mean=list(spec.mean), image_std=list(spec.std), anchor_generator=anchors,
+                 score_thresh=0.05, detections_per_img=MAX_DETECTIONS, topk_candidates=1000)
+    return _finish(model, weights_path)
+
+
+def _rcnn_parts(spec: BaseModelSpec, pretrained: bool) -> tuple[EfficientNetLiteFPN, AnchorGenerator, RPNHead]:
+    backbone = EfficientNetLiteFPN(_variant(spec), FPN_CHANNELS, extra="pool", pretrained=pretrained)
+    # two sizes x three ratios per level; 12 px at stride 8 for small objects
+    sizes = ((12, 20), (32, 48), (80, 128), (200, 400))
+    anchors = AnchorGenerator(sizes=sizes, aspect_ratios=((0.5, 1.0, 2.0),) * len(sizes))
+    rpn_head = RPNHead(FPN_CHANNELS, anchors.num_anchors_per_location()[0])
+    return backbone, anchors, rpn_head
+
+
+def _rcnn_kwargs(spec: BaseModelSpec) -> dict[str, object]:
+    return dict(min_size=spec.input_size, max_size=spec.input_size, image_mean=list(spec.mean),
+                image_std=list(spec.std), box_detections_per_img=MAX_DETECTIONS,
+                # fewer proposals than torchvision's 2000/1000: the box head dominates CPU time
+                rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=600,
+                rpn_pre_nms_top_n_test=600, rpn_post_nms_top_n_test=MAX_DETECTIONS,
+                box_batch_size_per_image=256,
+                box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2))
+
+
+def build_fasterrcnn(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
+                     weights_path: str | Path | None = None) -> nn.Module:
+    """Faster R-CNN + FPN (P3-P5 + pool)."""
+    backbone, anchors, rpn_head = _rcnn_parts(spec, pretrained and weights_path is None)
+    model = FasterRCNN(backbone, num_classes=num_classes + 1, rpn_anchor_generator=anchors,
+                       rpn_head=rpn_head, **_rcnn_kwargs(spec))
+    return _finish(model, weights_path)
+
+
+def build_maskrcnn(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
+                   weights_path: str | Path | None = None) -> nn.Module:
+    """Mask R-CNN + FPN; masks are 28x28 per RoI, pasted to image size by torchvision."""
+    backbone, anchors, rpn_head = _rcnn_parts(spec, pretrained and weights_path is None)
+    model = MaskRCNN(backbone, num_classes=num_classes + 1, rpn_anchor_generator=anchors,
+                     rpn_head=rpn_head,
+                     mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=14, sampling_ratio=2),
+                     **_rcnn_kwargs(spec))
+    return _finish(model, weights_path)
+
+
+def build_semseg(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
+                 weights_path: str | Path | None = None) -> nn.Module:
+    """Semantic FPN with ``num_classes + 1`` outputs (0 = background)."""
+    backbone = EfficientNetLiteFPN(_variant(spec), FPN_CHANNELS, extra=None,
+                                   pretrained=pretrained and weights_path is None)
+    model = SemanticFPN(backbone, num_classes + 1, spec.input_size, spec.mean, spec.std)
+    return _finish(model, weights_path)
+
+
+def set_input_size(model: nn.Module, size: int) -> None:
+    """Make ``model`` resize every image so its longest side is ``size`` pixels."""
+    transform = getattr(model, "transform", None)
+    if transform is not None and hasattr(transform, "max_size"):  # torchvision detectors
+        transform.min_size = (size,)
+        transform.max_size = size
+    elif hasattr(model, "input_size"):  # SemanticFPN and custom models
+        model.input_size = size

@@ -1,0 +1,259 @@
+"""Training configuration: typed fields, ``k=v`` argument strings and data-driven defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from labelloop.core.samples import Sample, TrainingData
+from labelloop.errors import ConfigError
+
+__all__ = ["AUGMENT_LEVELS", "TrainConfig", "derive_defaults", "parse_args_string"]
+
+AUGMENT_LEVELS = ("none", "light", "medium", "strong")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that controls one training run.
+
+    Attributes:
+        base: base-model name (``None`` = the default for the task).
+        epochs: full passes over the train split.
+        batch_size: images per step *per clone*.
+        lr: peak learning rate (AdamW, linear warm-up then cosine).
+        image_size: longest image (or tile) side at the model input, pixels.
+        tile_size: ``> 0`` trains on random ``tile_size`` crops of the original images
+            (containing objects) and predicts on overlapping tiles; ``0`` = whole images.
+        num_clones: data-parallel processes (DDP; gloo on CPU, NCCL on CUDA).
+        augment: ``none`` | ``light`` | ``medium`` | ``strong`` (``true`` = medium).
+        patience: stop after this many epochs without a better validation score (0 = never).
+        seed: seeds data order, augmentation and head initialisation.
+        weight_decay: AdamW weight decay.
+        workers: data-loading processes per clone (0 = in the training process).
+        device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
+        pretrained: start from the ImageNet backbone shipped in a local package.
+        weights: a full state dict of the same base model to start from (``--weights PATH``).
+    """
+
+    base: str | None = None
+    epochs: int = 20
+    batch_size: int = 4
+    lr: float = 1e-3
+    image_size: int = 512
+    tile_size: int = 0
+    num_clones: int = 1
+    augment: str = "medium"
+    patience: int = 8
+    seed: int = 0
+    weight_decay: float = 1e-4
+    workers: int = 1
+    device: str = "auto"
+    pretrained: bool = True
+    weights: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, bool):
+            self.augment = "medium" if self.augment else "none"
+        if self.augment not in AUGMENT_LEVELS:
+            raise ConfigError(f"augment: expected true/false or one of {AUGMENT_LEVELS}, got {self.augment!r}")
+        for name in ("epochs", "batch_size", "num_clones", "image_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        for name in ("patience", "workers", "tile_size", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: expected an integer >= 0, got {getattr(self, name)}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ConfigError(f"lr: expected a positive number, got {self.lr}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly copy (for ``model.json`` and checkpoints)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_args_string(cls, text: str, base: TrainConfig | None = None) -> TrainConfig:
+        """``base`` (or the defaults) overridden by ``parse_args_string(text)``."""
+        return (base or cls()).replace(**parse_args_string(text))
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in fields(TrainConfig) if f.name != "extra"}
+
+
+def _coerce(key: str, raw: str, kind: Any) -> Any:
+    """Parse ``raw`` as ``kind`` (int, float, bool, str, ``X | None``; ``augment`` takes bool or level)."""
+    text = raw.strip()
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        if text.lower() in {"", "none", "null"}:
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if key == "augment":
+        low = text.lower()
+        if low in _TRUE | _FALSE:
+            return "medium" if low in _TRUE else "none"
+        if low in AUGMENT_LEVELS:
+            return low
+        raise ConfigError(f"augment: expected true/false or one of {', '.join(AUGMENT_LEVELS)}, got {text!r}")
+    try:
+        if kind is bool:
+            if text.lower() in _TRUE | _FALSE:
+                return text.lower() in _TRUE
+            raise ValueError(text)
+        if kind is int:
+            value = float(text)
+            if not value.is_integer():
+                raise ValueError(text)
+            return int(value)
+        if kind is float:
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(text)
+            return value
+    except ValueError:
+        name = {bool: "true/false", int: "an integer", float: "a number"}[kind]
+        raise ConfigError(f"{key}: expected {name}, got {text!r}", f"e.g. {key}={_EXAMPLES[key]}") from None
+    return text
+
+
+_EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.001", "image_size": "640", "tile_size": "1024",
+             "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
+             "pretrained": "true"}
+
+
+def parse_args_string(text: str) -> dict[str, Any]:
+    """Parse ``"epochs=100;batch_size=24;lr=0.004"`` (``;`` or newlines, whitespace tolerant).
+
+    Returns only the keys given, typed. Unknown keys and bad values raise
+    :class:`ConfigError` naming the key and what was expected.
+    """
+    kinds = _field_types()
+    out: dict[str, Any] = {}
+    for part in re.split(r"[;\n]", text or ""):
+        part = part.strip()
+        if not part or part.startswith("#"):
+            continue
+        if "=" not in part:
+            raise ConfigError(f"expected key=value, got {part!r}", "separate settings with ';' or newlines")
+        key, raw = (s.strip() for s in part.split("=", 1))
+        key = key.replace("-", "_").lower()
+        if key not in kinds:
+            raise ConfigError(f"unknown training argument {key!r}", f"valid keys: {', '.join(sorted(kinds))}")
+        out[key] = _coerce(key, raw, kinds[key])
+    TrainConfig(**out)  # range checks with the key in the message
+    return out
+
+
+# ---------------------------------------------------------------- data-driven defaults
+
+CPU_MAX_SIZE = 1024
+GPU_MAX_SIZE = 1536
+TILE_INPUT_SIZE = 640
+TARGET_IMAGES_SEEN = 1000  # ~ images shown in a run; small sets get more epochs
+
+
+def _object_stats(samples: list[Sample]) -> tuple[float, float]:
+    """(median longest image side, 10th percentile of object min-side), pixels."""
+    sides = [max(s.width, s.height) for s in samples] or [512]
+    objects = np.concatenate([np.minimum(s.boxes[:, 2] - s.boxes[:, 0], s.boxes[:, 3] - s.boxes[:, 1])
+                              for s in samples] or [np.zeros(0)])
+    objects = objects[objects > 0]
+    longest = float(np.median(sides))
+    small = float(np.percentile(objects, 10)) if len(objects) else longest / 4
+    return longest, small
+
+
+def _round32(x: float) -> int:
+    return int(math.ceil(x / 32.0) * 32)
+
+
+def _sizes(data: TrainingData, spec_size: int, min_px: int, gpu: bool) -> tuple[int, int]:
+    """(image_size, tile_size): small objects stay >= ``min_px`` at input scale; huge images are tiled."""
+    longest, small = _object_stats(data.train)
+    cap = GPU_MAX_SIZE if gpu else CPU_MAX_SIZE
+    needed_scale = max(min_px / max(small, 1.0), 1e-3)
+    desired = longest * needed_scale
+    floor = max(64, min(spec_size, _round32(longest)))
+    if desired <= cap:
+        return int(min(max(_round32(desired), floor), cap)), 0
+    tile = int(TILE_INPUT_SIZE / needed_scale)
+    if tile >= longest / 1.5:  # tiles would barely be smaller than the image: use the biggest input
+        return cap, 0
+    return TILE_INPUT_SIZE, max(tile, 64)
+
+
+def _device_memory_gb(device: str) -> float | None:
+    """GPU memory in GiB when CUDA will be used, else None (no torch import on CPU paths)."""
+    if device == "cpu":
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    index = int(device.split(":")[1]) if ":" in device else 0
+    return torch.cuda.get_device_properties(index).total_memory / 2**30
+
+
+def derive_defaults(data: TrainingData, base: str | None = None,
+                    overrides: Mapping[str, Any] | str | None = None) -> TrainConfig:
+    """Defaults that fit ``data`` and this machine; ``overrides`` (dict or ``k=v`` string) win.
+
+    * ``image_size``: small objects (10th percentile) stay >= ~12 px, clamped to the
+      base model's size .. 1024 (CPU) / 1536 (GPU); bigger needs -> tiles.
+    * ``epochs``: about 1000 images seen, 4..100 epochs (200 images -> 5, 20 images -> 50).
+    * ``batch_size``: 4 on CPU (2 above 768 px), by memory on a GPU; ``lr`` scales with it.
+    """
+    from labelloop.models import get_base_model
+
+    given = parse_args_string(overrides) if isinstance(overrides, str) else dict(overrides or {})
+    base = given.pop("base", base)
+    spec = get_base_model(base, task=data.task)
+    if spec.task != data.task:
+        raise ConfigError(f"base model {spec.name!r} is for task {spec.task!r}, the data is {data.task!r}",
+                          f"pick one of: {', '.join(s.name for s in _specs_for(data.task))}")
+    device = given.get("device", "auto")
+    mem = _device_memory_gb(device)
+    image_size, tile_size = _sizes(data, spec.input_size, spec.min_object_px, gpu=mem is not None)
+    image_size = given.get("image_size", image_size)
+    tile_size = given.get("tile_size", tile_size)
+    n_train = max(1, len(data.train))
+    epochs = given.get("epochs", int(min(100, max(4, math.ceil(TARGET_IMAGES_SEEN / n_train)))))
+    if mem is None:
+        batch = 4 if image_size <= 768 else 2
+    else:
+        batch = int(min(32, max(2, mem * 1.5 * (512 / image_size) ** 2)))
+    batch = given.get("batch_size", batch)
+    clones = given.get("num_clones", 1)
+    lr = given.get("lr", min(4e-3, 1e-3 * math.sqrt(batch * clones / 4)))
+    workers = given.get("workers", 0 if (os.cpu_count() or 1) <= 2 and mem is None else 2)
+    patience = given.get("patience", max(5, epochs // 3))
+    rest = {k: v for k, v in given.items() if k not in {"image_size", "tile_size", "epochs", "batch_size",
+                                                         "num_clones", "lr", "workers", "patience"}}
+    return TrainConfig(base=spec.name, epochs=epochs, batch_size=batch, lr=lr, image_size=image_size,
+                       tile_size=tile_size, num_clones=clones, workers=workers, patience=patience, **rest)
+
+
+def _specs_for(task: str) -> list[Any]:
+    from labelloop.models import list_base_models
+
+    return list_base_models(task)

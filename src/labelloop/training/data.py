@@ -1,0 +1,255 @@
+"""Dataset adapter over :class:`Sample`: loading, training regions, tiles, augmentation, collate.
+
+A training item is ``(image, target)``: ``image`` a ``(3, H, W)`` uint8 tensor and
+``target`` a dict with ``boxes (N, 4)`` xyxy float, ``labels (N,)`` int64 (1-based: 0 is
+background), plus ``masks (N, H, W)`` uint8 for ``segment`` or ``semantic (H, W)``
+int64 (255 = ignore) for ``regions``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from labelloop.core.geometry import polygons_to_rle, rle_to_mask
+from labelloop.core.samples import Sample
+from labelloop.errors import InvalidInputError
+from labelloop.models.semseg import IGNORE_INDEX
+
+__all__ = ["SampleDataset", "build_transforms", "collate", "load_rgb", "prepare_arrays"]
+
+FILL = 127  # grey, ~0 after normalisation: blacked-out pixels look like "no information"
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Read an image as ``(H, W, 3)`` uint8 RGB with EXIF orientation applied."""
+    try:
+        with Image.open(path) as im:
+            return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read image {path}: {exc}", "check the file exists and is an image") from exc
+
+
+def _object_masks(sample: Sample, h: int, w: int) -> np.ndarray:
+    """``(N, H, W)`` uint8 masks; objects without masks fall back to their box."""
+    out = np.zeros((len(sample.boxes), h, w), dtype=np.uint8)
+    for i, box in enumerate(sample.boxes):
+        if sample.masks is not None and sample.masks[i] is not None:
+            m = rle_to_mask(sample.masks[i])
+            out[i, : min(h, m.shape[0]), : min(w, m.shape[1])] = m[:h, :w]
+        else:
+            x0, y0, x1, y1 = np.round(box).astype(int)
+            out[i, max(0, y0) : y1, max(0, x0) : x1] = 1
+    return out
+
+
+def _semantic(labels: np.ndarray, masks: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Class map ``(H, W)``: 0 background, ``label`` where an object mask is set (later wins)."""
+    sem = np.zeros((h, w), dtype=np.int64)
+    for label, m in zip(labels, masks, strict=True):
+        sem[m > 0] = label
+    return sem
+
+
+def _fraction_inside(region: np.ndarray, box: np.ndarray) -> float:
+    """Fraction of ``box``'s pixels (xyxy) that lie inside the boolean ``region`` mask."""
+    h, w = region.shape
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    return float(region[y0:y1, x0:x1].mean())
+
+
+def _apply_regions(image: np.ndarray, arrays: dict[str, Any], regions: list[list[float]]
+                   ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Keep only what lies inside the annotated ``regions``.
+
+    Crops to the regions' bounding box, greys out pixels outside the polygons, drops
+    objects less than half inside, and marks outside pixels ``IGNORE`` in semantic maps,
+    so partially annotated images never teach "no object here".
+    """
+    h, w = image.shape[:2]
+    region = rle_to_mask(polygons_to_rle(regions, h, w)).astype(bool)
+    if not region.any():
+        return image, arrays
+    ys, xs = np.nonzero(region)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    inside = np.array([_fraction_inside(region, b) >= 0.5 for b in arrays["boxes"]], dtype=bool)
+    image = image[y0:y1, x0:x1].copy()
+    region = region[y0:y1, x0:x1]
+    image[~region] = FILL
+    boxes = arrays["boxes"] - np.array([x0, y0, x0, y0], dtype=np.float32)
+    boxes = np.clip(boxes, 0, [x1 - x0, y1 - y0, x1 - x0, y1 - y0]).astype(np.float32)
+    out = {"boxes": boxes[inside], "labels": arrays["labels"][inside]}
+    if "masks" in arrays:
+        out["masks"] = arrays["masks"][inside][:, y0:y1, x0:x1] * region[None]
+    if "semantic" in arrays:
+        sem = arrays["semantic"][y0:y1, x0:x1].copy()
+        sem[~region] = IGNORE_INDEX
+        out["semantic"] = sem
+    return image, out
+
+
+def _random_tile(image: np.ndarray, arrays: dict[str, Any], tile: int, rng: random.Random
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """A ``tile`` x ``tile`` crop, around a random object 80% of the time."""
+    h, w = image.shape[:2]
+    if max(h, w) <= tile:
+        return image, arrays
+    boxes = arrays["boxes"]
+    if len(boxes) and rng.random() < 0.8:
+        b = boxes[rng.randrange(len(boxes))]
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        x0 = int(np.clip(cx - rng.uniform(0.1, 0.9) * tile, 0, max(0, w - tile)))
+        y0 = int(np.clip(cy - rng.uniform(0.1, 0.9) * tile, 0, max(0, h - tile)))
+    else:
+        x0, y0 = rng.randint(0, max(0, w - tile)), rng.randint(0, max(0, h - tile))
+    x1, y1 = min(w, x0 + tile), min(h, y0 + tile)
+    clipped = np.clip(boxes - np.array([x0, y0, x0, y0], dtype=np.float32), 0,
+                      [x1 - x0, y1 - y0, x1 - x0, y1 - y0]).astype(np.float32)
+    keep = ((clipped[:, 2] - clipped[:, 0]) >= 2) & ((clipped[:, 3] - clipped[:, 1]) >= 2)
+    out = {"boxes": clipped[keep], "labels": arrays["labels"][keep]}
+    if "masks" in arrays:
+        out["masks"] = arrays["masks"][keep][:, y0:y1, x0:x1]
+    if "semantic" in arrays:
+        out["semantic"] = arrays["semantic"][y0:y1, x0:x1]
+    return image[y0:y1, x0:x1], out
+
+
+def _downscale(image: np.ndarray, arrays: dict[str, Any], max_side: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Shrink so the longest side is ``max_side`` (augmenting a 2000 px photo costs more than the step)."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return image, arrays
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = dict(arrays, boxes=(arrays["boxes"] * np.float32(scale)).astype(np.float32))
+    if "masks" in arrays:
+        out["masks"] = np.stack([np.asarray(Image.fromarray(m).resize(size, Image.Resampling.NEAREST))
+                                 for m in arrays["masks"]]) if len(arrays["masks"]) else \
+            np.zeros((0, size[1], size[0]), np.uint8)
+    if "semantic" in arrays:
+        out["semantic"] = np.asarray(Image.fromarray(arrays["semantic"].astype(np.uint8))
+                                     .resize(size, Image.Resampling.NEAREST)).astype(np.int64)
+    return np.array(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)), out
+
+
+def prepare_arrays(sample: Sample, task: str, *, tile: int = 0, rng: random.Random | None = None,
+                   max_side: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Load ``sample``, apply training regions, (if ``tile``) a random tile crop, and (if
+    ``max_side``) shrink so the longest side is at most ``max_side``.
+
+    Returns ``(H, W, 3)`` uint8 and numpy arrays ``boxes``, ``labels`` (1-based),
+    ``masks`` / ``semantic`` depending on ``task``.
+    """
+    image = load_rgb(sample.path)
+    h, w = image.shape[:2]
+    arrays: dict[str, Any] = {"boxes": sample.boxes.copy(), "labels": sample.labels + 1}
+    if task in ("segment", "regions"):
+        masks = _object_masks(sample, h, w)
+        if task == "segment":
+            arrays["masks"] = masks
+        else:
+            arrays["semantic"] = _semantic(arrays["labels"], masks, h, w)
+    if sample.regions:
+        image, arrays = _apply_regions(image, arrays, sample.regions)
+    if tile:
+        image, arrays = _random_tile(image, arrays, tile, rng or random.Random())
+    if max_side:
+        image, arrays = _downscale(image, arrays, max_side)
+    return image, arrays
+
+
+class _RandomCrop:
+    """Crop each side to a random fraction in ``[min_scale, 1]`` (zoom in), with probability ``p``."""
+
+    def __init__(self, min_scale: float = 0.6, p: float = 0.5) -> None:
+        self.min_scale, self.p = min_scale, p
+
+    def __call__(self, image: Tensor, target: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        if random.random() >= self.p:
+            return image, target
+        h, w = image.shape[-2:]
+        ch, cw = int(h * random.uniform(self.min_scale, 1)), int(w * random.uniform(self.min_scale, 1))
+        top, left = random.randint(0, h - ch), random.randint(0, w - cw)
+        image = F.crop(image, top, left, ch, cw)
+        target = {k: (F.crop(v, top, left, ch, cw) if isinstance(v, tv_tensors.TVTensor) else v)
+                  for k, v in target.items()}
+        return image, target
+
+
+def build_transforms(level: str, image_size: int, task: str) -> Callable[..., Any]:
+    """Box/mask-aware ``v2`` pipeline ending with a resize to longest side ``image_size``."""
+    ops: list[Any] = []
+    if level != "none":
+        ops.append(v2.RandomHorizontalFlip())
+    if level == "light":
+        ops.append(v2.ColorJitter(0.2, 0.2, 0.2, 0.02))
+    if level in ("medium", "strong"):
+        ops += [v2.RandomPhotometricDistort(p=0.5), _RandomCrop(0.6 if level == "medium" else 0.4)]
+        ops.append(v2.RandomZoomOut(fill={tv_tensors.Image: FILL, tv_tensors.Mask: _mask_fill(task)},
+                                    side_range=(1.0, 1.5 if level == "medium" else 2.0),
+                                    p=0.2 if level == "medium" else 0.4))
+    if level == "strong":
+        ops.append(v2.RandomVerticalFlip())
+    ops.append(v2.Resize(size=None, max_size=image_size))
+    if task != "regions":
+        ops += [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=2)]
+    return v2.Compose(ops)
+
+
+def _mask_fill(task: str) -> int:
+    return IGNORE_INDEX if task == "regions" else 0
+
+
+class SampleDataset(Dataset[tuple[Tensor, dict[str, Any]]]):
+    """Training items from :class:`Sample` records (see module docstring for shapes)."""
+
+    def __init__(self, samples: Sequence[Sample], task: str, image_size: int, augment: str = "medium",
+                 tile_size: int = 0) -> None:
+        self.samples = list(samples)
+        self.task = task
+        self.tile_size = tile_size
+        self.max_side = int(image_size * 1.5)  # headroom for zoom-in crops
+        self.transforms = build_transforms(augment, image_size, task)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Any]]:
+        sample = self.samples[index]
+        image, arrays = prepare_arrays(sample, self.task, tile=self.tile_size,
+                                       rng=random.Random(random.getrandbits(32)), max_side=self.max_side)
+        h, w = image.shape[:2]
+        img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
+        target: dict[str, Any] = {
+            "boxes": tv_tensors.BoundingBoxes(torch.as_tensor(arrays["boxes"], dtype=torch.float32),
+                                              format="XYXY", canvas_size=(h, w)),
+            "labels": torch.as_tensor(arrays["labels"], dtype=torch.int64),
+        }
+        if "masks" in arrays:
+            target["masks"] = tv_tensors.Mask(torch.from_numpy(arrays["masks"]))
+        if "semantic" in arrays:
+            target["semantic"] = tv_tensors.Mask(torch.from_numpy(arrays["semantic"]))
+        img, target = self.transforms(img, target)
+        target["image_id"] = sample.image_id
+        return img.as_subclass(Tensor), {k: (v.as_subclass(Tensor) if isinstance(v, Tensor) else v)
+                                         for k, v in target.items()}
+
+
+def collate(batch: list[tuple[Tensor, dict[str, Any]]]) -> tuple[list[Tensor], list[dict[str, Any]]]:
+    """Variable-size images stay a list (the models batch and pad them)."""
+    images, targets = zip(*batch, strict=True)
+    return list(images), list(targets)

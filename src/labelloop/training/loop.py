@@ -1,0 +1,449 @@
+"""The training loop: one step, one epoch, one run; single process or DDP clones.
+
+``train_model`` is the one entry point. With ``num_clones > 1`` it spawns DDP processes
+that all run :func:`_run`; rank 0 evaluates, writes artifacts and reports progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from labelloop.core.samples import Sample, TrainingData
+from labelloop.errors import ConfigError, TrainingError
+from labelloop.inference.predictions import Predictions
+from labelloop.inference.torch_engine import predict_arrays
+from labelloop.models import BaseModelSpec, get_base_model
+from labelloop.models.builders import set_input_size
+from labelloop.models.weights import transfer_state
+from labelloop.training.checkpoint import (
+    MODEL_FORMAT,
+    TrainState,
+    atomic_save,
+    read_model_json,
+    rng_state,
+    set_rng_state,
+    write_json,
+)
+from labelloop.training.config import TrainConfig
+from labelloop.training.data import SampleDataset, collate, load_rgb
+from labelloop.training.metrics import evaluate_predictions
+from labelloop.training.report import choose_flipbook_ids, write_flipbook_frame, write_plots
+
+__all__ = ["Progress", "TrainResult", "train_model", "train_step"]
+
+Progress = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], bool]
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_model`. ``reason``: completed | early_stopped | interrupted."""
+
+    out_dir: Path
+    best_epoch: int
+    best_metrics: dict[str, Any]
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = "completed"
+
+
+@dataclass
+class _Job:
+    """Everything a (possibly spawned) worker needs; picklable."""
+
+    data: TrainingData
+    config: TrainConfig
+    out_dir: Path
+    init_from: Path | None
+    resume: bool
+    flipbook_ids: list[int]
+
+
+# ------------------------------------------------------------------ step
+
+
+def _to_device(images: Sequence[Tensor], targets: Sequence[dict[str, Any]], device: torch.device
+               ) -> tuple[list[Tensor], list[dict[str, Any]]]:
+    """uint8 ``(3, H, W)`` -> float ``[0, 1]`` on ``device``; target tensors moved too."""
+    ims = [im.to(device, non_blocking=True).float().div_(255) for im in images]
+    tgs = [{k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in t.items()}
+           for t in targets]
+    return ims, tgs
+
+
+def train_step(model: nn.Module, images: Sequence[Tensor], targets: Sequence[dict[str, Any]],
+               optimizer: torch.optim.Optimizer, device: torch.device,
+               scaler: torch.amp.GradScaler | None = None, max_grad_norm: float = 10.0) -> dict[str, float]:
+    """One optimisation step on a batch; returns ``{"loss": total, <each loss>: value}``.
+
+    Raises:
+        TrainingError: the loss is NaN or infinite (nothing is updated).
+    """
+    images, targets = _to_device(images, targets, device)
+    with torch.autocast(device.type, enabled=scaler is not None):
+        losses: dict[str, Tensor] = model(images, targets)
+    loss = sum(losses.values(), torch.zeros((), device=device))
+    if not torch.isfinite(loss):
+        parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+        raise TrainingError(f"training loss is not finite ({parts})",
+                            "lower lr=..., check for degenerate boxes, or try augment=none")
+    optimizer.zero_grad(set_to_none=True)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+    return {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
+
+
+# ------------------------------------------------------------------ run pieces
+
+
+def _device(config: TrainConfig, rank: int) -> torch.device:
+    if config.device == "auto":
+        return torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={config.device} but CUDA is not available", "use device=cpu or device=auto")
+    return torch.device(config.device)
+
+
+def _build_model(job: _Job, spec: BaseModelSpec) -> nn.Module:
+    """The base model for ``job``'s classes, optionally initialised from an earlier model."""
+    cfg, classes = job.config, job.data.classes
+    model = spec.build(len(classes), pretrained=cfg.pretrained and job.init_from is None,
+                       weights_path=cfg.weights)
+    if job.init_from is not None:
+        meta = read_model_json(job.init_from)
+        if meta["base"] != spec.name:
+            raise ConfigError(f"init_from model uses base {meta['base']!r}, this run uses {spec.name!r}",
+                              f"set base={meta['base']} to fine-tune it")
+        old = torch.load(Path(job.init_from) / "best.pt", map_location="cpu", weights_only=False)["model"]
+        transfer_state(model, old, meta["classes"], classes, spec.class_heads)
+    set_input_size(model, cfg.image_size)
+    return model
+
+
+def _schedule(total_steps: int) -> Callable[[int], float]:
+    """Linear warm-up (5% of steps, 10..300) then cosine down to 5% of the peak lr."""
+    warmup = int(min(300, max(10, 0.05 * total_steps)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor
+
+
+def _loader(job: _Job, rank: int, world: int, device: torch.device) -> DataLoader:
+    cfg = job.config
+    dataset = SampleDataset(job.data.train, job.data.task, cfg.image_size, cfg.augment, cfg.tile_size)
+    sampler: Any
+    if world > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                      collate_fn=collate, pin_memory=device.type == "cuda",
+                      persistent_workers=cfg.workers > 0, drop_last=len(dataset) > cfg.batch_size * world)
+
+
+def _set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+    """Data order depends only on (seed, epoch), so a resumed run sees what the killed one would."""
+    sampler = loader.sampler
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)
+    elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
+        sampler.generator.manual_seed(seed * 1000 + epoch)
+
+
+def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """True if ``flag`` is set on any rank (keeps DDP ranks in lock-step when stopping)."""
+    if world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _predict_samples(model: nn.Module, samples: Sequence[Sample], device: torch.device, tile: int,
+                     batch: int = 4) -> dict[int, Predictions]:
+    out: dict[int, Predictions] = {}
+    for start in range(0, len(samples), batch):
+        chunk = samples[start : start + batch]
+        preds = predict_arrays(model, [load_rgb(s.path) for s in chunk], device, tile, batch)
+        out.update({s.image_id: p for s, p in zip(chunk, preds, strict=True)})
+    return out
+
+
+def _evaluate(model: nn.Module, job: _Job, device: torch.device) -> tuple[dict[str, Any], dict[int, Predictions]]:
+    if not job.data.val:
+        return {}, {}
+    preds = _predict_samples(model, job.data.val, device, job.config.tile_size)
+    return evaluate_predictions(job.data.val, preds, job.data.classes, job.data.task), preds
+
+
+def _checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
+                state: TrainState, job: _Job) -> None:
+    atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                 "state": asdict(state), "rng": rng_state(), "classes": job.data.classes,
+                 "config": job.config.to_dict()}, path)
+
+
+def _write_model_json(job: _Job, spec: BaseModelSpec, state: TrainState) -> None:
+    metrics = {k: v for k, v in state.best_metrics.items() if k != "pr"}
+    write_json({"format": MODEL_FORMAT, "base": spec.name, "task": job.data.task,
+                "classes": list(job.data.classes), "config": job.config.to_dict(),
+                "input_size": job.config.image_size, "tile_size": job.config.tile_size,
+                "mean": list(spec.mean), "std": list(spec.std), "label_offset": 1,
+                "best_epoch": state.best_epoch, "metrics": metrics, "weights": "best.pt",
+                "flipbook_ids": job.flipbook_ids}, job.out_dir / "model.json")
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopCheck) -> TrainResult:
+    """Train on this rank; rank 0 evaluates, checkpoints and reports through ``emit``."""
+    cfg, out, lead = job.config, job.out_dir, rank == 0
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    device = _device(cfg, rank)
+    spec = get_base_model(cfg.base, task=job.data.task)
+    model = _build_model(job, spec).to(device)
+    loader = _loader(job, rank, world, device)
+    steps = len(loader)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg.epochs * steps))
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    state = TrainState()
+    if job.resume and (out / "last.pt").is_file():
+        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        state = TrainState(**ckpt["state"])
+        set_rng_state(ckpt["rng"])
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                  else None, find_unused_parameters=True)
+    report = emit if (lead and emit is not None) else (lambda event: None)
+    report({"type": "start", "epochs": cfg.epochs, "steps_per_epoch": steps, "start_epoch": state.epoch + 1})
+    reason = "completed"
+    samples_by_id = {s.image_id: s for s in job.data.val}
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        t0 = time.time()
+        net.train()
+        _set_epoch(loader, cfg.seed, epoch)
+        sums: dict[str, float] = {}
+        interrupted = False
+        for step, (images, targets) in enumerate(loader, start=1):
+            if _any_rank(stopped(), world, device):
+                interrupted = True
+                break
+            losses = train_step(net, images, targets, optimizer, device, scaler)
+            scheduler.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            report({"type": "step", "epoch": epoch, "step": step, "steps": steps, "loss": losses["loss"],
+                    "lr": optimizer.param_groups[0]["lr"]})
+        if interrupted:
+            reason = "interrupted"
+            break
+        stop_early = False
+        if lead:
+            metrics, preds = _evaluate(model, job, device)
+            score = metrics.get("score", -sums.get("loss", 0.0))
+            record = {"epoch": epoch, "losses": {k: v / max(1, steps) for k, v in sums.items()},
+                      "metrics": {k: v for k, v in metrics.items() if k != "pr"},
+                      "seconds": round(time.time() - t0, 3), "lr": optimizer.param_groups[0]["lr"]}
+            state.epoch = epoch
+            state.history.append(record)
+            if score > state.best_score:
+                state.best_score, state.best_epoch, state.best_metrics = score, epoch, metrics
+                state.bad_epochs = 0
+                atomic_save({"model": model.state_dict(), "epoch": epoch, "classes": job.data.classes,
+                             "base": spec.name, "metrics": record["metrics"]}, out / "best.pt")
+                write_json(metrics.get("pr", {}), out / "pr_curves.json")
+            else:
+                state.bad_epochs += 1
+            _checkpoint(out / "last.pt", model, optimizer, scheduler, scaler, state, job)
+            (out / "metrics.jsonl").write_text("".join(_jsonl(r) for r in state.history))
+            write_flipbook_frame(out, epoch, {i: preds[i] for i in job.flipbook_ids if i in preds},
+                                 samples_by_id)
+            _write_model_json(job, spec, state)
+            report({"type": "epoch", **record})
+            stop_early = cfg.patience > 0 and state.bad_epochs >= cfg.patience
+        else:
+            state.epoch = epoch
+        if _any_rank(stop_early, world, device):
+            reason = "early_stopped"
+            break
+    if lead:
+        if reason == "interrupted":
+            _checkpoint(out / "last.pt", model, optimizer, scheduler, scaler, state, job)
+        if state.history:
+            write_plots(out, state.history, _read_pr(out))
+        if state.best_epoch:
+            _write_model_json(job, spec, state)
+    report({"type": "end", "reason": reason, "best_epoch": state.best_epoch})
+    return TrainResult(out, state.best_epoch, {k: v for k, v in state.best_metrics.items() if k != "pr"},
+                       state.history, reason)
+
+
+def _jsonl(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record) + "\n"
+
+
+def _read_pr(out: Path) -> dict[str, Any]:
+    import json
+
+    path = out / "pr_curves.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# ------------------------------------------------------------------ entry point, signals, DDP
+
+
+@contextlib.contextmanager
+def _signals(on_signal: Callable[[], None]) -> Iterator[None]:
+    """Route SIGINT/SIGTERM to ``on_signal`` while training (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda *_: on_signal())
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _check(data: TrainingData, config: TrainConfig) -> None:
+    if not data.classes:
+        raise TrainingError("the training data has no classes", "add at least one label to the project")
+    if not data.train:
+        raise TrainingError("the train split is empty", "annotate some images (about 20 objects per class)")
+    if data.task not in ("detect", "segment", "regions"):
+        raise ConfigError(f"task must be detect, segment or regions, got {data.task!r}")
+    if config.num_clones > 1 and len(data.train) < config.num_clones:
+        raise ConfigError(f"num_clones={config.num_clones} but only {len(data.train)} training images")
+
+
+def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *, progress: Progress | None = None,
+                init_from: str | Path | None = None, resume: bool = False,
+                flipbook_ids: Sequence[int] | None = None,
+                stop_event: threading.Event | None = None) -> TrainResult:
+    """Train ``config.base`` on ``data``; artifacts go to ``out_dir`` (see package docs).
+
+    ``progress`` receives dict events (start / step / epoch / end). SIGINT, SIGTERM or
+    ``stop_event`` save ``last.pt`` and return with ``reason="interrupted"``; ``resume``
+    continues from ``out_dir/last.pt``; ``init_from`` fine-tunes an earlier model,
+    matching classes by name.
+    """
+    _check(data, config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if init_from is not None and config.base is None:
+        config = config.replace(base=read_model_json(init_from)["base"])
+    spec = get_base_model(config.base, task=data.task)
+    if spec.task != data.task:
+        raise ConfigError(f"base model {spec.name!r} is for {spec.task!r}, the data is {data.task!r}")
+    job = _Job(data, config.replace(base=spec.name), out, Path(init_from) if init_from else None, resume,
+               choose_flipbook_ids(data.val, flipbook_ids))
+    if config.num_clones > 1:
+        return _spawn(job, progress, stop_event)
+    flag = threading.Event()
+    with _signals(flag.set):
+        return _run(0, 1, job, progress, lambda: flag.is_set() or bool(stop_event and stop_event.is_set()))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ddp_worker(rank: int, world: int, port: int, job: _Job, queue: Any, stop: Any) -> None:
+    backend = "nccl" if torch.cuda.is_available() and job.config.device != "cpu" else "gloo"
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    local = threading.Event()
+    try:
+        with _signals(local.set):
+            result = _run(rank, world, job, queue.put, lambda: local.is_set() or stop.is_set())
+        if rank == 0:
+            queue.put({"type": "_result", "result": result})
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(job: _Job, progress: Progress | None, stop_event: threading.Event | None) -> TrainResult:
+    """Run ``job`` on ``num_clones`` DDP processes; relay rank 0's events to ``progress``."""
+    import queue as queue_mod
+
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    events, stop = ctx.Queue(), ctx.Event()
+    procs = mp.start_processes(_ddp_worker, args=(job.config.num_clones, _free_port(), job, events, stop),
+                               nprocs=job.config.num_clones, join=False, start_method="spawn")
+    result: TrainResult | None = None
+
+    def drain() -> None:
+        nonlocal result
+        while True:
+            try:
+                event = events.get(timeout=0.1)
+            except queue_mod.Empty:
+                return
+            if event["type"] == "_result":
+                result = event["result"]
+            elif progress is not None:
+                progress(event)
+
+    with _signals(stop.set):
+        try:
+            while not procs.join(timeout=0.1):
+                drain()
+                if stop_event is not None and stop_event.is_set():
+                    stop.set()
+        except mp.ProcessRaisedException as exc:
+            raise TrainingError(f"a training clone failed: {str(exc).strip().splitlines()[-1]}") from exc
+        except mp.ProcessExitedException as exc:
+            raise TrainingError(f"a training clone died: {exc}", "check memory; try fewer num_clones") from exc
+    drain()
+    if result is None:
+        raise TrainingError("training clones exited without a result")
+    return result

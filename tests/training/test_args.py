@@ -1,0 +1,78 @@
+"""Argument strings and data-driven defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelloop.core.samples import Sample, TrainingData
+from labelloop.errors import ConfigError
+from labelloop.training.config import TrainConfig, derive_defaults, parse_args_string
+
+
+def test_parse_types_and_separators() -> None:
+    args = parse_args_string(" epochs = 100 ;batch_size=24;\n lr=0.004; num_clones=2\naugment=false;base=fcos-lite0")
+    assert args == {"epochs": 100, "batch_size": 24, "lr": 0.004, "num_clones": 2, "augment": "none",
+                    "base": "fcos-lite0"}
+    assert isinstance(args["epochs"], int) and isinstance(args["lr"], float)
+    assert parse_args_string("") == {}
+    assert parse_args_string("augment=strong;pretrained=no;weights=none") == {
+        "augment": "strong", "pretrained": False, "weights": None}
+
+
+def test_unknown_key_lists_valid_keys() -> None:
+    with pytest.raises(ConfigError, match=r"unknown training argument 'epoch'.*epochs"):
+        parse_args_string("epoch=3")
+
+
+@pytest.mark.parametrize(("text", "key", "expected"), [
+    ("epochs=ten", "epochs", "integer"), ("epochs=2.5", "epochs", "integer"), ("lr=fast", "lr", "number"),
+    ("pretrained=maybe", "pretrained", "true/false"), ("augment=extreme", "augment", "augment"),
+    ("batch_size=0", "batch_size", "positive"), ("lr=-1", "lr", "positive"), ("device=tpu", "device", "cuda"),
+])
+def test_bad_values_name_key_and_type(text: str, key: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_args_string(text)
+    assert key in str(err.value) and expected in str(err.value)
+
+
+def test_missing_equals_sign() -> None:
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_args_string("epochs 3")
+
+
+def test_from_args_string_overrides_a_config() -> None:
+    cfg = TrainConfig.from_args_string("epochs=7", TrainConfig(batch_size=2))
+    assert (cfg.epochs, cfg.batch_size) == (7, 2)
+
+
+def _data(n: int, size: tuple[int, int], obj: float, task: str = "detect") -> TrainingData:
+    w, h = size
+    samples = [Sample(i, Path(f"/x/{i}.png"), w, h, np.array([[10, 10, 10 + obj, 10 + obj]] * 3, np.float32),
+                      np.array([0, 1, 1])) for i in range(n)]
+    return TrainingData(["a", "b"], task, samples, samples[:2])
+
+
+def test_defaults_scale_with_data() -> None:
+    big_objects = derive_defaults(_data(200, (640, 480), 200), overrides={"device": "cpu"})
+    assert big_objects.base == "fcos-lite0" and big_objects.tile_size == 0
+    assert 320 <= big_objects.image_size <= 640
+    assert 4 <= big_objects.epochs <= 12
+    few = derive_defaults(_data(20, (640, 480), 200), overrides={"device": "cpu"})
+    assert few.epochs > big_objects.epochs
+    for size, obj in [((800, 600), 10), ((1000, 800), 10), ((6000, 4000), 12)]:
+        cfg = derive_defaults(_data(50, size, obj), overrides={"device": "cpu"})
+        assert cfg.image_size <= 1024
+        assert cfg.image_size * obj / (cfg.tile_size or max(size)) >= 11.5, (size, cfg)  # objects >= ~12 px
+    assert derive_defaults(_data(50, (6000, 4000), 12), overrides={"device": "cpu"}).tile_size > 0
+
+
+def test_user_args_override_defaults_and_task_is_checked() -> None:
+    cfg = derive_defaults(_data(50, (640, 480), 100), overrides="epochs=3;image_size=256;device=cpu")
+    assert (cfg.epochs, cfg.image_size) == (3, 256)
+    with pytest.raises(ConfigError, match="task"):
+        derive_defaults(_data(5, (64, 64), 10), base="semseg-lite0")
+    seg = derive_defaults(_data(5, (64, 64), 10, task="segment"))
+    assert seg.base == "maskrcnn-lite0"

@@ -1,0 +1,88 @@
+"""Dataset adapter: shapes, training regions, tiles, augmentation, metrics against pycocotools."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labelloop.inference.predictions import Predictions
+from labelloop.training.data import FILL, SampleDataset, collate, prepare_arrays
+from labelloop.training.metrics import coco_detections, coco_ground_truth, coco_metrics, evaluate_predictions
+from training.synth import make_sample, make_training_data
+
+
+@pytest.mark.parametrize("task", ["detect", "segment", "regions"])
+def test_items_have_documented_shapes(task: str, tmp_path: Path) -> None:
+    data = make_training_data(tmp_path, n_train=4, n_val=0, task=task, size=(80, 120))
+    ds = SampleDataset(data.train, task, image_size=64, augment="strong")
+    images, targets = collate([ds[i] for i in range(4)])
+    for im, t in zip(images, targets, strict=True):
+        assert im.dtype == torch.uint8 and im.shape[0] == 3 and max(im.shape[1:]) == 64
+        assert t["boxes"].shape[1] == 4 and len(t["boxes"]) == len(t["labels"])
+        assert (t["labels"] >= 1).all()  # 0 is background
+        if task == "segment":
+            assert t["masks"].shape == (len(t["boxes"]), *im.shape[1:])
+        if task == "regions":
+            assert t["semantic"].shape == im.shape[1:]
+
+
+def test_training_region_crops_greys_out_and_drops_outside_objects(tmp_path: Path) -> None:
+    s = make_sample(tmp_path, 1, size=(100, 100), n_objects=(3, 3), obj_size=(15, 20), seed=3, with_masks=True)
+    box = s.boxes[0]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    triangle = [[x0 - 2, y0 - 2, x1 + 30, y0 - 2, x0 - 2, y1 + 30]]  # contains object 0
+    s = type(s)(s.image_id, s.path, s.width, s.height, s.boxes, s.labels, s.masks, triangle)
+    from labelloop.core.geometry import polygons_to_rle, rle_to_mask
+    from labelloop.training.data import _fraction_inside
+
+    full = rle_to_mask(polygons_to_rle(triangle, 100, 100)).astype(bool)
+    expected = [_fraction_inside(full, b) >= 0.5 for b in s.boxes]
+    assert expected[0] and not all(expected)  # the seed puts another object outside
+    image, arrays = prepare_arrays(s, "regions")
+    assert image.shape[0] < 100 and (arrays["semantic"] == 255).any() and (image == FILL).all(axis=2).any()
+    image, arrays = prepare_arrays(s, "detect")
+    assert len(arrays["labels"]) == sum(expected)
+    assert arrays["boxes"][0] == pytest.approx(box - np.array([x0 - 2, y0 - 2, x0 - 2, y0 - 2]), abs=1.01)
+
+
+def test_random_tile_keeps_objects_in_tile_coordinates(tmp_path: Path) -> None:
+    s = make_sample(tmp_path, 1, size=(400, 600), n_objects=(4, 6), obj_size=(20, 30))
+    image, arrays = prepare_arrays(s, "detect", tile=128, rng=random.Random(0))
+    assert image.shape[:2] == (128, 128)
+    b = arrays["boxes"]
+    assert (b >= 0).all() and (b[:, [0, 2]] <= 128).all() and (b[:, [1, 3]] <= 128).all()
+
+
+def _random_preds(data, seed: int) -> dict[int, Predictions]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for s in data.val:
+        jitter = rng.normal(0, 3, s.boxes.shape)
+        extra = rng.uniform(0, 60, (2, 2))
+        boxes = np.concatenate([s.boxes + jitter, np.hstack([extra, extra + 20])])
+        out[s.image_id] = Predictions(boxes, rng.uniform(0.05, 1, len(boxes)),
+                                      np.concatenate([s.labels, rng.integers(0, 2, 2)]))
+    return out
+
+
+def test_faster_coco_eval_matches_pycocotools(tmp_path: Path) -> None:
+    data = make_training_data(tmp_path, n_train=0, n_val=10)
+    preds = _random_preds(data, 0)
+    gt = coco_ground_truth(data.val, data.classes, with_masks=False)
+    dets = coco_detections(preds, with_masks=False)
+    fast = coco_metrics(gt, dets, "bbox")
+    ref = coco_metrics(gt, dets, "bbox", backend="pycocotools")
+    for key in ("map", "map50", "precision", "recall"):
+        assert fast[key] == pytest.approx(ref[key], abs=1e-6), key
+    assert fast["ap_per_class"] == pytest.approx(ref["ap_per_class"], abs=1e-6)
+
+
+def test_perfect_predictions_score_one(tmp_path: Path) -> None:
+    data = make_training_data(tmp_path, n_train=0, n_val=4, task="segment")
+    preds = {s.image_id: Predictions(s.boxes, np.ones(len(s.boxes)), s.labels, s.masks) for s in data.val}
+    m = evaluate_predictions(data.val, preds, data.classes, "segment")
+    assert m["map"] == pytest.approx(1.0) and m["mask_map"] == pytest.approx(1.0)

@@ -1,0 +1,172 @@
+"""Real (tiny) training runs: learning, artifacts, NaN, stop, resume after a kill, fine-tune, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from labelloop.core.samples import TrainingData
+from labelloop.errors import TrainingError
+from labelloop.models import BaseModelSpec, get_base_model, register_base_model
+from labelloop.training import TrainConfig, render_flipbook, train_model, train_step
+from labelloop.training.loop import _evaluate, _Job
+from training.synth import make_training_data
+
+TESTS = Path(__file__).resolve().parents[1]
+FAST = dict(image_size=96, batch_size=4, workers=0, device="cpu", augment="light")
+
+
+def _untrained_map(data: TrainingData, tmp_path: Path) -> float:
+    from labelloop.models.builders import set_input_size
+
+    model = get_base_model("fcos-lite0").build(len(data.classes))
+    set_input_size(model, 96)
+    job = _Job(data, TrainConfig(**FAST), tmp_path, None, False, [])
+    return _evaluate(model, job, torch.device("cpu"))[0]["map50"]
+
+
+def test_tiny_training_learns_and_writes_artifacts(detect_data: TrainingData, tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    out = tmp_path / "run"
+    result = train_model(detect_data, TrainConfig(epochs=4, lr=2e-3, **FAST), out, progress=events.append)
+    assert result.reason == "completed" and len(result.epochs) == 4
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 4
+    assert events[0]["steps_per_epoch"] == 4 and kinds.count("step") == 16
+    losses = [r["losses"]["loss"] for r in result.epochs]
+    assert losses[-1] < losses[0]
+    assert result.best_metrics["map50"] > _untrained_map(detect_data, tmp_path) + 0.1
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["classes"] == ["rect", "ellipse"] and meta["best_epoch"] == result.best_epoch
+    assert meta["input_size"] == 96 and meta["mean"] and meta["config"]["epochs"] == 4
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
+    for name in ("best.pt", "last.pt", "plots/loss.png", "plots/map.png", "plots/pr_rect.png",
+                 "flipbook/epoch_004.json"):
+        assert (out / name).is_file(), name
+    frame = json.loads((out / "flipbook/epoch_001.json").read_text())
+    assert len(frame["images"]) == 8 and {"boxes", "scores", "labels", "masks"} <= frame["images"][0].keys()
+    samples = {s.image_id: s for s in detect_data.val}
+    assert render_flipbook(out, samples, tmp_path / "f.gif").stat().st_size > 0
+    assert "<input" in render_flipbook(out, samples, tmp_path / "f.html").read_text()
+
+
+class _NanModel(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+        self.input_size = 64
+
+    def forward(self, images: list, targets: list | None = None) -> Any:
+        return {"loss_nan": self.w * float("nan")}
+
+
+def test_nan_loss_raises_training_error(detect_data: TrainingData, tmp_path: Path) -> None:
+    model = _NanModel()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TrainingError, match="not finite"):
+        train_step(model, [torch.zeros(3, 8, 8, dtype=torch.uint8)], [{}], opt, torch.device("cpu"))
+    register_base_model(BaseModelSpec(name="test-nan", task="detect", summary="s", guidance="g",
+                                      builder=lambda spec, n, pretrained, weights: _NanModel()))
+    with pytest.raises(TrainingError, match="lower lr"):
+        train_model(detect_data, TrainConfig(base="test-nan", epochs=1, **FAST), tmp_path / "nan")
+
+
+def test_stop_event_saves_checkpoint_and_returns_interrupted(detect_data: TrainingData, tmp_path: Path) -> None:
+    stop = threading.Event()
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["type"] == "step" and event["epoch"] == 2 and event["step"] == 2:
+            stop.set()
+
+    result = train_model(detect_data, TrainConfig(epochs=3, **FAST), tmp_path / "run", progress=progress,
+                         stop_event=stop)
+    assert result.reason == "interrupted" and len(result.epochs) == 1
+    ckpt = torch.load(tmp_path / "run/last.pt", weights_only=False)
+    assert ckpt["state"]["epoch"] == 1
+
+
+_KILLED_RUN = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from training.synth import make_training_data
+from labelloop.training import TrainConfig, train_model
+data = make_training_data(Path({data!r}), n_train=16, n_val=8)
+def progress(event):
+    if event["type"] == "epoch":
+        print("EPOCH", event["epoch"], flush=True)
+        time.sleep(120)  # the test kills us here
+train_model(data, TrainConfig(epochs=3, **{fast!r}), {out!r}, progress=progress)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_kill_continues_epoch_counter(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    script = _KILLED_RUN.format(tests=str(TESTS), data=str(tmp_path / "data"), fast=FAST, out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.strip() == "EPOCH 1", line
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert (out / "last.pt").is_file()
+    data = make_training_data(tmp_path / "data", n_train=16, n_val=8)
+    events: list[dict[str, Any]] = []
+    result = train_model(data, TrainConfig(epochs=3, **FAST), out, resume=True, progress=events.append)
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [2, 3]
+    assert [r["epoch"] for r in result.epochs] == [1, 2, 3]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_fine_tune_adds_a_class_matched_by_name(tmp_path: Path) -> None:
+    first = make_training_data(tmp_path / "a", n_train=8, n_val=4, classes=("rect", "ellipse"))
+    train_model(first, TrainConfig(epochs=1, **FAST), tmp_path / "m1")
+    second = make_training_data(tmp_path / "b", n_train=8, n_val=4, classes=("ellipse", "rect", "box3"))
+    old = torch.load(tmp_path / "m1/best.pt", weights_only=False)["model"]
+    result = train_model(second, TrainConfig(epochs=1, lr=1e-9, **FAST), tmp_path / "m2",
+                         init_from=tmp_path / "m1")
+    assert result.reason == "completed"
+    new = torch.load(tmp_path / "m2/best.pt", weights_only=False)["model"]
+    key = "head.classification_head.cls_logits.weight"
+    assert new[key].shape[0] == 4
+    # rows: 0 background, then classes; ellipse old row 2 -> new row 1, rect old 1 -> new 2 (lr ~ 0)
+    assert torch.allclose(new[key][1], old[key][2], atol=1e-5)
+    assert torch.allclose(new[key][2], old[key][1], atol=1e-5)
+    meta = json.loads((tmp_path / "m2/model.json").read_text())
+    assert meta["classes"] == ["ellipse", "rect", "box3"]
+
+
+@pytest.mark.parametrize("task", ["segment", "regions"])
+def test_segment_and_regions_train_one_epoch(task: str, tmp_path: Path) -> None:
+    data = make_training_data(tmp_path / "d", n_train=8, n_val=4, task=task)
+    result = train_model(data, TrainConfig(epochs=1, **FAST), tmp_path / "run")
+    key = "mask_map50" if task == "segment" else "miou"
+    assert result.reason == "completed" and key in result.best_metrics
+    frame = json.loads((tmp_path / "run/flipbook/epoch_001.json").read_text())
+    assert frame["images"][0]["masks"] is not None
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(detect_data: TrainingData, tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    t0 = time.time()
+    result = train_model(detect_data, TrainConfig(epochs=2, num_clones=2, **FAST), tmp_path / "ddp",
+                         progress=events.append)
+    assert result.reason == "completed" and [r["epoch"] for r in result.epochs] == [1, 2]
+    start = next(e for e in events if e["type"] == "start")
+    assert start["steps_per_epoch"] == 2  # 16 images / (2 clones x batch 4)
+    assert (tmp_path / "ddp/best.pt").is_file() and time.time() - t0 < 300
