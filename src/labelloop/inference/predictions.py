@@ -128,7 +128,10 @@ def merge_tiles(parts: list[tuple[tuple[int, int, int, int], Predictions]], widt
 
     if parts and parts[0][1].semantic is not None:
         return _merge_semantic(parts, width, height)
-    boxes, scores, labels, masks = [], [], [], []
+    boxes: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    masks: list[dict[str, Any]] = []
     has_masks = bool(parts) and parts[0][1].masks is not None
     for (x0, y0, _x1, _y1), p in parts:
         boxes.append(p.boxes + np.array([x0, y0, x0, y0], dtype=np.float32))

