@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean web serve
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# A ready demo project of generated images, served with the web app on http://127.0.0.1:8000
 demo: $(STAMP)
-	$(BIN)/labelloop demo demo
+	test -f demo/labelloop.json || $(BIN)/labelloop demo demo
+	LABELLOOP_HOME=$(CURDIR)/.labelloop-demo $(BIN)/labelloop serve --project demo
+
+serve: $(STAMP)
+	$(BIN)/labelloop serve
+
+# Rebuild the web UI (the built assets in src/labelloop/web/dist are committed; users need no Node)
+web:
+	cd src/labelloop/web && npm ci && npm run build
 
 test: $(STAMP)
 	eval "$$(scripts/test-services.sh)" && HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
@@ -26,6 +35,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/import_export.py
+	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/api_load.py --images 20000 --annotations 200000 --seconds 20
 
 clean:
-	rm -rf $(VENV) demo
+	rm -rf $(VENV) demo .labelloop-demo

@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "labelloop.cli.labels",
     "labelloop.cli.demo",
     "labelloop.cli.train",
+    "labelloop.cli.serve",
+    "labelloop.cli.users",
 ]
 
 

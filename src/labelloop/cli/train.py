@@ -190,7 +190,7 @@ def show(model: int, project: ProjectOpt = None, json_out: JsonOpt = False) -> N
         t.add_row(str(e["epoch"]), _fmt(e["losses"].get("loss", "")), _fmt(e["metrics"].get("map50", "")),
                   _fmt(e["metrics"].get("map", "")), _fmt(e["seconds"]))
     out.print(t)
-    for cls, ap in (r["metrics"].get("per_class_ap") or {}).items():
+    for cls, ap in (r["metrics"].get("ap_per_class") or {}).items():
         out.print(f"  AP {cls}: {_fmt(ap)}")
     for p in r["plots"]:
         out.print(f"  plot: {p}")

@@ -7,6 +7,7 @@ Listing pages by image id (``after`` = the last id of the previous page), so pag
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,13 +171,12 @@ def list_images(ctx: ProjectContext, flt: ImageFilter | None = None, *, after: i
     limit = max(1, min(limit, MAX_PAGE))
     with ctx.store.session() as s:
         q = _filtered(ctx, flt, s)
+        filtered = q
         if after is not None:
             q = q.where(Image.id > after)
-        if before is not None:
-            q = q.where(Image.id < before).order_by(Image.id.desc())
-        else:
-            q = q.order_by(Image.id)
-        rows = list(s.scalars(q.limit(limit + 1)).all())
+        q = q.where(Image.id < before).order_by(Image.id.desc()) if before is not None else q.order_by(Image.id)
+        page = q.limit(limit + 1)
+        rows = list(s.scalars(page).all())
         more = len(rows) > limit
         rows = rows[:limit]
         if before is not None:
@@ -184,14 +184,16 @@ def list_images(ctx: ProjectContext, flt: ImageFilter | None = None, *, after: i
         ids = [r.id for r in rows]
         counts: dict[int, dict[str, int]] = {i: {"annotations": 0, "proposals": 0} for i in ids}
         if ids:
+            # the page as a sub-query, not IN (:ids): expanding 100s of bound ids costs more than the query
+            page_ids = page.with_only_columns(Image.id).subquery()
             for image_id, state, n in s.execute(
                     select(Annotation.image_id, Annotation.review_state, func.count())
-                    .where(Annotation.image_id.in_(ids)).group_by(Annotation.image_id, Annotation.review_state)):
+                    .where(Annotation.image_id.in_(select(page_ids.c.id)))
+                    .group_by(Annotation.image_id, Annotation.review_state)):
                 key = "proposals" if state == "proposed" else ("annotations" if state != "rejected" else None)
-                if key:
+                if key and image_id in counts:
                     counts[image_id][key] += n
-        total = s.scalar(select(func.count()).select_from(q.order_by(None).limit(None).subquery())) \
-            if with_total else None
+        total = s.scalar(select(func.count()).select_from(filtered.order_by(None).subquery())) if with_total else None
     items = [{**_view(r), **counts[r.id]} for r in rows]
     return {"items": items, "next_after": ids[-1] if ids and (more or before is not None) else None,
             "prev_before": ids[0] if ids else None, "total": total}
@@ -246,11 +248,11 @@ def thumbnail(ctx: ProjectContext, image_id: int, size: int = 256) -> Path:
     from PIL import Image as PILImage
 
     thumb.parent.mkdir(parents=True, exist_ok=True)
-    with PILImage.open(path) as im:
-        im.draft("RGB", (size, size))  # JPEG decodes at a fraction of the size: much faster
-        im = im.convert("RGB")  # no EXIF rotation: boxes are in stored pixel coordinates
+    with PILImage.open(path) as src:
+        src.draft("RGB", (size, size))  # JPEG decodes at a fraction of the size: much faster
+        im = src.convert("RGB")  # no EXIF rotation: boxes are in stored pixel coordinates
         im.thumbnail((size, size))
-        tmp = thumb.with_name(thumb.name + f".{os.getpid()}.tmp")
+        tmp = thumb.with_name(thumb.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         im.save(tmp, "JPEG", quality=82)
     tmp.replace(thumb)
     return thumb
@@ -272,7 +274,7 @@ def review_queue(ctx: ProjectContext, *, sort: str = "confidence", min_score: fl
             q = q.where(Annotation.score >= min_score)
         if max_score is not None:
             q = q.where(Annotation.score <= max_score)
-        rows = s.execute(q).all()
+        rows = list(s.execute(q).all())
         total_images = len(rows)
         total_proposals = sum(r[1] for r in rows)
         if sort == "rank" and rank:

@@ -108,9 +108,9 @@ def compare_models(ctx: ProjectContext, ids: list[int]) -> dict[str, Any]:
     if len(ids) < 2:
         raise InvalidInputError("compare needs at least two model ids", "e.g. `labelloop models compare 1 2`")
     models = [model_record(_row(ctx, i)) for i in ids]
-    classes = sorted({c for m in models for c in (m["metrics"].get("per_class_ap") or {})})
+    classes = sorted({c for m in models for c in (m["metrics"].get("ap_per_class") or {})})
     return {"models": models,
-            "per_class_ap": {c: [m["metrics"].get("per_class_ap", {}).get(c) for m in models] for c in classes}}
+            "per_class_ap": {c: [m["metrics"].get("ap_per_class", {}).get(c) for m in models] for c in classes}}
 
 
 def export_model(ctx: ProjectContext, model_id: int, *, format: str, out: Path) -> Path:

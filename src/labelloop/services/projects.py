@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
+from labelloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.db import Store, sqlite_url
 from labelloop.store.project import MARKER, ProjectContext, init_project
 from labelloop.store.tables import Annotation, Image, Project, TrainedModel
@@ -156,6 +156,11 @@ class ProjectRegistry:
 
     def create(self, name: str, *, task: str = "detect", labels: list[str] | None = None,
                slug: str | None = None) -> dict[str, Any]:
+        from labelloop.settings import get_settings
+
+        if get_settings().database_url != self.database_url:  # init_project writes where the settings say
+            raise ConfigError(f"LABELLOOP_DATABASE_URL is {get_settings().database_url!r}, but this server's "
+                              f"database is {self.database_url!r}", "start the server with `labelloop serve`")
         slug = slugify(slug or name)
         root = self.paths.projects / slug
         if root.exists() or slug in self._external():

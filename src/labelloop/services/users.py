@@ -14,6 +14,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -178,12 +180,14 @@ def set_password(store: Store, username: str, password: str, *, role: str | None
         if role is not None:
             user.role = role
         s.execute(delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name.startswith(_SESSION_PREFIX)))
+    _forget_all()
 
 
 def set_role(store: Store, username: str, role: str) -> None:
     _check_role(role)
     with store.session() as s:
         _user(s, username).role = role
+    _forget_all()
 
 
 def ensure_admin(store: Store, password: str | None) -> str | None:
@@ -236,6 +240,7 @@ def create_session(store: Store, user: UserInfo, client: str = "") -> str:
 def delete_session(store: Store, token: str) -> None:
     with store.session() as s:
         s.execute(delete(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    _forget_all()
 
 
 def create_token(store: Store, username: str, name: str) -> dict[str, Any]:
@@ -265,12 +270,41 @@ def revoke_token(store: Store, token_id: int) -> None:
         if row is None or row.name.startswith(_SESSION_PREFIX):
             raise NotFoundError(f"no API token {token_id}", "see the token list")
         s.delete(row)
+    _forget_all()
+
+
+#: token digest -> (monotonic expiry, user): a request costs no database round trip for auth.
+#: Changes made in this process (logout, revoke, password, role) clear it at once; changes made
+#: by another process (the CLI) apply within CACHE_SECONDS.
+CACHE_SECONDS = 10.0
+_cache: dict[str, tuple[float, UserInfo]] = {}
+_cache_lock = threading.Lock()
+
+
+def _forget_all() -> None:
+    with _cache_lock:
+        _cache.clear()
 
 
 def user_for_token(store: Store, token: str) -> UserInfo | None:
     """The user a session cookie or API token belongs to, or None (unknown, revoked, expired)."""
     if not token.startswith(_TOKEN_PREFIX):
         return None
+    key = _digest(token)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    user = _lookup_token(store, token)
+    if user is not None:
+        with _cache_lock:
+            if len(_cache) > 10_000:
+                _cache.clear()
+            _cache[key] = (time.monotonic() + CACHE_SECONDS, user)
+    return user
+
+
+def _lookup_token(store: Store, token: str) -> UserInfo | None:
     now = utcnow()
     with store.session() as s:
         row = s.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)

@@ -88,6 +88,7 @@ class Image(Base):
         Index("ix_images_project_status", "project_id", "status"),
         Index("ix_images_project_split", "project_id", "split"),
         Index("ix_images_project_sha", "project_id", "sha256"),
+        Index("ix_images_project_id", "project_id", "id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))

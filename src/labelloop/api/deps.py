@@ -1,0 +1,91 @@
+"""Request dependencies: the server's state, the current user, permission checks, the project."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Path, Request
+
+from labelloop.api.errors import NotAvailableError
+from labelloop.jobs.executor import Executor
+from labelloop.services import users
+from labelloop.services.projects import ProjectRegistry
+from labelloop.services.users import UserInfo
+from labelloop.store.db import Store
+from labelloop.store.project import ProjectContext
+
+__all__ = ["COOKIE", "CurrentUser", "Project", "ServerState", "optional_service", "permission", "state"]
+
+COOKIE = "labelloop_session"
+
+
+@dataclass
+class ServerState:
+    registry: ProjectRegistry
+    executor: Executor
+
+    @property
+    def store(self) -> Store:
+        return self.registry.store()
+
+
+# The dependencies are ``async`` on purpose: they do no blocking work on the hot path (the token
+# and the project context are cached), and FastAPI runs a sync dependency in the thread pool,
+# which costs a thread hop per dependency per request.
+
+async def state(request: Request) -> ServerState:
+    return request.app.state.labelloop  # type: ignore[no-any-return]
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get(COOKIE)
+
+
+async def current_user(request: Request, st: Annotated[ServerState, Depends(state)]) -> UserInfo:
+    token = _token(request)
+    user = users.user_for_token(st.store, token) if token else None
+    if user is None:
+        raise HTTPException(401, "not logged in" if not token else "session expired or token revoked",
+                            headers={"WWW-Authenticate": "Bearer"})
+    request.state.user = user
+    return user
+
+
+CurrentUser = Annotated[UserInfo, Depends(current_user)]
+
+
+def permission(action: str) -> Callable[..., Awaitable[UserInfo]]:
+    """A dependency returning the current user once their role may do ``action``."""
+    async def check(user: CurrentUser) -> UserInfo:
+        users.require(user, action)
+        return user
+    check.__name__ = f"require_{action.replace('.', '_')}"
+    return check
+
+
+async def project_context(slug: Annotated[str, Path(description="the project's folder name")],
+                    user: CurrentUser, st: Annotated[ServerState, Depends(state)]) -> ProjectContext:
+    users.require(user, "project.view")
+    return st.registry.open(slug)
+
+
+Project = Annotated[ProjectContext, Depends(project_context)]
+
+
+def optional_service(module: str, name: str, feature: str) -> Any:
+    """A service function by name, or a 501 "not available yet" when its module is not there."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise NotAvailableError(f"{feature} is not available yet on this server",
+                                f"{exc.name} is not installed") from exc
+    func = getattr(mod, name, None)
+    if func is None:
+        raise NotAvailableError(f"{feature} is not available yet on this server", f"{module}.{name} is missing")
+    return func

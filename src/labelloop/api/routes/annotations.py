@@ -1,0 +1,75 @@
+"""Annotations: list, draw, edit (optimistic concurrency: a stale ``version`` answers 409), delete,
+review proposals, accept all on an image, and the review queue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from labelloop.api.deps import Project, ServerState, permission, state
+from labelloop.api.schemas import AcceptAllIn, AnnotationIn, AnnotationUpdateIn, ReviewIn
+from labelloop.services import annotations as ann_service
+from labelloop.services.annotations import AnnotationInput
+from labelloop.services.images import review_queue
+from labelloop.services.users import UserInfo
+
+router = APIRouter(prefix="/api/projects/{slug}", tags=["annotations"])
+State = Annotated[ServerState, Depends(state)]
+Annotator = Annotated[UserInfo, Depends(permission("annotate"))]
+Reviewer = Annotated[UserInfo, Depends(permission("review"))]
+
+
+def _input(body: AnnotationIn) -> AnnotationInput:
+    return AnnotationInput(label=body.label, bbox=body.bbox, polygons=body.polygons, attributes=body.attributes)
+
+
+@router.get("/images/{image_id}/annotations", summary="An image's annotations and proposals")
+def list_annotations(image_id: int, ctx: Project, include_rejected: bool = False) -> list[dict[str, Any]]:
+    return ann_service.image_annotations(ctx, image_id, include_rejected=include_rejected)
+
+
+@router.post("/images/{image_id}/annotations", status_code=201, summary="Draw an annotation")
+def create_annotation(image_id: int, body: AnnotationIn, ctx: Project, user: Annotator) -> dict[str, Any]:
+    return ann_service.create_annotation(ctx, image_id, _input(body), actor=user.username)
+
+
+@router.patch("/annotations/{annotation_id}", summary="Move, reshape or relabel (send the version you loaded)")
+def update_annotation(annotation_id: int, body: AnnotationUpdateIn, ctx: Project, user: Annotator) -> dict[str, Any]:
+    return ann_service.update_annotation(ctx, annotation_id, _input(body), actor=user.username,
+                                         expected_version=body.version)
+
+
+@router.delete("/annotations/{annotation_id}", summary="Delete an annotation")
+def delete_annotation(annotation_id: int, ctx: Project, user: Annotator,
+                      version: int | None = None) -> dict[str, Any]:
+    ann_service.delete_annotation(ctx, annotation_id, actor=user.username, expected_version=version)
+    return {"ok": True}
+
+
+@router.post("/annotations/{annotation_id}/review", summary="Accept or reject a model proposal")
+def review(annotation_id: int, body: ReviewIn, ctx: Project, user: Reviewer) -> dict[str, Any]:
+    return ann_service.review_annotation(ctx, annotation_id, body.action, actor=user.username,
+                                         expected_version=body.version)
+
+
+@router.post("/images/{image_id}/accept-all", summary="Accept every open proposal on an image")
+def accept_all(image_id: int, body: AcceptAllIn, ctx: Project, user: Reviewer) -> dict[str, Any]:
+    n = ann_service.accept_all(ctx, image_id, actor=user.username, min_score=body.min_score)
+    return {"accepted": n}
+
+
+@router.get("/review-queue", summary="Images with open proposals, by confidence or suggestion rank")
+def get_review_queue(slug: str, ctx: Project, st: State,
+                     sort: Annotated[Literal["confidence", "-confidence", "rank", "id"], Query()] = "confidence",
+                     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+                     max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 200) -> dict[str, Any]:
+    rank = None
+    if sort == "rank":
+        from labelloop.jobs.records import latest_output
+
+        output = latest_output(st.store, slug, "suggest")
+        rank = [s["image_id"] for s in (output or {}).get("suggestions", []) if "image_id" in s]
+    return review_queue(ctx, sort=sort, min_score=min_score, max_score=max_score, limit=limit, rank=rank)
+

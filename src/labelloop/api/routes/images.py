@@ -1,0 +1,107 @@
+"""Images: upload, list (filters, keyset paging), one image with its annotations, file, thumbnail."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.responses import FileResponse
+
+from labelloop.api.deps import Project, ServerState, permission, state
+from labelloop.api.schemas import RegionsIn
+from labelloop.errors import InvalidInputError
+from labelloop.services import annotations as ann_service
+from labelloop.services import images as image_service
+from labelloop.services.images import ImageFilter
+from labelloop.services.users import UserInfo
+from labelloop.settings import get_settings
+
+router = APIRouter(prefix="/api/projects/{slug}/images", tags=["images"])
+State = Annotated[ServerState, Depends(state)]
+Annotator = Annotated[UserInfo, Depends(permission("annotate"))]
+MAX_FILES = 1000
+
+
+def _filter(status: str | None, split: str | None, label: str | None, min_score: float | None,
+            max_score: float | None, q: str | None) -> ImageFilter:
+    return ImageFilter(status=status or None, split=split or None, label=label or None, min_score=min_score,
+                       max_score=max_score, search=q or None)
+
+
+@router.post("", status_code=201, summary="Upload image files (multipart field 'files')")
+def upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(permission("images.upload"))],
+           files: Annotated[list[UploadFile], File(description="image files")]) -> dict[str, Any]:
+    if len(files) > MAX_FILES:
+        raise InvalidInputError(f"{len(files)} files in one upload, the limit is {MAX_FILES}",
+                                "upload in batches, or import a zip")
+    limit = get_settings().max_image_bytes
+    st.registry.paths.tmp.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=st.registry.paths.tmp) as tmp:
+        saved: list[tuple[str, Path]] = []
+        for i, upload in enumerate(files):
+            path = Path(tmp) / f"upload-{i}"
+            with open(path, "wb") as out:
+                written = 0
+                while chunk := upload.file.read(1 << 20):
+                    written += len(chunk)
+                    if written > limit:
+                        raise InvalidInputError(f"{upload.filename}: over the limit of {limit} bytes",
+                                                "raise LABELLOOP_MAX_IMAGE_BYTES if this is intended")
+                    out.write(chunk)
+            saved.append((upload.filename or f"image-{i}", path))
+        return image_service.add_image_files(ctx, saved, actor=user.username).as_dict()
+
+
+@router.get("", summary="Images with filters, paged by id (pass the previous page's next_after as after)")
+def list_images(ctx: Project,
+                status: Annotated[str | None, Query(description="new | pre-annotated | annotated | reviewed")] = None,
+                split: Annotated[str | None, Query(description="train | val | test | none")] = None,
+                label: Annotated[str | None, Query(description="has an annotation of this class")] = None,
+                min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+                max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+                q: Annotated[str | None, Query(description="file name contains")] = None,
+                after: int | None = None, before: int | None = None,
+                limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                total: bool = False) -> dict[str, Any]:
+    flt = _filter(status, split, label, min_score, max_score, q)
+    return image_service.list_images(ctx, flt, after=after, before=before, limit=limit, with_total=total)
+
+
+@router.get("/{image_id}", summary="One image with its annotations, training regions and neighbours")
+def get_image(image_id: int, ctx: Project, status: str | None = None, split: str | None = None,
+              label: str | None = None, min_score: float | None = None, max_score: float | None = None,
+              q: str | None = None, include_rejected: bool = False) -> dict[str, Any]:
+    image = image_service.get_image(ctx, image_id)
+    image["annotations"] = ann_service.image_annotations(ctx, image_id, include_rejected=include_rejected)
+    image["neighbours"] = image_service.image_neighbours(
+        ctx, image_id, _filter(status, split, label, min_score, max_score, q))
+    return image
+
+
+@router.post("/{image_id}/inspect", summary="Record that a person opened this image (effort accounting)")
+def inspect(image_id: int, ctx: Project, user: Annotator) -> dict[str, Any]:
+    ann_service.record_image_event(ctx, image_id, "inspect", actor=user.username)
+    return {"ok": True}
+
+
+@router.get("/{image_id}/file", summary="The image file", response_class=FileResponse)
+def image_file(image_id: int, ctx: Project) -> FileResponse:
+    path, name = image_service.image_file(ctx, image_id)
+    return FileResponse(path, filename=name, content_disposition_type="inline",
+                        headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/{image_id}/thumb", summary="A downscaled JPEG (128, 256 or 512 px)", response_class=FileResponse)
+def image_thumb(image_id: int, ctx: Project, size: int = 256) -> FileResponse:
+    path = image_service.thumbnail(ctx, image_id, size)
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.put("/{image_id}/regions", summary="Replace the training regions (empty = the whole image is annotated)")
+def set_regions(image_id: int, body: RegionsIn, ctx: Project, user: Annotator) -> dict[str, Any]:
+    ann_service.set_training_regions(ctx, image_id, body.polygons, actor=user.username)
+    return image_service.get_image(ctx, image_id)
+
+

@@ -1,0 +1,36 @@
+"""What to do next: suggestions (latest suggest job), QA findings (latest qa job), the effort report."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from labelloop.api.deps import Project, ServerState, optional_service, state
+from labelloop.jobs.records import latest_output, list_jobs
+
+router = APIRouter(prefix="/api/projects/{slug}", tags=["insights"])
+State = Annotated[ServerState, Depends(state)]
+
+
+def _latest(st: ServerState, slug: str, kind: str, key: str) -> dict[str, Any]:
+    output = latest_output(st.store, slug, kind) or {}
+    pending = [j for j in list_jobs(st.store, project=slug, kind=kind, limit=5) if j["status"] in ("queued", "running")]
+    last = list_jobs(st.store, project=slug, kind=kind, limit=1)
+    return {key: output.get(key, []), "job": output.get("job"), "pending": pending[0] if pending else None,
+            "last": last[0] if last else None}
+
+
+@router.get("/suggestions", summary="The latest suggestions: images worth annotating next, with reasons")
+def suggestions(slug: str, ctx: Project, st: State) -> dict[str, Any]:
+    return _latest(st, slug, "suggest", "suggestions")
+
+
+@router.get("/qa", summary="The latest QA findings: likely label errors")
+def qa(slug: str, ctx: Project, st: State) -> dict[str, Any]:
+    return _latest(st, slug, "qa", "issues")
+
+
+@router.get("/effort", summary="Human time spent and saved by the model")
+def effort(ctx: Project) -> Any:
+    return optional_service("labelloop.services.effort", "effort_report", "the effort report")(ctx)

@@ -1,0 +1,111 @@
+"""Request bodies. Responses are the services' JSON-ready dicts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "AcceptAllIn",
+    "AnnotationIn",
+    "AnnotationUpdateIn",
+    "ClassesIn",
+    "JobIn",
+    "LoginIn",
+    "MergeIn",
+    "PasswordIn",
+    "ProjectIn",
+    "RegionsIn",
+    "RenameIn",
+    "ReviewIn",
+    "SplitIn",
+    "TokenIn",
+    "UserIn",
+    "UserUpdateIn",
+]
+
+Role = Literal["admin", "annotator", "reviewer"]
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=150, description="what the token is for, e.g. the script's name")
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=8, max_length=1000)
+    role: Role = "annotator"
+
+
+class UserUpdateIn(BaseModel):
+    password: str | None = Field(default=None, min_length=8, max_length=1000)
+    role: Role | None = None
+
+
+class PasswordIn(BaseModel):
+    password: str = Field(min_length=8, max_length=1000)
+
+
+class ProjectIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    task: Literal["detect", "segment", "regions"] = "detect"
+    labels: list[str] = Field(default_factory=list, max_length=500)
+    slug: str | None = Field(default=None, max_length=63, description="folder name (default: from the name)")
+
+
+class ClassesIn(BaseModel):
+    names: list[str] = Field(min_length=1, max_length=500)
+
+
+class RenameIn(BaseModel):
+    old: str
+    new: str = Field(min_length=1, max_length=200)
+
+
+class MergeIn(BaseModel):
+    sources: list[str] = Field(min_length=1)
+    target: str
+
+
+class SplitIn(BaseModel):
+    val: float = Field(default=0.2, ge=0.0, lt=1.0)
+    test: float = Field(default=0.0, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+class AnnotationIn(BaseModel):
+    label: str = Field(min_length=1, max_length=200)
+    bbox: tuple[float, float, float, float] | None = Field(default=None, description="x1, y1, x2, y2 in pixels")
+    polygons: list[list[float]] | None = Field(default=None, description="flat rings [x0, y0, x1, y1, ...]")
+    attributes: dict[str, Any] | None = None
+
+
+class AnnotationUpdateIn(AnnotationIn):
+    version: int = Field(description="the version you loaded; a stale one answers 409 and changes nothing")
+
+
+class ReviewIn(BaseModel):
+    action: Literal["accept", "reject"]
+    version: int | None = None
+
+
+class AcceptAllIn(BaseModel):
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class RegionsIn(BaseModel):
+    polygons: list[list[float]] = Field(description="flat rings; empty = the whole image is annotated")
+
+
+class JobIn(BaseModel):
+    kind: str = Field(description="train, sweep, preannotate, suggest, qa (GET /api/jobs/kinds)")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="train: base, args ('epochs=30;batch_size=8'), from_model, "
+                                               "resume; preannotate: model_id, images, threshold; suggest: n; "
+                                               "sweep: base, args, variants")

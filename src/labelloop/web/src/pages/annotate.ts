@@ -1,0 +1,508 @@
+// Annotate: draw/edit/delete boxes and polygons with a class picker (keys 1-9), next/previous,
+// zoom/pan, undo, autosave, training regions and image upload.
+import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type ImageItem } from "../api";
+import { can, type Cleanup, type PageContext } from "../app";
+import { ImageCanvas, itemFromApi, regionItems, type CanvasItem, type Shape } from "../canvas";
+import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
+
+type Tool = "rectangle" | "polygon" | "region";
+interface Known {
+  id: number;
+  version: number;
+  label: string;
+}
+type UndoOp =
+  | { type: "create"; localId: string }
+  | { type: "update"; localId: string; label: string; shape: Shape }
+  | { type: "delete"; label: string; shape: Shape };
+
+const STATUSES = ["", "new", "pre-annotated", "annotated", "reviewed"];
+
+export async function annotatePage({ root, params, query }: PageContext): Promise<Cleanup> {
+  const slug = params.slug;
+  const base = `/api/projects/${slug}`;
+  let classes: ClassInfo[] = await api.get<ClassInfo[]>(`${base}/classes`);
+  let current = Math.max(0, classes.findIndex((c) => c.name === query.get("label")));
+  let tool: Tool = "rectangle";
+  let detail: ImageDetail | null = null;
+  let statusFilter = query.get("status") ?? "";
+  const known = new Map<string, Known>();
+  const undo: UndoOp[] = [];
+  const queues = new Map<string, Promise<unknown>>();
+  let pending = 0;
+
+  const color = (label: string) => classes.find((c) => c.name === label)?.color ?? "#888";
+  const style = (item: CanvasItem, selected: boolean) => {
+    if (item.kind === "region") return { fill: "#ffffff", stroke: "#ffffff", fillOpacity: selected ? 0.18 : 0.06, strokeWidth: 2 };
+    const c = item.reviewState === "proposed" ? confidenceColor(item.score) : color(item.label);
+    return { fill: c, stroke: c, fillOpacity: selected ? 0.35 : 0.12, strokeWidth: selected ? 3 : 2 };
+  };
+
+  // ---- layout -------------------------------------------------------------------------------
+  const saveState = h("span", { class: "save-state", "data-testid": "save-state" }, "Saved");
+  const imageTitle = h("div", { class: "image-title" });
+  const zoomLabel = h("span", { class: "zoom-label" }, "100%");
+  const classList = h("div", { class: "class-list" });
+  const annList = h("div", { class: "ann-list" });
+  const imageList = h("div", { class: "thumb-list", "data-testid": "image-list" });
+  const moreBtn = h("button", { class: "btn ghost small wide" }, "Load more");
+  const toolButtons = new Map<Tool, HTMLButtonElement>();
+  const canvas = new ImageCanvas({ onCreate, onUpdate, onDelete, onSelect: () => renderAnnList() }, style, can("annotate"));
+  canvas.element.addEventListener("zoom", (e) => (zoomLabel.textContent = `${Math.round((e as CustomEvent).detail * 100)}%`));
+  const uploadInput = h("input", { type: "file", multiple: true, accept: "image/*", class: "hidden", "data-testid": "upload-input", onchange: () => upload(uploadInput.files) });
+  const filter = h("select", { class: "small", onchange: () => { statusFilter = filter.value; void loadList(true); } }, STATUSES.map((s) => h("option", { value: s, selected: s === statusFilter }, s || "all images")));
+
+  const toolBtn = (t: Tool, label: string, key: string) => {
+    const b = h("button", { class: "btn tool", title: t === "region" ? "mark a training region: inside it the annotation is complete (T)" : `${label} (${key})`, onclick: () => setTool(t), "data-tool": t }, label, h("kbd", null, key));
+    toolButtons.set(t, b);
+    return b;
+  };
+  const prevBtn = h("button", { class: "btn", title: "previous image (←)", onclick: () => go(detail?.neighbours.previous) }, "← Prev");
+  const nextBtn = h("button", { class: "btn", title: "next image (→)", onclick: () => go(detail?.neighbours.next) }, "Next →");
+
+  const layout = h(
+    "div",
+    { class: "workbench" },
+    h(
+      "aside",
+      { class: "side left" },
+      h("div", { class: "side-head" }, h("b", null, "Images"), filter),
+      can("images.upload") ? h("button", { class: "btn primary wide", onclick: () => uploadInput.click() }, "Upload images") : null,
+      uploadInput,
+      imageList,
+      moreBtn,
+    ),
+    h(
+      "section",
+      { class: "center" },
+      h(
+        "div",
+        { class: "toolbar" },
+        prevBtn,
+        nextBtn,
+        imageTitle,
+        h("span", { class: "spacer" }),
+        toolBtn("rectangle", "Box", "B"),
+        toolBtn("polygon", "Polygon", "P"),
+        toolBtn("region", "Region", "T"),
+        h("span", { class: "sep" }),
+        h("button", { class: "btn", title: "undo (Ctrl+Z)", onclick: () => void undoLast() }, "Undo"),
+        h("button", { class: "btn", title: "zoom out (-)", onclick: () => canvas.zoomBy(1 / 1.25) }, "−"),
+        zoomLabel,
+        h("button", { class: "btn", title: "zoom in (+)", onclick: () => canvas.zoomBy(1.25) }, "+"),
+        h("button", { class: "btn", title: "fit (0)", onclick: () => canvas.fit() }, "Fit"),
+        saveState,
+      ),
+      canvas.element,
+      h("div", { class: "hints muted small" }, "Drag to draw · 1–9 class · Del delete · Ctrl+Z undo · ←/→ images · Space+drag or scroll to pan · Ctrl+wheel to zoom"),
+    ),
+    h(
+      "aside",
+      { class: "side right" },
+      h("div", { class: "side-head" }, h("b", null, "Classes")),
+      classList,
+      can("classes.edit") ? addClassForm() : null,
+      h("div", { class: "side-head" }, h("b", null, "On this image")),
+      annList,
+    ),
+  );
+  root.append(layout);
+
+  // ---- classes ------------------------------------------------------------------------------
+  function renderClasses(): void {
+    clear(
+      classList,
+      classes.length
+        ? classes.map((c, i) =>
+            h(
+              "button",
+              { class: `class-item ${i === current ? "active" : ""}`, onclick: () => chooseClass(i), "data-class": c.name },
+              h("i", { class: "swatch", style: { background: c.color } }),
+              h("span", { class: "class-name" }, c.name),
+              i < 9 ? h("kbd", null, String(i + 1)) : null,
+            ),
+          )
+        : h("p", { class: "muted small" }, "No classes yet: add one below."),
+    );
+  }
+
+  function addClassForm(): HTMLElement {
+    const input = h("input", { placeholder: "new class", class: "small" });
+    return h(
+      "form",
+      {
+        class: "add-class",
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          const name = input.value.trim();
+          if (!name) return;
+          try {
+            classes = await api.post<ClassInfo[]>(`${base}/classes`, { names: [name] });
+            current = classes.findIndex((c) => c.name === name);
+            input.value = "";
+            renderClasses();
+          } catch (err) {
+            showError(err);
+          }
+        },
+      },
+      input,
+      h("button", { class: "btn small", type: "submit" }, "Add"),
+    );
+  }
+
+  function chooseClass(i: number): void {
+    if (i < 0 || i >= classes.length) return;
+    current = i;
+    renderClasses();
+    const selected = canvas.getSelected().filter((id) => known.has(id));
+    for (const id of selected) void relabel(id, classes[i].name);
+  }
+
+  function setTool(t: Tool): void {
+    tool = t;
+    canvas.setTool(t === "polygon" ? "polygon" : "rectangle");
+    toolButtons.forEach((b, k) => b.classList.toggle("active", k === t));
+  }
+
+  // ---- the image list -----------------------------------------------------------------------
+  let nextAfter: number | null = null;
+  async function loadList(reset: boolean): Promise<void> {
+    if (reset) {
+      nextAfter = null;
+      imageList.replaceChildren();
+    }
+    const page = await api.get<ImagePage>(`${base}/images`, { status: statusFilter, after: nextAfter, limit: 60 });
+    nextAfter = page.next_after;
+    moreBtn.style.display = nextAfter ? "" : "none";
+    imageList.append(...page.items.map(thumb));
+    if (reset && !page.items.length) {
+      imageList.append(h("p", { class: "muted small pad" }, statusFilter ? "No images with this status." : "No images yet: upload some."));
+    }
+    markCurrent();
+  }
+  moreBtn.addEventListener("click", () => void loadList(false));
+
+  function thumb(img: ImageItem): HTMLElement {
+    return h(
+      "button",
+      { class: "thumb", "data-image": String(img.id), title: img.file_name, onclick: () => go(img.id) },
+      h("img", { src: `${base}/images/${img.id}/thumb?size=128`, loading: "lazy", alt: "" }),
+      h("span", { class: `dot status-${img.status}` }),
+      h("span", { class: "thumb-name" }, img.file_name),
+      (img.annotations ?? 0) + (img.proposals ?? 0) ? h("span", { class: "thumb-count" }, String((img.annotations ?? 0) + (img.proposals ?? 0))) : null,
+    );
+  }
+
+  function markCurrent(): void {
+    imageList.querySelectorAll(".thumb").forEach((el) => el.classList.toggle("current", (el as HTMLElement).dataset.image === String(detail?.id)));
+    imageList.querySelector(".thumb.current")?.scrollIntoView({ block: "nearest" });
+  }
+
+  // ---- one image ----------------------------------------------------------------------------
+  async function openImage(id: number): Promise<void> {
+    await Promise.all([...queues.values()]).catch(() => undefined);
+    try {
+      detail = await api.get<ImageDetail>(`${base}/images/${id}`, { status: statusFilter });
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    history.replaceState(null, "", `#/p/${slug}/annotate/${id}`);
+    known.clear();
+    undo.length = 0;
+    clear(imageTitle, h("b", null, detail.file_name), h("span", { class: "muted small" }, ` ${detail.width}×${detail.height} · ${detail.status}`));
+    prevBtn.disabled = !detail.neighbours.previous;
+    nextBtn.disabled = !detail.neighbours.next;
+    await canvas.load(`${base}/images/${id}/file`, detail.width, detail.height);
+    showAnnotations(detail.annotations);
+    markCurrent();
+    if (can("annotate")) void api.post(`${base}/images/${id}/inspect`).catch(() => undefined);
+  }
+
+  function showAnnotations(anns: AnnotationData[]): void {
+    if (!detail) return;
+    known.clear();
+    for (const a of anns) known.set(`a${a.id}`, { id: a.id, version: a.version, label: a.label });
+    canvas.setItems([...anns.map(itemFromApi), ...regionItems(detail.regions)]);
+    detail.annotations = anns;
+    renderAnnList();
+  }
+
+  async function reload(): Promise<void> {
+    if (detail) await openImage(detail.id);
+  }
+
+  function go(id: number | null | undefined): void {
+    if (id) void openImage(id);
+  }
+
+  function renderAnnList(): void {
+    if (!detail) return;
+    const selected = new Set(canvas.getSelected());
+    const rows = [...known.entries()].map(([localId, k]) => {
+      const item = canvas.item(localId);
+      return h(
+        "div",
+        { class: `ann-row ${selected.has(localId) ? "selected" : ""}`, onclick: () => canvas.select(localId) },
+        h("i", { class: "swatch", style: { background: item?.reviewState === "proposed" ? confidenceColor(item.score) : color(k.label) } }),
+        h("span", null, k.label),
+        item?.score != null ? h("span", { class: "muted small" }, ` ${(item.score * 100).toFixed(0)}%`) : null,
+        item?.reviewState ? h("span", { class: "pill small" }, item.reviewState) : null,
+        h("button", { class: "icon-btn", title: "delete", onclick: (e: Event) => { e.stopPropagation(); void removeAnn(localId); } }, "×"),
+      );
+    });
+    const regions = detail.regions.length ? h("div", { class: "muted small" }, `${detail.regions.length} training region(s): only inside them is the annotation complete`) : null;
+    clear(annList, rows.length ? rows : h("p", { class: "muted small" }, "Nothing yet: drag on the image to draw."), regions);
+  }
+
+  // ---- saving (serialised per annotation, so edits never overtake their create) -------------
+  function enqueue<T>(localId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = queues.get(localId) ?? Promise.resolve();
+    pending++;
+    setSave("Saving…");
+    const next = prev.catch(() => undefined).then(fn);
+    const settled = next
+      .catch((err) => {
+        if (err instanceof ApiError && err.status === 409) {
+          toast("Someone else changed this annotation; reloaded the image.", "error", err.hint);
+          void reload();
+        } else showError(err);
+        setSave("Not saved", true);
+        throw err;
+      })
+      .finally(() => {
+        pending--;
+        if (!pending && !saveState.classList.contains("error")) setSave("Saved");
+      });
+    queues.set(localId, settled.catch(() => undefined));
+    return settled;
+  }
+
+  function setSave(text: string, error = false): void {
+    saveState.textContent = text;
+    saveState.classList.toggle("error", error);
+    if (!error && text === "Saved") saveState.classList.remove("error");
+  }
+
+  function payload(label: string, shape: Shape) {
+    return { label, bbox: shape.bbox, polygons: shape.polygon ? [shape.polygon] : null };
+  }
+
+  function onCreate(localId: string, shape: Shape): void {
+    if (!detail || !can("annotate")) return;
+    if (tool === "region") {
+      canvas.upsert({ localId, kind: "region", label: "training region", score: null, reviewState: null }, null);
+      void saveRegions();
+      return;
+    }
+    const cls = classes[current];
+    if (!cls) {
+      canvas.remove(localId);
+      toast("Add a class first", "error");
+      return;
+    }
+    canvas.upsert({ localId, kind: "annotation", label: cls.name, score: null, reviewState: null }, null);
+    const imageId = detail.id;
+    void enqueue(localId, async () => {
+      const a = await api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, payload(cls.name, shape));
+      known.set(localId, { id: a.id, version: a.version, label: a.label });
+      undo.push({ type: "create", localId });
+      renderAnnList();
+    }).catch(() => canvas.remove(localId));
+  }
+
+  function onUpdate(localId: string, shape: Shape): void {
+    if (canvas.item(localId)?.kind === "region") {
+      void saveRegions();
+      return;
+    }
+    const before = known.get(localId);
+    const beforeShape = detail?.annotations.find((a) => `a${a.id}` === localId);
+    void enqueue(localId, async () => {
+      const k = known.get(localId);
+      if (!k) return;
+      const a = await api.patch<AnnotationData>(`${base}/annotations/${k.id}`, { ...payload(k.label, shape), version: k.version });
+      if (before) undo.push({ type: "update", localId, label: before.label, shape: beforeShape ? itemFromApi(beforeShape).shape : shape });
+      known.set(localId, { id: a.id, version: a.version, label: a.label });
+      rememberShape(a);
+    });
+  }
+
+  function rememberShape(a: AnnotationData): void {
+    if (!detail) return;
+    detail.annotations = [...detail.annotations.filter((x) => x.id !== a.id), a];
+  }
+
+  async function relabel(localId: string, label: string): Promise<void> {
+    const k = known.get(localId);
+    const shape = canvas.shape(localId);
+    if (!k || !shape || k.label === label) return;
+    const item = canvas.item(localId);
+    undo.push({ type: "update", localId, label: k.label, shape });
+    await enqueue(localId, async () => {
+      const cur = known.get(localId)!;
+      const a = await api.patch<AnnotationData>(`${base}/annotations/${cur.id}`, { ...payload(label, shape), version: cur.version });
+      known.set(localId, { id: a.id, version: a.version, label: a.label });
+      rememberShape(a);
+      canvas.upsert({ ...(item as CanvasItem), label: a.label, reviewState: a.review_state }, null);
+      renderAnnList();
+    });
+  }
+
+  function onDelete(localId: string): void {
+    void removeAnn(localId);
+  }
+
+  async function removeAnn(localId: string): Promise<void> {
+    const item = canvas.item(localId);
+    if (item?.kind === "region") {
+      canvas.remove(localId);
+      await saveRegions();
+      return;
+    }
+    const k = known.get(localId);
+    const shape = canvas.shape(localId);
+    canvas.remove(localId);
+    if (!k) return;
+    known.delete(localId);
+    renderAnnList();
+    await enqueue(localId, async () => {
+      await api.del(`${base}/annotations/${k.id}`, { version: k.version });
+      if (shape) undo.push({ type: "delete", label: k.label, shape });
+    });
+  }
+
+  async function saveRegions(): Promise<void> {
+    if (!detail) return;
+    const rings: number[][] = [];
+    for (const id of allRegionIds()) {
+      const s = canvas.shape(id);
+      if (!s) continue;
+      const [x1, y1, x2, y2] = s.bbox;
+      rings.push(s.polygon ?? [x1, y1, x2, y1, x2, y2, x1, y2]);
+    }
+    const imageId = detail.id;
+    await enqueue("regions", async () => {
+      const img = await api.put<ImageDetail>(`${base}/images/${imageId}/regions`, { polygons: rings });
+      if (detail) detail.regions = img.regions;
+      renderAnnList();
+    });
+  }
+
+  function allRegionIds(): string[] {
+    return canvas.idsOfKind("region");
+  }
+
+  async function undoLast(): Promise<void> {
+    const op = undo.pop();
+    if (!op || !detail) return;
+    const imageId = detail.id;
+    try {
+      if (op.type === "create") {
+        const k = known.get(op.localId);
+        canvas.remove(op.localId);
+        known.delete(op.localId);
+        if (k) await enqueue(op.localId, () => api.del(`${base}/annotations/${k.id}`, { version: k.version }));
+      } else if (op.type === "update") {
+        const k = known.get(op.localId);
+        if (!k) return;
+        await enqueue(op.localId, async () => {
+          const cur = known.get(op.localId)!;
+          const a = await api.patch<AnnotationData>(`${base}/annotations/${cur.id}`, { ...payload(op.label, op.shape), version: cur.version });
+          known.set(op.localId, { id: a.id, version: a.version, label: a.label });
+          rememberShape(a);
+          canvas.upsert({ ...(canvas.item(op.localId) as CanvasItem), label: a.label }, op.shape);
+        });
+      } else {
+        const a = await enqueue("undo", () => api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, payload(op.label, op.shape)));
+        const { item, shape } = itemFromApi(a);
+        known.set(item.localId, { id: a.id, version: a.version, label: a.label });
+        rememberShape(a);
+        canvas.upsert(item, shape);
+      }
+      renderAnnList();
+      toast("Undone");
+    } catch {
+      /* reported by enqueue */
+    }
+  }
+
+  // ---- upload -------------------------------------------------------------------------------
+  async function upload(files: FileList | null | undefined): Promise<void> {
+    if (!files || !files.length) return;
+    const form = new FormData();
+    for (const f of Array.from(files)) form.append("files", f, f.name);
+    setSave(`Uploading ${files.length}…`);
+    try {
+      const r = await api.post<{ added: ImageItem[]; duplicates: string[]; errors: string[] }>(`${base}/images`, form);
+      toast(`Added ${r.added.length} image${r.added.length === 1 ? "" : "s"}` + (r.duplicates.length ? `, ${r.duplicates.length} already there` : ""), r.added.length ? "ok" : "info");
+      if (r.errors.length) toast(r.errors.slice(0, 3).join("; "), "error");
+      await loadList(true);
+      if (!detail && r.added.length) await openImage(r.added[0].id);
+    } catch (err) {
+      showError(err);
+    } finally {
+      setSave("Saved");
+      uploadInput.value = "";
+    }
+  }
+
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    void upload(e.dataTransfer?.files);
+  };
+  const onDragOver = (e: DragEvent) => e.preventDefault();
+  root.addEventListener("drop", onDrop);
+  root.addEventListener("dragover", onDragOver);
+
+  // ---- keyboard -----------------------------------------------------------------------------
+  const onKey = (e: KeyboardEvent) => {
+    const t = e.target as HTMLElement;
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) return;
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") {
+      e.preventDefault();
+      void undoLast();
+    } else if (/^[1-9]$/.test(e.key) && !e.ctrlKey && !e.metaKey) {
+      chooseClass(Number(e.key) - 1);
+    } else if (e.key === "Delete" || e.key === "Backspace") {
+      const sel = canvas.getSelected();
+      if (sel.length) {
+        e.preventDefault();
+        sel.forEach((id) => void removeAnn(id));
+      }
+    } else if (e.key === "ArrowRight" || e.key === "PageDown") {
+      e.preventDefault();
+      go(detail?.neighbours.next);
+    } else if (e.key === "ArrowLeft" || e.key === "PageUp") {
+      e.preventDefault();
+      go(detail?.neighbours.previous);
+    } else if (e.key === "Escape") {
+      canvas.cancel();
+    } else if (e.key === "b" || e.key === "r") setTool("rectangle");
+    else if (e.key === "p") setTool("polygon");
+    else if (e.key === "t") setTool("region");
+    else if (e.key === "+" || e.key === "=") canvas.zoomBy(1.25);
+    else if (e.key === "-") canvas.zoomBy(1 / 1.25);
+    else if (e.key === "0") canvas.fit();
+  };
+  window.addEventListener("keydown", onKey);
+  const onUnload = (e: BeforeUnloadEvent) => {
+    if (pending) e.preventDefault();
+  };
+  window.addEventListener("beforeunload", onUnload);
+
+  // ---- start --------------------------------------------------------------------------------
+  renderClasses();
+  setTool("rectangle");
+  await loadList(true);
+  const first = params.image ? Number(params.image) : Number((imageList.querySelector(".thumb") as HTMLElement | null)?.dataset.image ?? 0);
+  if (first) await openImage(first);
+  else canvas.element.replaceChildren(emptyState("No images yet", "Upload images (or drop them here) to start annotating.", can("images.upload") ? h("button", { class: "btn primary", onclick: () => uploadInput.click() }, "Upload images") : null));
+
+  return () => {
+    window.removeEventListener("keydown", onKey);
+    window.removeEventListener("beforeunload", onUnload);
+    canvas.destroy();
+  };
+}

@@ -1,0 +1,155 @@
+import { api, ApiError, type Job, type Overview } from "../api";
+import { can, go, type PageContext } from "../app";
+import { h, clear, showError, toast, num, ago, duration, spinner } from "../dom";
+
+function stepHref(slug: string, action: string, label?: string): string {
+  switch (action) {
+    case "upload":
+    case "annotate":
+      return `#/p/${slug}/annotate${label ? "?label=" + encodeURIComponent(label) : ""}`;
+    case "review":
+      return `#/p/${slug}/review`;
+    case "train":
+      return `#/p/${slug}/train`;
+    case "preannotate":
+      return `#/p/${slug}/review?preannotate=1`;
+    default:
+      return `#/p/${slug}/next`;
+  }
+}
+
+function classBars(ov: Overview): HTMLElement {
+  const target = ov.stats.target_per_class;
+  const max = Math.max(target, ...ov.stats.classes.map((c) => c.annotations));
+  return h(
+    "div",
+    { class: "bars" },
+    ov.stats.classes.map((c) =>
+      h(
+        "div",
+        { class: "bar-row" },
+        h("span", { class: "bar-label" }, h("i", { class: "swatch", style: { background: c.color } }), c.name),
+        h(
+          "div",
+          { class: "bar-track" },
+          h("div", { class: "bar-fill", style: { width: `${(100 * c.annotations) / max}%`, background: c.color } }),
+          h("div", { class: "bar-target", style: { left: `${(100 * target) / max}%` }, title: `target ${target}` }),
+        ),
+        h("span", { class: `bar-value ${c.missing ? "" : "ok"}` }, `${c.annotations}`, h("span", { class: "muted" }, ` / ${target}`)),
+      ),
+    ),
+  );
+}
+
+function transferCard(slug: string, formats: { name: string; can_write: boolean }[]): HTMLElement {
+  const fmt = h("select", null, formats.filter((f) => f.can_write).map((f) => h("option", { value: f.name }, f.name)));
+  const proposals = h("input", { type: "checkbox" });
+  const link = h("a", { class: "btn", href: "#", download: "" }, "Download zip");
+  const update = () => {
+    link.href = api.url(`/api/projects/${slug}/export`, { format: fmt.value, include_proposals: proposals.checked || null });
+  };
+  fmt.addEventListener("change", update);
+  proposals.addEventListener("change", update);
+  update();
+  const file = h("input", { type: "file", accept: ".zip,.json,.xml,.txt,.csv,.yaml" });
+  const importBtn = h(
+    "button",
+    {
+      class: "btn",
+      onclick: async () => {
+        if (!file.files?.length) {
+          toast("Choose a zip or an annotation file first");
+          return;
+        }
+        const form = new FormData();
+        form.append("file", file.files[0]);
+        importBtn.disabled = true;
+        try {
+          const r = await api.post<{ images_added: number; annotations_added: number; format: string }>(`/api/projects/${slug}/import`, form);
+          toast(`Imported ${r.images_added} images and ${r.annotations_added} annotations (${r.format})`, "ok");
+          go(`#/p/${slug}`);
+        } catch (err) {
+          showError(err);
+        } finally {
+          importBtn.disabled = false;
+        }
+      },
+    },
+    "Import",
+  );
+  return h(
+    "section",
+    { class: "card" },
+    h("h2", null, "Import and export"),
+    h("div", { class: "row" }, h("label", { class: "inline" }, "Format", fmt), h("label", { class: "inline check" }, proposals, "include proposals"), link),
+    can("data.import") ? h("div", { class: "row" }, file, importBtn) : null,
+  );
+}
+
+export async function homePage({ root, params }: PageContext): Promise<void> {
+  const slug = params.slug;
+  root.append(spinner());
+  const [ov, jobs, effort, formats] = await Promise.all([
+    api.get<Overview>(`/api/projects/${slug}/overview`),
+    api.get<Job[]>(`/api/projects/${slug}/jobs`, { limit: 6 }),
+    api.get<Record<string, any>>(`/api/projects/${slug}/effort`).catch((e: ApiError) => ({ __error: e })),
+    api.get<{ name: string; can_write: boolean }[]>("/api/formats"),
+  ]);
+  const s = ov.stats;
+  const primary = ov.next[0];
+  const effortBox =
+    "__error" in effort
+      ? h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, "Human time saved"), h("b", { class: "muted" }, "–"), h("span", { class: "muted small" }, effort.__error.status === 501 ? "not available yet" : effort.__error.message))
+      : h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, "Human time saved"), h("b", null, savedText(effort)), h("span", { class: "muted small" }, effortDetail(effort)));
+  clear(
+    root,
+    h("div", { class: "page-head" }, h("h1", null, slug), h("p", { class: "muted" }, `${s.images.total.toLocaleString()} images · ${s.annotations.total.toLocaleString()} annotations`)),
+    primary
+      ? h(
+          "a",
+          { class: "next-step card", href: stepHref(slug, primary.action, primary.label), "data-testid": "next-step" },
+          h("span", { class: "next-kicker" }, "Next step"),
+          h("span", { class: "next-text" }, primary.text),
+          h("span", { class: "next-go" }, "→"),
+        )
+      : null,
+    h(
+      "div",
+      { class: "kpis" },
+      h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, "Current model"), ov.model ? h("b", null, `round ${ov.model.round}`) : h("b", { class: "muted" }, "none yet"), h("span", { class: "muted small" }, ov.model ? `${ov.model.metric ?? "mAP"} ${num(ov.model.value)}` : "train one when every class has ~20")),
+      h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, "Proposals waiting"), h("b", null, s.annotations.proposals.toLocaleString()), h("a", { class: "small", href: `#/p/${slug}/review` }, "review →")),
+      h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, "Images"), h("b", null, s.images.total.toLocaleString()), h("span", { class: "muted small" }, Object.entries(s.images.by_status).map(([k, v]) => `${v} ${k}`).join(" · ") || "none yet")),
+      effortBox,
+    ),
+    h(
+      "div",
+      { class: "two-col" },
+      h("section", { class: "card" }, h("h2", null, "Annotations per class", h("span", { class: "muted small" }, ` target ${s.target_per_class} each`)), s.classes.length ? classBars(ov) : h("p", { class: "muted" }, "No classes yet."), ov.next.length > 1 ? h("div", { class: "more-steps" }, h("h3", null, "Also"), ov.next.slice(1).map((n) => h("a", { class: "step-link", href: stepHref(slug, n.action, n.label) }, n.text))) : null),
+      h(
+        "section",
+        { class: "card" },
+        h("h2", null, "Recent jobs"),
+        jobs.length
+          ? h("ul", { class: "job-list" }, jobs.map((j) => h("li", null, h("span", { class: `status status-${j.status}` }, j.status), h("b", null, j.kind), h("span", { class: "muted small" }, ` ${ago(j.created_at)} by ${j.created_by}`), j.error ? h("div", { class: "form-error small" }, j.error) : h("div", { class: "muted small" }, j.message))))
+          : h("p", { class: "muted" }, "No jobs yet."),
+      ),
+    ),
+    transferCard(slug, formats),
+  );
+}
+
+function savedText(effort: Record<string, any>): string {
+  const total = effort.total;
+  if (total && typeof total.seconds_scratch === "number" && typeof total.seconds_loop === "number") {
+    return duration(Math.max(0, total.seconds_scratch - total.seconds_loop));
+  }
+  return "–";
+}
+
+function effortDetail(effort: Record<string, any>): string {
+  const total = effort.total;
+  if (total && typeof total.ratio === "number") {
+    return `${duration(total.seconds_loop)} spent instead of ${duration(total.seconds_scratch)} (${Math.round((1 - total.ratio) * 100)}% saved)`;
+  }
+  return "from the annotation history";
+}

@@ -1,0 +1,260 @@
+// Review: model proposals coloured by confidence; A accept, R reject, edit by dragging, Shift+A
+// accept all on the image; the queue sorts by confidence or by suggestion rank.
+import { api, type AnnotationData, type ClassInfo, type ImageDetail, type Job } from "../api";
+import { can, type Cleanup, type PageContext } from "../app";
+import { ImageCanvas, itemFromApi, type CanvasItem, type Shape } from "../canvas";
+import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
+import { jobCard, watchJob, type JobWatch } from "../jobs";
+
+interface QueueItem {
+  image_id: number;
+  file_name: string;
+  proposals: number;
+  min_score: number | null;
+  max_score: number | null;
+  mean_score: number | null;
+}
+
+export async function reviewPage({ root, params, query }: PageContext): Promise<Cleanup> {
+  const slug = params.slug;
+  const base = `/api/projects/${slug}`;
+  const classes = await api.get<ClassInfo[]>(`${base}/classes`);
+  const color = (label: string) => classes.find((c) => c.name === label)?.color ?? "#888";
+  let sort = query.get("sort") ?? "confidence";
+  let minScore = "";
+  let queue: QueueItem[] = [];
+  let detail: ImageDetail | null = null;
+  let focus: number | null = null; // annotation id with keyboard focus
+  let watch: JobWatch | null = null;
+
+  const style = (item: CanvasItem, selected: boolean) => {
+    const open = item.reviewState === "proposed";
+    const c = open ? confidenceColor(item.score) : color(item.label);
+    const focused = item.localId === `a${focus}`;
+    return { fill: c, stroke: c, fillOpacity: selected || focused ? 0.35 : open ? 0.1 : 0.04, strokeWidth: focused ? 4 : open ? 2.5 : 1.5 };
+  };
+  const canvas = new ImageCanvas(
+    {
+      onUpdate: (localId, shape) => void edit(localId, shape),
+      onSelect: (ids) => {
+        const id = ids[0] ? Number(ids[0].slice(1)) : null;
+        if (id) focus = id;
+        renderList();
+      },
+      onCreate: (localId) => canvas.remove(localId),
+    },
+    style,
+    can("review"),
+  );
+  canvas.setDrawingEnabled(false);
+
+  const queueList = h("div", { class: "queue-list", "data-testid": "review-queue" });
+  const queueInfo = h("div", { class: "muted small pad" });
+  const propList = h("div", { class: "prop-list", "data-testid": "proposals" });
+  const title = h("div", { class: "image-title" });
+  const jobBox = h("div", { class: "job-slot" });
+  const sortSel = h("select", { class: "small", onchange: () => { sort = sortSel.value; void loadQueue(); } }, [["confidence", "least confident first"], ["-confidence", "most confident first"], ["rank", "suggestion rank"], ["id", "image order"]].map(([v, t]) => h("option", { value: v, selected: v === sort }, t)));
+  const minSel = h("select", { class: "small", onchange: () => { minScore = minSel.value; void loadQueue(); } }, [["", "any score"], ["0.5", "score ≥ 50%"], ["0.8", "score ≥ 80%"]].map(([v, t]) => h("option", { value: v }, t)));
+  const acceptAllBtn = h("button", { class: "btn primary", title: "Shift+A", onclick: () => void acceptAll(), "data-testid": "accept-all" }, "Accept all on image");
+
+  root.append(
+    h(
+      "div",
+      { class: "workbench" },
+      h(
+        "aside",
+        { class: "side left" },
+        h("div", { class: "side-head" }, h("b", null, "To review")),
+        h("div", { class: "filters" }, sortSel, minSel),
+        can("jobs.run") ? h("button", { class: "btn wide", onclick: () => void preannotate(), "data-testid": "preannotate" }, "Pre-annotate unlabelled images") : null,
+        jobBox,
+        queueInfo,
+        queueList,
+      ),
+      h(
+        "section",
+        { class: "center" },
+        h("div", { class: "toolbar" }, title, h("span", { class: "spacer" }), h("span", { class: "legend" }, h("i", { class: "swatch", style: { background: confidenceColor(0.1) } }), "low", h("i", { class: "swatch", style: { background: confidenceColor(0.5) } }), "mid", h("i", { class: "swatch", style: { background: confidenceColor(0.95) } }), "high confidence"), h("button", { class: "btn", onclick: () => canvas.fit() }, "Fit")),
+        canvas.element,
+        h("div", { class: "hints muted small" }, "A accept · R reject · Tab next proposal · drag a box to edit it · Shift+A accept all · → next image"),
+      ),
+      h("aside", { class: "side right" }, h("div", { class: "side-head" }, h("b", null, "Proposals")), acceptAllBtn, propList),
+    ),
+  );
+
+  async function loadQueue(): Promise<void> {
+    const r = await api.get<{ items: QueueItem[]; images: number; proposals: number }>(`${base}/review-queue`, { sort, min_score: minScore });
+    queue = r.items;
+    queueInfo.textContent = `${r.proposals} proposals on ${r.images} images`;
+    clear(
+      queueList,
+      queue.map((q) =>
+        h(
+          "button",
+          { class: `queue-item ${q.image_id === detail?.id ? "current" : ""}`, "data-image": String(q.image_id), onclick: () => void openImage(q.image_id) },
+          h("img", { src: `${base}/images/${q.image_id}/thumb?size=128`, loading: "lazy", alt: "" }),
+          h("span", { class: "q-name" }, q.file_name),
+          h("span", { class: "q-meta" }, `${q.proposals} · `, h("b", { style: { color: confidenceColor(q.mean_score) } }, q.mean_score != null ? `${Math.round(q.mean_score * 100)}%` : "–")),
+        ),
+      ),
+    );
+    if (!queue.length && !detail) canvas.element.replaceChildren(emptyState("Nothing to review", "When a model has pre-annotated images, its proposals show up here.", can("jobs.run") ? h("button", { class: "btn primary", onclick: () => void preannotate() }, "Pre-annotate unlabelled images") : null));
+  }
+
+  async function openImage(id: number): Promise<void> {
+    try {
+      detail = await api.get<ImageDetail>(`${base}/images/${id}`);
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    history.replaceState(null, "", `#/p/${slug}/review/${id}`);
+    clear(title, h("b", null, detail.file_name), h("span", { class: "muted small" }, ` ${detail.width}×${detail.height}`));
+    await canvas.load(`${base}/images/${id}/file`, detail.width, detail.height);
+    canvas.setDrawingEnabled(false);
+    show(detail.annotations);
+    queueList.querySelectorAll(".queue-item").forEach((el) => el.classList.toggle("current", (el as HTMLElement).dataset.image === String(id)));
+  }
+
+  function open(): AnnotationData[] {
+    return (detail?.annotations ?? []).filter((a) => a.review_state === "proposed").sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
+  }
+
+  function show(anns: AnnotationData[]): void {
+    if (!detail) return;
+    detail.annotations = anns;
+    const firstOpen = open()[0];
+    if (!anns.some((a) => a.id === focus && a.review_state === "proposed")) focus = firstOpen?.id ?? null;
+    canvas.setItems(anns.map(itemFromApi));
+    renderList();
+  }
+
+  function renderList(): void {
+    if (!detail) return;
+    const anns = [...detail.annotations].sort((a, b) => Number(b.review_state === "proposed") - Number(a.review_state === "proposed") || (b.score ?? 0) - (a.score ?? 0));
+    acceptAllBtn.disabled = !open().length || !can("review");
+    clear(
+      propList,
+      anns.length
+        ? anns.map((a) =>
+            h(
+              "div",
+              { class: `prop-row ${a.id === focus ? "focus" : ""} state-${a.review_state ?? "human"}`, "data-annotation": String(a.id), onclick: () => { focus = a.id; canvas.select(`a${a.id}`); canvas.redraw(); renderList(); } },
+              h("div", { class: "prop-main" }, h("i", { class: "swatch", style: { background: color(a.label) } }), h("b", null, a.label), h("span", { class: "score", style: { color: confidenceColor(a.score) } }, a.score != null ? `${Math.round(a.score * 100)}%` : ""), h("span", { class: "pill small" }, a.review_state ?? "by hand")),
+              a.review_state === "proposed" && can("review")
+                ? h("div", { class: "prop-actions" }, h("button", { class: "btn ok small", onclick: (e: Event) => { e.stopPropagation(); void decide(a, "accept"); } }, "Accept ", h("kbd", null, "A")), h("button", { class: "btn danger small", onclick: (e: Event) => { e.stopPropagation(); void decide(a, "reject"); } }, "Reject ", h("kbd", null, "R")))
+                : null,
+            ),
+          )
+        : h("p", { class: "muted small" }, "No annotations on this image."),
+    );
+  }
+
+  async function decide(a: AnnotationData, action: "accept" | "reject"): Promise<void> {
+    try {
+      const updated = await api.post<AnnotationData>(`${base}/annotations/${a.id}/review`, { action, version: a.version });
+      const rest = (detail?.annotations ?? []).map((x) => (x.id === a.id ? updated : x)).filter((x) => x.review_state !== "rejected");
+      show(rest);
+      await afterDecision();
+    } catch (err) {
+      showError(err);
+      if (detail) void openImage(detail.id);
+    }
+  }
+
+  async function acceptAll(): Promise<void> {
+    if (!detail) return;
+    try {
+      const r = await api.post<{ accepted: number }>(`${base}/images/${detail.id}/accept-all`, {});
+      toast(`Accepted ${r.accepted} proposals`, "ok");
+      detail = await api.get<ImageDetail>(`${base}/images/${detail.id}`);
+      show(detail.annotations);
+      await afterDecision();
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  async function afterDecision(): Promise<void> {
+    if (open().length) return;
+    const currentId = detail?.id;
+    await loadQueue();
+    const next = queue.find((q) => q.image_id !== currentId);
+    if (next) await openImage(next.image_id);
+    else toast("All proposals reviewed", "ok");
+  }
+
+  async function edit(localId: string, shape: Shape): Promise<void> {
+    const a = detail?.annotations.find((x) => `a${x.id}` === localId);
+    if (!a) return;
+    try {
+      const updated = await api.patch<AnnotationData>(`${base}/annotations/${a.id}`, { label: a.label, bbox: shape.bbox, polygons: shape.polygon ? [shape.polygon] : null, version: a.version });
+      show((detail?.annotations ?? []).map((x) => (x.id === a.id ? updated : x)));
+      toast("Edited and accepted", "ok");
+      await afterDecision();
+    } catch (err) {
+      showError(err);
+      if (detail) void openImage(detail.id);
+    }
+  }
+
+  async function preannotate(): Promise<void> {
+    try {
+      const job = await api.post<Job>(`${base}/jobs`, { kind: "preannotate", params: { images: "unlabeled" } });
+      follow(job);
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  function follow(job: Job): void {
+    const card = jobCard(slug, job);
+    clear(jobBox, card.element);
+    watch?.close();
+    watch = watchJob(slug, job.id, {
+      onJob: card.update,
+      onEnd: async (j) => {
+        if (j?.status === "succeeded") {
+          toast(j.message || "Pre-annotation finished", "ok");
+          await loadQueue();
+          if (!detail && queue.length) await openImage(queue[0].image_id);
+        }
+      },
+    });
+  }
+
+  const onKey = (e: KeyboardEvent) => {
+    const t = e.target as HTMLElement;
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT")) return;
+    const a = detail?.annotations.find((x) => x.id === focus && x.review_state === "proposed");
+    if (e.key === "A" && e.shiftKey) void acceptAll();
+    else if (e.key === "a" && a) void decide(a, "accept");
+    else if (e.key === "r" && a) void decide(a, "reject");
+    else if (e.key === "Tab") {
+      e.preventDefault();
+      const list = open();
+      const i = list.findIndex((x) => x.id === focus);
+      focus = list.length ? list[(i + 1) % list.length].id : null;
+      canvas.redraw();
+      renderList();
+    } else if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+      const i = queue.findIndex((q) => q.image_id === detail?.id);
+      const next = queue[i + (e.key === "ArrowRight" ? 1 : -1)];
+      if (next) void openImage(next.image_id);
+    }
+  };
+  window.addEventListener("keydown", onKey);
+
+  await loadQueue();
+  const start = params.image ? Number(params.image) : queue[0]?.image_id;
+  if (start) await openImage(start);
+  const running = (await api.get<Job[]>(`${base}/jobs`, { kind: "preannotate", limit: 1 }))[0];
+  if (running && (running.status === "queued" || running.status === "running")) follow(running);
+  else if (query.get("preannotate") === "1" && can("jobs.run")) void preannotate();
+
+  return () => {
+    window.removeEventListener("keydown", onKey);
+    watch?.close();
+    canvas.destroy();
+  };
+}

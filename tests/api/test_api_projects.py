@@ -1,0 +1,142 @@
+"""Projects, classes, images and annotations through the HTTP API of a real server."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import httpx
+from live_server import LiveServer, png_bytes
+
+from labelloop.services.annotations import AnnotationInput, create_annotation
+from labelloop.services.projects import ProjectRegistry, server_database_url
+
+
+def test_project_lifecycle_and_errors(admin: httpx.Client) -> None:
+    r = admin.post("/api/projects", json={"name": "Road Signs", "labels": ["stop", "yield"]})
+    assert r.status_code == 201 and r.json()["slug"] == "road-signs"
+    assert admin.post("/api/projects", json={"name": "road signs"}).status_code == 409
+    assert "road-signs" in [p["slug"] for p in admin.get("/api/projects").json()]
+    assert [c["name"] for c in admin.get("/api/projects/road-signs/classes").json()] == ["stop", "yield"]
+    admin.post("/api/projects/road-signs/classes", json={"names": ["speed", "limit"]})
+    admin.post("/api/projects/road-signs/classes/rename", json={"old": "speed", "new": "speed-limit"})
+    merged = admin.post("/api/projects/road-signs/classes/merge", json={"sources": ["limit"], "target": "speed-limit"})
+    assert [c["name"] for c in merged.json()["classes"]] == ["stop", "yield", "speed-limit"]
+    bad = admin.post("/api/projects", json={"name": "x", "task": "paint"})
+    assert bad.status_code == 422 and bad.json()["error"] == "InvalidInputError"
+    missing = admin.get("/api/projects/nope/images")
+    assert missing.status_code == 404 and missing.json()["message"] == "no project 'nope'"
+    assert admin.delete("/api/projects/road-signs").status_code == 200
+    assert admin.get("/api/projects/road-signs").status_code == 404
+
+
+def test_upload_list_page_and_files(admin: httpx.Client, project: str) -> None:
+    base = f"/api/projects/{project}/images"
+    files = [("files", ("img0.png", png_bytes(seed=0), "image/png")),  # same pixels as the fixture's: duplicate
+             ("files", ("new.png", png_bytes(seed=7), "image/png")),
+             ("files", ("broken.png", b"not an image", "image/png"))]
+    report = admin.post(base, files=files).json()
+    assert [a["file_name"] for a in report["added"]] == ["new.png"]
+    assert report["duplicates"] == ["img0.png"] and "broken.png" in report["errors"][0]
+    page1 = admin.get(base, params={"limit": 3, "total": True}).json()
+    assert page1["total"] == 4 and len(page1["items"]) == 3
+    page2 = admin.get(base, params={"limit": 3, "after": page1["next_after"]}).json()
+    assert [i["file_name"] for i in page2["items"]] == ["new.png"] and page2["next_after"] is None
+    first = page1["items"][0]
+    assert admin.get(base, params={"status": "new"}).json()["items"][0]["status"] == "new"
+    assert admin.get(base, params={"q": "new"}).json()["items"][0]["file_name"] == "new.png"
+    assert admin.get(base, params={"status": "weird"}).status_code == 422
+    raw = admin.get(f"{base}/{first['id']}/file")
+    assert raw.status_code == 200 and raw.content == png_bytes(seed=0)
+    thumb = admin.get(f"{base}/{first['id']}/thumb", params={"size": 128})
+    assert thumb.headers["content-type"] == "image/jpeg" and thumb.content[:2] == b"\xff\xd8"
+    detail = admin.get(f"{base}/{first['id']}").json()
+    assert detail["neighbours"] == {"previous": None, "next": page1["items"][1]["id"]}
+    assert admin.post(f"{base}/{first['id']}/inspect").status_code == 200
+
+
+def test_annotate_and_stale_version_is_refused(admin: httpx.Client, project: str) -> None:
+    image_id = admin.get(f"/api/projects/{project}/images").json()["items"][0]["id"]
+    created = admin.post(f"/api/projects/{project}/images/{image_id}/annotations",
+                         json={"label": "cat", "bbox": [2, 3, 30, 40]}).json()
+    assert created["version"] == 1 and created["author"] == "admin"
+    url = f"/api/projects/{project}/annotations/{created['id']}"
+    moved = admin.patch(url, json={"label": "dog", "bbox": [5, 5, 30, 40], "version": 1})
+    assert moved.status_code == 200 and moved.json()["version"] == 2
+    stale = admin.patch(url, json={"label": "cat", "bbox": [0, 0, 10, 10], "version": 1})
+    assert stale.status_code == 409 and stale.json()["error"] == "ConflictError" and stale.json()["hint"]
+    now = admin.get(f"/api/projects/{project}/images/{image_id}/annotations").json()
+    assert [(a["label"], a["bbox"], a["version"]) for a in now] == [("dog", [5.0, 5.0, 30.0, 40.0], 2)]
+    outside = admin.post(f"/api/projects/{project}/images/{image_id}/annotations",
+                         json={"label": "cat", "bbox": [0, 0, 500, 500]})
+    assert outside.status_code == 422 and "outside" in outside.json()["message"]
+    unknown = admin.post(f"/api/projects/{project}/images/{image_id}/annotations",
+                         json={"label": "horse", "bbox": [0, 0, 5, 5]})
+    assert unknown.status_code == 422 and "cat" in unknown.json()["hint"]
+    poly = admin.post(f"/api/projects/{project}/images/{image_id}/annotations",
+                      json={"label": "cat", "polygons": [[1, 1, 20, 1, 20, 20]]}).json()
+    assert poly["bbox"] == [1.0, 1.0, 20.0, 20.0]
+    assert admin.delete(url, params={"version": 1}).status_code == 409
+    assert admin.delete(url, params={"version": 2}).status_code == 200
+    regions = admin.put(f"/api/projects/{project}/images/{image_id}/regions",
+                        json={"polygons": [[0, 0, 40, 0, 40, 40, 0, 40]]}).json()
+    assert regions["regions"] == [[0, 0, 40, 0, 40, 40, 0, 40]]
+    stats = admin.get(f"/api/projects/{project}/overview").json()
+    assert stats["stats"]["annotations"]["total"] == 1
+    assert stats["next"][0]["action"] == "annotate"
+
+
+def _propose(server: LiveServer, project: str, image_id: int, scores: list[float]) -> None:
+    """Model proposals as the pre-annotation service writes them (straight into the server's store)."""
+    registry = ProjectRegistry(server.home, server_database_url(server.home))
+    try:
+        ctx = registry.open(project)
+        for i, score in enumerate(scores):
+            create_annotation(ctx, image_id, AnnotationInput(label="cat", bbox=(i, i, i + 10, i + 10), score=score),
+                              actor="model:1", source="model:1", model_id=1)
+    finally:
+        registry.close()
+
+
+def test_review_proposals(admin: httpx.Client, server: LiveServer, project: str, monkeypatch) -> None:
+    monkeypatch.delenv("LABELLOOP_DATABASE_URL", raising=False)
+    images = [i["id"] for i in admin.get(f"/api/projects/{project}/images").json()["items"]]
+    _propose(server, project, images[0], [0.9, 0.4])
+    _propose(server, project, images[1], [0.8, 0.7, 0.95])
+    queue = admin.get(f"/api/projects/{project}/review-queue").json()
+    assert queue["proposals"] == 5 and [i["image_id"] for i in queue["items"]] == [images[0], images[1]]
+    assert admin.get(f"/api/projects/{project}/images", params={"min_score": 0.92}).json()["items"][0]["id"] \
+        == images[1]
+    first = admin.get(f"/api/projects/{project}/images/{images[0]}").json()
+    assert first["status"] == "pre-annotated"
+    a, b = first["annotations"]
+    r = admin.post(f"/api/projects/{project}/annotations/{a['id']}/review", json={"action": "accept",
+                                                                                  "version": a["version"]})
+    assert r.json()["review_state"] == "accepted"
+    admin.post(f"/api/projects/{project}/annotations/{b['id']}/review", json={"action": "reject"})
+    assert admin.get(f"/api/projects/{project}/images/{images[0]}").json()["status"] == "reviewed"
+    assert len(admin.get(f"/api/projects/{project}/images/{images[0]}/annotations").json()) == 1
+    assert admin.post(f"/api/projects/{project}/images/{images[1]}/accept-all",
+                      json={"min_score": 0.75}).json() == {"accepted": 2}
+    assert admin.get(f"/api/projects/{project}/review-queue").json()["proposals"] == 1
+
+
+def test_export_coco_and_import_it_again(admin: httpx.Client, project: str) -> None:
+    images = admin.get(f"/api/projects/{project}/images").json()["items"]
+    for i, img in enumerate(images):
+        for j in range(i + 1):
+            admin.post(f"/api/projects/{project}/images/{img['id']}/annotations",
+                       json={"label": ["cat", "dog"][j % 2], "bbox": [j, j, j + 12.5, j + 20]})
+    r = admin.get(f"/api/projects/{project}/export", params={"format": "coco"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert any(n.endswith(".json") for n in names) and sum(n.endswith(".png") for n in names) == 3
+    copy = admin.post("/api/projects", json={"name": project + "-copy"}).json()["slug"]
+    report = admin.post(f"/api/projects/{copy}/import", files={"file": ("export.zip", r.content, "application/zip")})
+    assert report.status_code == 200, report.text
+    assert report.json()["images_added"] == 3 and report.json()["annotations_added"] == 6
+    assert admin.get(f"/api/projects/{copy}/stats").json()["annotations"]["total"] == 6
+    assert [c["name"] for c in admin.get(f"/api/projects/{copy}/classes").json()] == ["cat", "dog"]
+    bad = admin.post(f"/api/projects/{copy}/import", files={"file": ("x.json", b"{}", "application/json")})
+    assert bad.status_code == 422 and "Traceback" not in bad.text
+    assert len(admin.get("/api/formats").json()) >= 5
