@@ -148,4 +148,4 @@ def run_sweep(ctx: ProjectContext, grid: str, *, executor: Executor | None = Non
         best["best"] = True
     return {"sweep": sweep, "parallel": parallel, "threads_per_job": threads, "leaderboard": board,
             "best_model_id": best["model_id"] if best else None,
-            "errors": [r["error"] for r in results if "error" in r]}
+            "errors": [r["error"] for r in results if "id" not in r]}
