@@ -17,17 +17,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from labelloop.settings import get_settings
 from labelloop.store.project import ProjectContext, init_project
 
-SHARED_DATASETS = Path(os.environ.get("LABELLOOP_SHARED_DATASETS",
-                                      Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-
-
-def shared_dataset(name: str) -> Path:
-    """Path of a dataset in ../shared/datasets, or skip the test cleanly when it is absent."""
-    path = SHARED_DATASETS / name
-    if not path.exists():
-        pytest.skip(f"shared dataset {name} not available at {path}")
-    return path
-
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:

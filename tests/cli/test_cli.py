@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from factories import make_dataset
+from helpers import run
 from labelloop.formats import WriteOptions, get_format
-
-LABELLOOP = str(Path(sys.executable).parent / "labelloop")
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LABELLOOP_DEBUG": ""}
-    return subprocess.run([LABELLOOP, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
 def test_init_import_stats_export_split_labels(tmp_path):

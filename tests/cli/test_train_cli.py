@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cli.test_cli import run
+from helpers import run
 
 pytest.importorskip("torch")
 

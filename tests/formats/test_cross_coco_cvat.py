@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_dataset
 from factories import assert_same_dataset, make_dataset
+from helpers import shared_dataset
 from labelloop.formats import ReadOptions, WriteOptions, get_format
 
 COCO, CVAT = get_format("coco"), get_format("cvat")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared_dataset
 from factories import assert_same_dataset
+from helpers import shared_dataset
 from labelloop.core.geometry import rle_to_mask
 from labelloop.errors import FormatError
 from labelloop.formats import ReadOptions, WriteOptions, detect_format, get_format

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared_dataset
 from factories import make_image
+from helpers import shared_dataset
 from labelloop.core.geometry import rle_iou, rle_to_mask
 from labelloop.errors import ConfigError, FormatError
 from labelloop.formats import ReadOptions, WriteOptions, detect_format, get_format

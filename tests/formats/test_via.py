@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from conftest import shared_dataset
 from factories import assert_same_dataset
+from helpers import shared_dataset
 from labelloop.errors import ConfigError, FormatError
 from labelloop.formats import ReadOptions, WriteOptions, detect_format, get_format
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_dataset
 from factories import assert_same_dataset, make_dataset
+from helpers import shared_dataset
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats import ReadOptions, WriteOptions, detect_format, get_format
