@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "labelloop.cli.labels",
     "labelloop.cli.demo",
     "labelloop.cli.train",
+    "labelloop.cli.loop",
     "labelloop.cli.serve",
     "labelloop.cli.users",
 ]

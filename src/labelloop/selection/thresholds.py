@@ -1,0 +1,161 @@
+"""Per-class score thresholds for pre-annotation, chosen on a precision/recall curve.
+
+``auto`` picks, for each class, the score threshold with the best F1 on the validation
+split, or (with a target precision ``P``) the *lowest* threshold whose precision is >= ``P``
+(most recall at that precision). Best F1 is not allowed below :data:`MIN_USEFUL_PRECISION`:
+a weak model's best-F1 point can sit at 5% precision, burying the reviewer in boxes to reject.
+Classes without validation objects or detections fall back to :data:`FALLBACK_THRESHOLD`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from labelloop.errors import ConfigError
+
+__all__ = ["FALLBACK_THRESHOLD", "MIN_USEFUL_PRECISION", "NEVER", "ClassThreshold", "ThresholdRequest",
+           "parse_threshold", "pick_threshold", "pr_curve"]
+
+#: used when a class has no validation objects or detections to choose from
+FALLBACK_THRESHOLD = 0.5
+#: below this precision proposals cost a reviewer more (rejecting: 1 s each) than they save
+#: (accepting instead of drawing: 6.5 s each) once several are wrong for each right one
+MIN_USEFUL_PRECISION = 0.3
+#: "propose nothing": no score exceeds it
+NEVER = 1.0
+
+
+@dataclass(frozen=True)
+class ClassThreshold:
+    """The chosen threshold of one class and what it achieved on the validation split.
+
+    ``method``: ``best-f1`` | ``target-precision`` | ``target-unreached`` (best F1 used because
+    no threshold reaches the target) | ``min-precision`` (best F1 raised to the minimum useful
+    precision) | ``too-weak`` (nothing proposed) | ``fallback`` (no data) | ``given`` (set by the user).
+    """
+
+    threshold: float
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    n_gt: int = 0
+    n_detections: int = 0
+    method: str = "best-f1"
+
+    def as_dict(self) -> dict[str, Any]:
+        # the threshold is kept exact: a rounded 0.95 would drop float32 scores of 0.9499999
+        return {k: (round(v, 4) if isinstance(v, float) and k != "threshold" else v)
+                for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class ThresholdRequest:
+    """What the user asked for: ``given`` thresholds per class; ``default`` for the others
+    (``None`` = choose the others automatically)."""
+
+    given: dict[str, float]
+    default: float | None
+
+    @property
+    def needs_auto(self) -> bool:
+        return self.default is None
+
+    def resolve(self, classes: Sequence[str], auto: dict[str, ClassThreshold] | None = None
+                ) -> dict[str, ClassThreshold]:
+        """The threshold of every class: given > default > auto."""
+        out = {}
+        for name in classes:
+            if name in self.given:
+                out[name] = ClassThreshold(self.given[name], method="given")
+            elif self.default is not None:
+                out[name] = ClassThreshold(self.default, method="given")
+            elif auto is not None and name in auto:
+                out[name] = auto[name]
+            else:
+                out[name] = ClassThreshold(FALLBACK_THRESHOLD, method="fallback")
+        return out
+
+
+def _score(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"threshold for {what}: expected a number in [0, 1], got {text!r}",
+                          'e.g. --threshold auto, --threshold 0.4 or --threshold "car=0.6;person=0.3"') from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ConfigError(f"threshold for {what}: expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def parse_threshold(text: str | float | None, classes: Sequence[str]) -> ThresholdRequest:
+    """Parse ``auto``, ``0.4``, ``"car=0.6;person=0.3"`` or ``"0.4;car=0.6"``.
+
+    Unnamed classes get the bare number if one is given, else ``auto``.
+    """
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("", "auto")):
+        return ThresholdRequest({}, None)
+    if isinstance(text, int | float):
+        return ThresholdRequest({}, _score(str(text), "all classes"))
+    given: dict[str, float] = {}
+    default: float | None = None
+    for part in (p.strip() for p in re.split(r"[;,]", text)):
+        if not part:
+            continue
+        if "=" not in part:
+            default = None if part.lower() == "auto" else _score(part, "all classes")
+            continue
+        name, value = (x.strip() for x in part.split("=", 1))
+        if name not in classes:
+            raise ConfigError(f"unknown class {name!r} in --threshold", f"the model's classes: {', '.join(classes)}")
+        given[name] = _score(value, name)
+    return ThresholdRequest(given, default)
+
+
+def pr_curve(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds (descending scores), precision and recall when keeping scores >= each threshold."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    t = np.asarray(tp, dtype=bool).reshape(-1)
+    order = np.argsort(-s, kind="stable")
+    s, t = s[order], t[order]
+    ctp = np.cumsum(t)
+    precision = ctp / np.arange(1, len(s) + 1)
+    recall = ctp / max(n_gt, 1)
+    # ties: keeping score >= s[i] keeps every detection with that score, so use the last index of a run
+    last = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, dtype=bool)
+    return s[last], precision[last], recall[last]
+
+
+def pick_threshold(scores: np.ndarray, tp: np.ndarray, n_gt: int, target_precision: float | None = None,
+                   min_precision: float | None = MIN_USEFUL_PRECISION) -> ClassThreshold:
+    """The threshold of one class from its validation detections (``tp`` flags at IoU .5).
+
+    Without a target precision, a best-F1 point below ``min_precision`` is raised to the lowest
+    threshold reaching it (``min-precision``), or to :data:`NEVER` when none does (``too-weak``).
+    """
+    n_det = int(np.asarray(scores).size)
+    if n_gt == 0 or n_det == 0:
+        return ClassThreshold(FALLBACK_THRESHOLD, n_gt=n_gt, n_detections=n_det, method="fallback")
+    thr, prec, rec = pr_curve(scores, tp, n_gt)
+    f1 = 2 * prec * rec / np.maximum(prec + rec, 1e-9)
+    method = "best-f1"
+    i = int(np.argmax(f1))
+    if target_precision is not None:
+        ok = np.nonzero(prec >= target_precision)[0]
+        if ok.size:
+            i, method = int(ok[-1]), "target-precision"  # lowest threshold still at the target
+        else:
+            method = "target-unreached"
+    if min_precision is not None and method != "target-precision" and prec[i] < min_precision:
+        ok = np.nonzero(prec >= min_precision)[0]
+        if not ok.size:  # no threshold gives useful proposals: propose nothing of this class
+            return ClassThreshold(NEVER, float(prec.max()), 0.0, 0.0, n_gt, n_det, "too-weak")
+        i, method = int(ok[-1]), "min-precision"
+    if f1[i] == 0 and method != "target-precision":
+        return ClassThreshold(NEVER, 0.0, 0.0, 0.0, n_gt, n_det, "too-weak")
+    return ClassThreshold(float(thr[i]), float(prec[i]), float(rec[i]), float(f1[i]), n_gt, n_det, method)

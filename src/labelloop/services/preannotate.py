@@ -1,0 +1,371 @@
+"""Pre-annotation: run a trained model over images and store its boxes as proposals.
+
+Proposals carry the score, the model (``source="model:ID"``, ``model_id``) and the review
+state ``proposed``; the history records each as a ``create`` by the model. Human annotations
+are never touched. Re-running with the same model replaces only that model's proposals that
+nobody has reviewed yet; a prediction that repeats an annotation already on the image (same
+class, IoU >= 0.7: a person's box, a reviewed -- even rejected -- proposal, another model's
+proposal) is not proposed again. An image that cannot be decoded is reported and skipped.
+
+Thresholds: ``auto`` chooses one per class on the validation split's precision/recall curve
+(best F1, or the lowest threshold reaching ``target_precision``) and stores the choice in
+``<model dir>/thresholds.json``; a number applies to every class; ``"car=0.6;person=0.3"``
+sets some classes (the others use ``auto``, or the bare number in ``"0.4;car=0.6"``).
+
+Image selection (``images``):
+
+- ``unlabeled`` (default; ``unlabelled`` too): images with status ``new`` or ``pre-annotated``;
+- ``all``: every image;
+- a filter of ``key=value`` terms joined by ``;`` -- ``status=new``, ``split=val`` (``none`` =
+  no split), ``name=GLOB`` (``fnmatch`` on the file name), ``ids=1,2,3``;
+- anything else with ``*``, ``?`` or ``[`` is a file-name glob, e.g. ``"street/*.jpg"``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import select
+
+from labelloop.core.geometry import box_iou
+from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.selection.matching import match_detections
+from labelloop.selection.thresholds import NEVER, ClassThreshold, parse_threshold, pick_threshold
+from labelloop.services.annotations import annotation_dict, refresh_image_status
+from labelloop.services.datasets import image_path, sample_for_images
+from labelloop.store.project import ProjectContext
+from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainedModel
+
+__all__ = [
+    "IMAGE_STATUSES_UNLABELLED",
+    "ImageRow",
+    "PredictorLike",
+    "choose_thresholds",
+    "default_actor",
+    "load_model_predictor",
+    "preannotate",
+    "read_rgb",
+    "resolve_model",
+    "select_images",
+    "write_proposals",
+]
+
+Progress = Callable[[str, int, int], None]
+IMAGE_STATUSES_UNLABELLED = ("new", "pre-annotated")
+THRESHOLDS_FILE = "thresholds.json"
+#: a prediction overlapping an existing annotation of its class this much is not proposed again
+REPEAT_IOU = 0.7
+_EPS = 1e-6  # scores are float32
+_FILTER_KEYS = ("status", "split", "name", "ids")
+
+
+class PredictorLike(Protocol):
+    """What the loop needs from a model (``labelloop.inference.Predictor`` or a test double)."""
+
+    classes: list[str]
+    task: str
+
+    def predict(self, image: np.ndarray) -> Any: ...
+
+    def embed(self, image: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    file_name: str
+    storage_path: str
+    width: int
+    height: int
+
+
+def default_actor() -> str:
+    """The OS user name (who a review is recorded under unless ``--reviewer`` says otherwise)."""
+    try:
+        return getpass.getuser() or "unknown"
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def resolve_model(ctx: ProjectContext, model_id: int | None) -> TrainedModel:
+    """The given model, or the newest ready one; refuses a model that is not ready."""
+    with ctx.store.session() as s:
+        if model_id is None:
+            m = s.scalars(select(TrainedModel).where(TrainedModel.project_id == ctx.id,
+                                                     TrainedModel.status == "ready")
+                          .order_by(TrainedModel.id.desc())).first()
+            if m is None:
+                raise NotFoundError("the project has no trained model yet", "train one with `labelloop train`")
+        else:
+            m = s.get(TrainedModel, model_id)
+            if m is None or m.project_id != ctx.id:
+                raise NotFoundError(f"model {model_id} is not in project {ctx.name!r}", "see `labelloop models list`")
+        if m.status != "ready":
+            raise InvalidInputError(f"model {m.id} is {m.status}, not ready",
+                                    "pick a finished model (`labelloop models list`)")
+        s.expunge(m)
+        return m
+
+
+def load_model_predictor(ctx: ProjectContext, model: TrainedModel, backend: str = "auto") -> PredictorLike:
+    """onnxruntime when available (``auto``), else torch."""
+    from labelloop.inference import load_predictor
+
+    return load_predictor(ctx.root / model.directory, backend=backend)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB pixels as stored (no EXIF rotation: boxes are in stored pixels)."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    try:
+        with PILImage.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise InvalidInputError(f"cannot decode image {path.name}: {exc}",
+                                "re-import a readable copy of the image") from exc
+
+
+def _parse_filter(spec: str) -> dict[str, str]:
+    terms: dict[str, str] = {}
+    for part in (p.strip() for p in spec.split(";")):
+        if not part:
+            continue
+        if "=" not in part:
+            if any(ch in part for ch in "*?["):
+                terms["name"] = part
+                continue
+            raise InvalidInputError(f"cannot read image filter {part!r}",
+                                    "expected unlabeled, all, status=S, split=S, name=GLOB, ids=1,2 or a glob")
+        key, value = (x.strip() for x in part.split("=", 1))
+        if key not in _FILTER_KEYS:
+            raise InvalidInputError(f"unknown image filter key {key!r}", f"expected one of: {', '.join(_FILTER_KEYS)}")
+        terms[key] = value
+    return terms
+
+
+def select_images(ctx: ProjectContext, spec: str = "unlabeled") -> list[ImageRow]:
+    """Images matching ``spec`` (see the module docstring), in id order."""
+    text = (spec or "unlabeled").strip()
+    q = select(Image).where(Image.project_id == ctx.id).order_by(Image.id)
+    glob = None
+    if text.lower() in ("unlabeled", "unlabelled"):
+        q = q.where(Image.status.in_(IMAGE_STATUSES_UNLABELLED))
+    elif text.lower() != "all":
+        terms = _parse_filter(text)
+        if "status" in terms:
+            q = q.where(Image.status == terms["status"])
+        if "split" in terms:
+            q = q.where(Image.split.is_(None)) if terms["split"] == "none" else q.where(Image.split == terms["split"])
+        if "ids" in terms:
+            try:
+                ids = [int(v) for v in terms["ids"].split(",") if v.strip()]
+            except ValueError:
+                raise InvalidInputError(f"ids: expected comma-separated image ids, got {terms['ids']!r}") from None
+            q = q.where(Image.id.in_(ids))
+        glob = terms.get("name")
+    with ctx.store.session() as s:
+        rows = [ImageRow(i.id, i.file_name, i.storage_path, i.width, i.height) for i in s.scalars(q)]
+    if glob:
+        rows = [r for r in rows if fnmatch.fnmatch(r.file_name, glob)]
+    return rows
+
+
+# --- thresholds -----------------------------------------------------------------------------
+
+
+def _val_image_ids(ctx: ProjectContext, model: TrainedModel) -> list[int]:
+    ids = list((model.snapshot or {}).get("val_images") or [])
+    if ids:
+        return ids
+    with ctx.store.session() as s:
+        return list(s.scalars(select(Image.id).where(Image.project_id == ctx.id, Image.split == "val")))
+
+
+def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, *,
+                      target_precision: float | None = None, progress: Progress | None = None
+                      ) -> dict[str, ClassThreshold]:
+    """Per-class thresholds on the model's validation images; cached in ``thresholds.json``."""
+    if target_precision is not None and not 0.0 < target_precision <= 1.0:
+        raise InvalidInputError(f"--target-precision must be in (0, 1], got {target_precision}")
+    path = ctx.root / model.directory / THRESHOLDS_FILE
+    cached = _read_cached(path, target_precision, predictor.classes)
+    if cached is not None:
+        return cached
+    samples = sample_for_images(ctx, _val_image_ids(ctx, model))
+    project_classes = _project_class_names(ctx)
+    to_model = {i: predictor.classes.index(n) for i, n in enumerate(project_classes) if n in predictor.classes}
+    scores: dict[int, list[float]] = {k: [] for k in range(len(predictor.classes))}
+    tps: dict[int, list[bool]] = {k: [] for k in range(len(predictor.classes))}
+    n_gt = dict.fromkeys(range(len(predictor.classes)), 0)
+    for done, smp in enumerate(samples, 1):
+        if progress:
+            progress("thresholds", done, len(samples))
+        try:
+            preds = predictor.predict(read_rgb(smp.path))
+        except InvalidInputError:
+            continue
+        gt_labels = np.array([to_model.get(int(lab), -1) for lab in smp.labels], dtype=np.int64)
+        tp = match_detections(preds.boxes, preds.scores, preds.labels, smp.boxes, gt_labels)
+        for k in range(len(predictor.classes)):
+            n_gt[k] += int((gt_labels == k).sum())
+            sel = preds.labels == k
+            scores[k].extend(preds.scores[sel].tolist())
+            tps[k].extend(tp[sel].tolist())
+    chosen = {name: pick_threshold(np.array(scores[k]), np.array(tps[k], dtype=bool), n_gt[k], target_precision)
+              for k, name in enumerate(predictor.classes)}
+    path.write_text(json.dumps({"target_precision": target_precision, "val_images": len(samples),
+                                "classes": {n: t.as_dict() for n, t in chosen.items()}}, indent=2))
+    return chosen
+
+
+def _read_cached(path: Path, target: float | None, classes: Sequence[str]) -> dict[str, ClassThreshold] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if data.get("target_precision") != target or set(data["classes"]) != set(classes):
+            return None
+        return {n: ClassThreshold(**v) for n, v in data["classes"].items()}
+    except (ValueError, KeyError, TypeError):
+        return None  # a damaged cache is recomputed
+
+
+def _project_class_names(ctx: ProjectContext) -> list[str]:
+    with ctx.store.session() as s:
+        return list(s.scalars(select(LabelClass.name).where(LabelClass.project_id == ctx.id,
+                                                            LabelClass.active.is_(True))
+                              .order_by(LabelClass.position)))
+
+
+# --- writing proposals ------------------------------------------------------------------------
+
+
+def _class_ids(ctx: ProjectContext, names: Sequence[str]) -> dict[int, int]:
+    """Model label index -> project class id (classes missing from the project are left out)."""
+    with ctx.store.session() as s:
+        ids = dict(s.execute(select(LabelClass.name, LabelClass.id).where(LabelClass.project_id == ctx.id,
+                                                                          LabelClass.active.is_(True))).all())
+    return {i: ids[n] for i, n in enumerate(names) if n in ids}
+
+
+def _proposals(preds: Any, thresholds: Sequence[float], class_ids: dict[int, int], width: int, height: int
+               ) -> list[tuple[int, tuple[float, float, float, float], float, dict[str, Any] | None]]:
+    """``(class_id, bbox, score, rle)`` of the predictions above their class threshold, clipped."""
+    out = []
+    for i in range(len(preds)):
+        k = int(preds.labels[i])
+        if k not in class_ids or thresholds[k] >= NEVER or float(preds.scores[i]) < thresholds[k] - _EPS:
+            continue
+        x1, y1, x2, y2 = (float(v) for v in preds.boxes[i])
+        x1, x2 = max(0.0, min(x1, width)), max(0.0, min(x2, width))
+        y1, y2 = max(0.0, min(y1, height)), max(0.0, min(y2, height))
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            continue
+        rle = preds.masks[i] if preds.masks is not None else None
+        out.append((class_ids[k], (x1, y1, x2, y2), round(float(preds.scores[i]), 4), rle))
+    return out
+
+
+def _not_repeated(items: Sequence[tuple[int, tuple[float, float, float, float], float, dict[str, Any] | None]],
+                  kept: Sequence[Any]) -> list[tuple[int, tuple[float, float, float, float], float,
+                                                     dict[str, Any] | None]]:
+    """Drop predictions repeating an annotation already on the image (same class, IoU >= 0.7):
+    a person's box, a reviewed (even rejected) proposal or another model's proposal."""
+    if not kept or not items:
+        return list(items)
+    iou = box_iou(np.array([it[1] for it in items]), np.array([[k[1], k[2], k[3], k[4]] for k in kept]))
+    same = np.array([[it[0] == k[0] for k in kept] for it in items], dtype=bool)
+    repeated = ((iou >= REPEAT_IOU) & same).any(axis=1)
+    return [it for it, rep in zip(items, repeated, strict=True) if not rep]
+
+
+def write_proposals(ctx: ProjectContext, image_id: int, model: TrainedModel,
+                    items: Sequence[tuple[int, tuple[float, float, float, float], float, dict[str, Any] | None]],
+                    names: dict[int, str]) -> tuple[int, int]:
+    """Replace this model's unreviewed proposals on one image by ``items``, in one transaction.
+
+    Writes the same history as :func:`labelloop.services.annotations.create_annotation` /
+    ``delete_annotation``, with the model as the actor. Returns ``(created, removed)``.
+    """
+    actor = f"model:{model.id}"
+    with ctx.store.session() as s:
+        img = s.get(Image, image_id)
+        if img is None or img.project_id != ctx.id:
+            raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
+        stale = s.scalars(select(Annotation).where(Annotation.image_id == image_id, Annotation.source == actor,
+                                                   Annotation.review_state == "proposed")).all()
+        for ann in stale:
+            s.add(AnnotationEvent(project_id=ctx.id, image_id=image_id, annotation_id=ann.id, action="delete",
+                                  actor=actor, actor_kind="model", round=model.round,
+                                  before=annotation_dict(ann, names.get(ann.class_id)), after=None))
+            s.delete(ann)
+        kept = s.execute(select(Annotation.class_id, Annotation.x1, Annotation.y1, Annotation.x2, Annotation.y2)
+                         .where(Annotation.image_id == image_id,
+                                Annotation.id.not_in([a.id for a in stale]))).all()
+        created = []
+        for class_id, (x1, y1, x2, y2), score, rle in _not_repeated(items, kept):
+            ann = Annotation(project_id=ctx.id, image_id=image_id, class_id=class_id, x1=x1, y1=y1, x2=x2, y2=y2,
+                             rle=rle, source=actor, model_id=model.id, score=score, review_state="proposed",
+                             author=actor, attributes={})
+            s.add(ann)
+            created.append(ann)
+        s.flush()
+        for ann in created:
+            s.add(AnnotationEvent(project_id=ctx.id, image_id=image_id, annotation_id=ann.id, action="create",
+                                  actor=actor, actor_kind="model", round=model.round, before=None,
+                                  after=annotation_dict(ann, names.get(ann.class_id))))
+        refresh_image_status(s, img)
+        return len(created), len(stale)
+
+
+def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str = "unlabeled",
+                threshold: str | float | None = "auto", target_precision: float | None = None,
+                backend: str = "auto", predictor: PredictorLike | None = None,
+                image_ids: Sequence[int] | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Pre-annotate ``images`` (or exactly ``image_ids``) with a model; returns a summary.
+
+    Summary: ``model_id``, ``round``, ``backend``, ``images`` (pre-annotated), ``proposals``
+    (created), ``replaced`` (stale proposals of this model removed), ``skipped``
+    (``[{image_id, file_name, reason}]``) and ``thresholds`` (per class, with how they were chosen).
+    """
+    model = resolve_model(ctx, model_id)
+    predictor = predictor or load_model_predictor(ctx, model, backend)
+    request = parse_threshold(threshold, predictor.classes)
+    auto = choose_thresholds(ctx, model, predictor, target_precision=target_precision, progress=progress) \
+        if request.needs_auto else None
+    chosen = request.resolve(predictor.classes, auto)
+    per_index = [chosen[n].threshold for n in predictor.classes]
+    class_ids = _class_ids(ctx, predictor.classes)
+    names = {cid: predictor.classes[k] for k, cid in class_ids.items()}
+    rows = select_images(ctx, "all" if image_ids is not None else images)
+    if image_ids is not None:
+        wanted = set(image_ids)
+        rows = [r for r in rows if r.id in wanted]
+    created = replaced = done = 0
+    skipped: list[dict[str, Any]] = []
+    for n, row in enumerate(rows, 1):
+        try:
+            pixels = read_rgb(image_path(ctx, row.storage_path))
+        except InvalidInputError as err:
+            skipped.append({"image_id": row.id, "file_name": row.file_name, "reason": str(err)})
+        else:
+            preds = predictor.predict(pixels)
+            c, r = write_proposals(ctx, row.id, model, _proposals(preds, per_index, class_ids, row.width, row.height),
+                                   names)
+            created, replaced, done = created + c, replaced + r, done + 1
+        if progress:
+            progress("pre-annotate", n, len(rows))
+    missing = [n for k, n in enumerate(predictor.classes) if k not in class_ids]
+    return {"model_id": model.id, "round": model.round, "backend": getattr(predictor, "backend", "custom"),
+            "images": done, "proposals": created, "replaced": replaced, "skipped": skipped,
+            "classes_not_in_project": missing,
+            "thresholds": {n: t.as_dict() for n, t in chosen.items()}}

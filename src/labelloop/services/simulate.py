@@ -1,0 +1,278 @@
+"""Replay the annotation loop on a labelled dataset, with its ground truth as the annotator.
+
+In a fresh project (a temporary folder, or ``project_dir``):
+
+1. A fixed validation set (``val_fraction`` of the images, at least 4) is imported *with*
+   its labels and stays the same in every round, so the rounds' mAPs are comparable. Its
+   labels are given, not counted as effort (the same for every strategy). The other images
+   are imported without labels, all in the train split.
+2. Round 0: the simulated annotator opens images (shuffled with ``seed``) that contain a
+   class still below ``seed_per_class`` objects, and draws every ground-truth box, until each
+   class has about ``seed_per_class`` objects.
+3. Round r >= 1: train (fine-tuning from round r-1's model), choose ``round_size`` images
+   (``suggest`` or ``random``), pre-annotate them, and review: per image the annotator
+   inspects; matches proposals to ground-truth objects (greedy by IoU >= 0.4, same class
+   preferred); accepts a match of the same class with IoU >= 0.7; changes the class of a
+   match with IoU >= 0.7 but the wrong class; fixes (redraws) a match with IoU 0.4-0.7;
+   rejects unmatched proposals; draws the objects nobody proposed.
+
+Every action goes through :mod:`labelloop.services.annotations` (as a person's would), so
+the history and :func:`labelloop.services.effort.effort_report` are real.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from labelloop.core.geometry import box_iou
+from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
+from labelloop.errors import InvalidInputError
+from labelloop.formats import ReadOptions, detect_format, get_format
+from labelloop.selection.matching import greedy_pairs
+from labelloop.services.annotations import (
+    AnnotationInput,
+    create_annotation,
+    image_annotations,
+    record_image_event,
+    review_annotation,
+    update_annotation,
+)
+from labelloop.services.effort import effort_report
+from labelloop.services.importing import import_dataset
+from labelloop.services.preannotate import preannotate
+from labelloop.store.project import ProjectContext, init_project
+from labelloop.store.tables import Image
+
+__all__ = ["ACCEPT_IOU", "MATCH_IOU", "STRATEGIES", "annotate_from_scratch", "review_with_ground_truth",
+           "simulate"]
+
+Progress = Callable[[str, int, int], None]
+STRATEGIES = ("suggest", "random")
+ACCEPT_IOU = 0.7
+MATCH_IOU = 0.4
+ANNOTATOR = "simulated-annotator"
+
+
+def _shape(gt: AnnotationRecord, task: str) -> dict[str, Any]:
+    if task == "detect":
+        return {}
+    return {"polygons": gt.polygons, "rle": gt.rle}
+
+
+def annotate_from_scratch(ctx: ProjectContext, image_id: int, truth: Sequence[AnnotationRecord], *, round_: int,
+                          actor: str = ANNOTATOR) -> None:
+    """Open the image and draw every ground-truth object."""
+    record_image_event(ctx, image_id, "inspect", actor=actor, round_=round_)
+    for gt in truth:
+        create_annotation(ctx, image_id, AnnotationInput(label=gt.label, bbox=gt.bbox, **_shape(gt, ctx.task)),
+                          actor=actor, round_=round_)
+
+
+def review_with_ground_truth(ctx: ProjectContext, image_id: int, truth: Sequence[AnnotationRecord], *, round_: int,
+                             actor: str = ANNOTATOR) -> dict[str, int]:
+    """Review an image's open proposals against ``truth`` (see the module docstring)."""
+    record_image_event(ctx, image_id, "inspect", actor=actor, round_=round_)
+    props = [a for a in image_annotations(ctx, image_id) if a["review_state"] == "proposed"]
+    iou = box_iou(np.array([p["bbox"] for p in props]).reshape(-1, 4),
+                  np.array([g.bbox for g in truth]).reshape(-1, 4))
+    same = np.array([[p["label"] == g.label for g in truth] for p in props], dtype=bool).reshape(iou.shape)
+    pairs = greedy_pairs(np.where(iou >= MATCH_IOU, iou + 0.05 * same, 0.0), MATCH_IOU)
+    done: Counter[str] = Counter()
+    matched_p, matched_g = set(), set()
+    for p, g, _ in pairs:
+        prop, gt, v = props[p], truth[g], float(iou[p, g])
+        matched_p.add(p)
+        matched_g.add(g)
+        if v >= ACCEPT_IOU and prop["label"] == gt.label:
+            review_annotation(ctx, prop["id"], "accept", actor=actor, round_=round_)
+            done["accept"] += 1
+        elif v >= ACCEPT_IOU:  # right place, wrong class: relabel only
+            update_annotation(ctx, prop["id"], AnnotationInput(label=gt.label, bbox=tuple(prop["bbox"]),
+                                                               polygons=prop["polygons"], rle=prop["rle"]),
+                              actor=actor, expected_version=prop["version"], round_=round_)
+            done["class_change"] += 1
+        else:
+            update_annotation(ctx, prop["id"], AnnotationInput(label=gt.label, bbox=gt.bbox, **_shape(gt, ctx.task)),
+                              actor=actor, expected_version=prop["version"], round_=round_)
+            done["fix"] += 1
+    for p, prop in enumerate(props):
+        if p not in matched_p:
+            review_annotation(ctx, prop["id"], "reject", actor=actor, round_=round_)
+            done["reject"] += 1
+    for g, gt in enumerate(truth):
+        if g not in matched_g:
+            create_annotation(ctx, image_id, AnnotationInput(label=gt.label, bbox=gt.bbox, **_shape(gt, ctx.task)),
+                              actor=actor, round_=round_)
+            done["draw"] += 1
+    return dict(done)
+
+
+def _read(dataset: Path, format: str | None) -> DatasetRecord:
+    if not dataset.exists():
+        raise InvalidInputError(f"dataset {dataset} does not exist", "pass a labelled dataset folder or file")
+    fmt = get_format(format) if format else detect_format(dataset)
+    record = fmt.read(dataset, ReadOptions(skip_invalid=True))
+    record.ensure_labels()
+    if not any(img.annotations for img in record.images):
+        raise InvalidInputError(f"{dataset} has no annotations to simulate an annotator with",
+                                "simulate needs a labelled dataset")
+    return record
+
+
+def _truth(img: ImageRecord, task: str) -> list[AnnotationRecord]:
+    """Usable ground truth of an image: no crowd regions, boxes of at least 1 px."""
+    out = []
+    for a in img.annotations:
+        x1, y1, x2, y2 = a.bbox
+        if a.iscrowd or x2 - x1 < 1 or y2 - y1 < 1:
+            continue
+        out.append(a if task != "detect" else replace(a, polygons=None, rle=None))
+    return out
+
+
+def _seed_images(pool: Sequence[str], truth: dict[str, list[AnnotationRecord]], classes: Sequence[str],
+                 per_class: int) -> list[str]:
+    present = {a.label for name in pool for a in truth[name]} & set(classes)
+    counts: Counter[str] = Counter()
+    chosen = []
+    for name in pool:
+        labels = [a.label for a in truth[name]]
+        if any(counts[c] < per_class for c in set(labels)):
+            chosen.append(name)
+            counts.update(labels)
+        if all(counts[c] >= per_class for c in present):
+            break
+    return chosen
+
+
+def _setup(dataset: DatasetRecord, root: Path, task: str, val_fraction: float, seed: int
+           ) -> tuple[ProjectContext, dict[str, int], dict[str, list[AnnotationRecord]], list[str]]:
+    """The project: validation images with labels, the rest without; returns ids, truth and the pool."""
+    rng = random.Random(seed)
+    images = [img for img in dataset.images if img.path is not None]
+    rng.shuffle(images)
+    n_val = max(4, round(val_fraction * len(images)))
+    if len(images) < n_val + 4:
+        raise InvalidInputError(f"{len(images)} images are too few to simulate", "use a dataset of >= 10 images")
+    truth = {img.file_name: _truth(img, task) for img in images}
+    val, pool = images[:n_val], images[n_val:]
+    records = [ImageRecord(file_name=i.file_name, width=i.width, height=i.height, path=i.path, split="val",
+                           annotations=truth[i.file_name]) for i in val]
+    records += [ImageRecord(file_name=i.file_name, width=i.width, height=i.height, path=i.path, split="train")
+                for i in pool]
+    ctx = init_project(root, task=task, name=f"simulate {root.name}", labels=list(dataset.labels))
+    import_dataset(ctx, DatasetRecord(labels=list(dataset.labels), images=records), skip_invalid=True,
+                   actor="import")
+    with ctx.store.session() as s:
+        ids = dict(s.execute(select(Image.file_name, Image.id).where(Image.project_id == ctx.id)).all())
+    return ctx, ids, truth, [i.file_name for i in pool if i.file_name in ids]
+
+
+def _choose(ctx: ProjectContext, strategy: str, model_id: int, pool: list[str], ids: dict[str, int], n: int,
+            rng: random.Random, progress: Progress | None) -> list[str]:
+    if strategy == "random":
+        return rng.sample(pool, min(n, len(pool)))
+    from labelloop.services.suggest import suggest_images
+
+    names = {ids[f]: f for f in pool}
+    picks = suggest_images(ctx, n=n, model_id=model_id, candidate_ids=list(names), progress=progress)
+    return [names[p["image_id"]] for p in picks]
+
+
+def _train_progress(progress: Progress | None, rnd: int) -> Callable[[dict[str, Any]], None]:
+    def on_event(event: dict[str, Any]) -> None:
+        if progress is None:
+            return
+        if event.get("type") == "start":
+            on_event.epochs = int(event.get("epochs", 1))  # type: ignore[attr-defined]
+        elif event.get("type") == "epoch":
+            progress(f"round {rnd} train", int(event["epoch"]), getattr(on_event, "epochs", int(event["epoch"])))
+
+    return on_event
+
+
+def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 20, round_size: int = 50,
+             rounds: int = 3, strategy: str = "suggest", base: str | None = None, args: str = "",
+             project_dir: Path | None = None, task: str = "detect", val_fraction: float = 0.15, seed: int = 0,
+             progress: Progress | None = None) -> dict[str, Any]:
+    """Run the loop; returns ``{"dataset", "project", "strategy", ..., "rounds": [...], "summary": {...}}``.
+
+    Each round: ``round``, ``model_id``, ``map50`` (validation mAP@.5 of the model used in the
+    round), ``images``, ``objects``, ``actions``, ``seconds_loop``, ``seconds_scratch``, ``ratio``,
+    ``cumulative_ratio`` (rounds 1..r). ``summary.time_ratio``: loop / scratch over all rounds
+    after round 0; ``summary.final_map50``: the last model's validation mAP@.5.
+    """
+    if strategy not in STRATEGIES:
+        raise InvalidInputError(f"unknown strategy {strategy!r}", f"expected one of: {', '.join(STRATEGIES)}")
+    if seed_per_class < 1 or round_size < 1 or rounds < 1:
+        raise InvalidInputError("--seed-per-class, --round-size and --rounds must be >= 1")
+    if not 0.0 < val_fraction < 0.9:
+        raise InvalidInputError(f"--val-fraction must be in (0, 0.9), got {val_fraction}")
+    record = _read(dataset, format)
+    root = project_dir or Path(tempfile.mkdtemp(prefix="labelloop-simulate-"))
+    ctx, ids, truth, pool = _setup(record, root, task, val_fraction, seed)
+    rng = random.Random(seed + 1)
+    try:
+        seed_names = _seed_images(pool, truth, record.labels, seed_per_class)
+        for n, name in enumerate(seed_names, 1):
+            annotate_from_scratch(ctx, ids[name], truth[name], round_=0)
+            if progress:
+                progress("round 0 seed", n, len(seed_names))
+        pool = [f for f in pool if f not in set(seed_names)]
+        models: dict[int, dict[str, Any]] = {}
+        parent: int | None = None
+        for rnd in range(1, rounds + 1):
+            if not pool:
+                break
+            from labelloop.services.training import train_project
+
+            model = train_project(ctx, base=base, args=args, from_model=parent, progress=_train_progress(progress, rnd))
+            if model["status"] != "ready":
+                raise InvalidInputError(f"round {rnd}: training ended {model['status']} ({model.get('error')})",
+                                        "give more epochs in --args")
+            parent = model["id"]
+            models[model["round"]] = model
+            batch = _choose(ctx, strategy, model["id"], pool, ids, round_size, rng, progress)
+            preannotate(ctx, model_id=model["id"], image_ids=[ids[f] for f in batch], progress=progress)
+            for n, name in enumerate(batch, 1):
+                review_with_ground_truth(ctx, ids[name], truth[name], round_=model["round"])
+                if progress:
+                    progress(f"round {rnd} review", n, len(batch))
+            taken = set(batch)
+            pool = [f for f in pool if f not in taken]
+        return _summarise(ctx, dataset, strategy, record.labels, models, len(ids))
+    finally:
+        ctx.close()
+
+
+def _summarise(ctx: ProjectContext, dataset: Path, strategy: str, classes: Sequence[str],
+               models: dict[int, dict[str, Any]], n_images: int) -> dict[str, Any]:
+    report = effort_report(ctx)
+    rows = []
+    loop = scratch = 0.0
+    for r in report["rounds"]:
+        if r["round"] > 0:
+            loop += r["seconds_loop"]
+            scratch += r["seconds_scratch"]
+        m = models.get(r["round"])
+        rows.append({"round": r["round"], "model_id": m["id"] if m else None,
+                     "map50": (m["metrics"] or {}).get("map50") if m else None,
+                     "images": r["images"], "objects": r["objects"], "actions": r["actions"],
+                     "seconds_loop": r["seconds_loop"], "seconds_scratch": r["seconds_scratch"], "ratio": r["ratio"],
+                     "cumulative_ratio": round(loop / scratch, 4) if r["round"] > 0 and scratch else None})
+    last = models[max(models)] if models else None
+    return {"dataset": str(dataset), "project": str(ctx.root), "strategy": strategy, "task": ctx.task,
+            "classes": list(classes), "images": n_images, "costs": report["costs"], "rounds": rows,
+            "summary": {"time_ratio": round(loop / scratch, 4) if scratch else None,
+                        "final_map50": (last["metrics"] or {}).get("map50") if last else None,
+                        "seconds_loop": round(loop, 2), "seconds_scratch": round(scratch, 2),
+                        "rounds": len(models)}}

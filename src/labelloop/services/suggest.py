@@ -1,0 +1,145 @@
+"""Where to annotate next: rank unlabelled images with a trained model.
+
+For each candidate the model predicts on the image and on its horizontal mirror (test-time
+augmentation) and embeds it; :func:`labelloop.selection.active.rank_suggestions` mixes
+uncertainty, mirror disagreement, class ambiguity and class deficit (classes below
+``target_per_class`` labelled objects first) with novelty on the embeddings (k-center style),
+so a batch is not 50 near-duplicates. Each suggestion says why it was picked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from labelloop.errors import InvalidInputError
+from labelloop.selection.active import Candidate, SuggestWeights, rank_suggestions
+from labelloop.selection.uncertainty import class_ambiguity, flip_disagreement, score_uncertainty
+from labelloop.services.datasets import image_path
+from labelloop.services.preannotate import (
+    IMAGE_STATUSES_UNLABELLED,
+    THRESHOLDS_FILE,
+    PredictorLike,
+    load_model_predictor,
+    read_rgb,
+    resolve_model,
+)
+from labelloop.services.splitting import LABELLED_STATUSES
+from labelloop.settings import get_settings
+from labelloop.store.project import ProjectContext
+from labelloop.store.tables import Annotation, Image, LabelClass
+
+__all__ = ["candidate_signals", "labelled_counts", "suggest_images"]
+
+Progress = Callable[[str, int, int], None]
+#: predictions at or above this score count towards a class's expected objects (without stored thresholds)
+EXPECTED_MIN_SCORE = 0.3
+#: at most this many labelled images are embedded as the novelty reference
+MAX_REFERENCE_IMAGES = 300
+
+
+def labelled_counts(ctx: ProjectContext) -> dict[str, int]:
+    """Ground-truth objects per active class on labelled images (human, accepted or edited)."""
+    gt = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(("accepted", "edited")))
+    with ctx.store.session() as s:
+        names = list(s.scalars(select(LabelClass.name).where(LabelClass.project_id == ctx.id,
+                                                             LabelClass.active.is_(True))
+                               .order_by(LabelClass.position)))
+        rows = s.execute(select(LabelClass.name).join(Annotation, Annotation.class_id == LabelClass.id)
+                         .join(Image, Image.id == Annotation.image_id)
+                         .where(Annotation.project_id == ctx.id, gt, Image.status.in_(LABELLED_STATUSES))).all()
+    counts = Counter(r[0] for r in rows)
+    return {n: counts.get(n, 0) for n in names if n != "background"}
+
+
+def _min_scores(ctx: ProjectContext, model_dir: str, classes: Sequence[str]) -> list[float]:
+    path = ctx.root / model_dir / THRESHOLDS_FILE
+    try:
+        stored = json.loads(path.read_text())["classes"] if path.is_file() else {}
+    except (ValueError, KeyError):
+        stored = {}
+    # never above EXPECTED_MIN_SCORE: a class too weak to pre-annotate is exactly the one whose
+    # likely instances we want to find
+    return [min(float(stored.get(n, {}).get("threshold", EXPECTED_MIN_SCORE)), EXPECTED_MIN_SCORE)
+            for n in classes]
+
+
+def candidate_signals(predictor: PredictorLike, pixels: np.ndarray, image_id: int, file_name: str,
+                      min_scores: Sequence[float], tta: bool = True) -> Candidate:
+    """The model's view of one image: uncertainty, mirror disagreement, ambiguity, expected objects."""
+    preds = predictor.predict(pixels)
+    flip = 0.0
+    if tta:
+        mirrored = predictor.predict(np.ascontiguousarray(pixels[:, ::-1]))
+        flip = flip_disagreement(preds.boxes, preds.scores, preds.labels, mirrored.boxes, mirrored.scores,
+                                 mirrored.labels, pixels.shape[1])
+    expected: dict[str, float] = {}
+    for k, name in enumerate(predictor.classes):
+        sel = (preds.labels == k) & (preds.scores >= min_scores[k])
+        if sel.any():
+            expected[name] = float(preds.scores[sel].sum())
+    return Candidate(image_id, file_name, score_uncertainty(preds.scores), flip,
+                     class_ambiguity(preds.boxes, preds.scores, preds.labels), expected,
+                     np.asarray(predictor.embed(pixels), dtype=np.float32))
+
+
+def _pool(ctx: ProjectContext, candidate_ids: Sequence[int] | None) -> list[tuple[int, str, str]]:
+    with ctx.store.session() as s:
+        q = select(Image.id, Image.file_name, Image.storage_path).where(Image.project_id == ctx.id)
+        q = q.where(Image.id.in_(list(candidate_ids))) if candidate_ids is not None else \
+            q.where(Image.status.in_(IMAGE_STATUSES_UNLABELLED))
+        return [(i, f, p) for i, f, p in s.execute(q.order_by(Image.id)).all()]
+
+
+def _reference_embeddings(ctx: ProjectContext, predictor: PredictorLike, progress: Progress | None
+                          ) -> np.ndarray | None:
+    with ctx.store.session() as s:
+        rows = s.execute(select(Image.id, Image.storage_path).where(
+            Image.project_id == ctx.id, Image.status.in_(LABELLED_STATUSES)).order_by(Image.id)).all()
+    if len(rows) > MAX_REFERENCE_IMAGES:
+        rows = random.Random(0).sample(list(rows), MAX_REFERENCE_IMAGES)
+    feats = []
+    for n, (_, path) in enumerate(rows, 1):
+        with contextlib.suppress(InvalidInputError):  # an undecodable image is not a reference
+            feats.append(np.asarray(predictor.embed(read_rgb(image_path(ctx, path))), dtype=np.float32))
+        if progress:
+            progress("labelled", n, len(rows))
+    return np.stack(feats) if feats else None
+
+
+def suggest_images(ctx: ProjectContext, *, n: int = 50, model_id: int | None = None,
+                   predictor: PredictorLike | None = None, candidate_ids: Sequence[int] | None = None,
+                   backend: str = "auto", target: int | None = None, tta: bool = True,
+                   weights: SuggestWeights | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """The ``n`` unlabelled images (or of ``candidate_ids``) worth annotating next, best first.
+
+    Each item: ``image_id``, ``file_name``, ``score``, ``reasons`` (short strings),
+    ``components`` (the signals in ``[0, 1]``) and ``rank`` (1-based). Undecodable images are left out.
+    """
+    if n < 1:
+        raise InvalidInputError(f"--n must be at least 1, got {n}")
+    model = resolve_model(ctx, model_id)
+    predictor = predictor or load_model_predictor(ctx, model, backend)
+    min_scores = _min_scores(ctx, model.directory, predictor.classes)
+    pool = _pool(ctx, candidate_ids)
+    candidates = []
+    for done, (image_id, name, path) in enumerate(pool, 1):
+        try:
+            pixels = read_rgb(image_path(ctx, path))
+        except InvalidInputError:
+            continue
+        candidates.append(candidate_signals(predictor, pixels, image_id, name, min_scores, tta))
+        if progress:
+            progress("score images", done, len(pool))
+    counts = labelled_counts(ctx)
+    reference = _reference_embeddings(ctx, predictor, progress)
+    ranked = rank_suggestions(candidates, n, counts=counts, target=target or get_settings().target_per_class,
+                              labelled_embeddings=reference, weights=weights)
+    return [{**s.as_dict(), "rank": i + 1} for i, s in enumerate(ranked)]

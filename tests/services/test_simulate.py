@@ -1,0 +1,53 @@
+"""Two tiny simulated rounds end to end: the --json shape, and numbers the history backs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labelloop.formats import WriteOptions, get_format
+from labelloop.services.demo import make_shapes_dataset
+from labelloop.services.effort import effort_report
+from labelloop.store.project import open_project
+from selection.loopkit import TINY_ARGS
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.slow
+
+LABELLOOP = str(Path(sys.executable).parent / "labelloop")
+
+
+def test_two_rounds_json_shape_and_history(tmp_path):
+    data = make_shapes_dataset(tmp_path / "shapes", n_images=24, size=(96, 128), seed=5, with_polygons=False)
+    get_format("coco").write(data, tmp_path / "coco", WriteOptions())
+    proj = tmp_path / "sim"
+    r = subprocess.run([LABELLOOP, "simulate", str(tmp_path / "coco"), "--seed-per-class", "3", "--round-size", "4",
+                        "--rounds", "2", "--strategy", "suggest", "--args", TINY_ARGS, "--project-dir", str(proj),
+                        "--json"], capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "LABELLOOP_DEBUG": ""})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out["summary"]) >= {"time_ratio", "final_map50"}
+    rounds = out["rounds"]
+    assert [x["round"] for x in rounds] == [0, 1, 2]
+    for x in rounds:
+        assert set(x) >= {"round", "map50", "actions", "seconds_loop", "seconds_scratch", "cumulative_ratio"}
+    seed = rounds[0]
+    assert seed["map50"] is None and seed["seconds_loop"] == seed["seconds_scratch"]  # drawing everything
+    assert seed["actions"]["accept"] == 0 and seed["actions"]["draw"] == seed["objects"]
+    assert all(x["images"] == 4 and x["actions"]["inspect"] == 4 for x in rounds[1:])
+    assert all(isinstance(x["map50"], float) for x in rounds[1:])
+    loop = sum(x["seconds_loop"] for x in rounds[1:])
+    scratch = sum(x["seconds_scratch"] for x in rounds[1:])
+    assert out["summary"]["time_ratio"] == pytest.approx(loop / scratch, abs=1e-3)
+    assert out["summary"]["final_map50"] == rounds[-1]["map50"]
+    ctx = open_project(proj)
+    try:  # the figures come from the real history
+        assert effort_report(ctx)["rounds"][2]["actions"] == rounds[2]["actions"]
+    finally:
+        ctx.close()

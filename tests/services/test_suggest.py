@@ -1,0 +1,62 @@
+"""Suggestions with planted predictions: the hard deficit-class image first, its near-duplicate
+not twice at the top, a reason for every pick."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from labelloop.errors import InvalidInputError
+from labelloop.services.images import add_image_files
+from labelloop.services.suggest import labelled_counts, suggest_images
+from selection.loopkit import OraclePredictor, add_fake_model, demo_with_truth, image_ids, pixels_of
+
+
+def test_planted_hard_image_first_and_its_twin_not_at_the_top(tmp_path):
+    ctx, truth = demo_with_truth(tmp_path / "p", n_images=16, labelled=8)
+    ids = image_ids(ctx)
+    oracle = OraclePredictor(["circle", "square", "triangle"])
+    for name, iid in ids.items():
+        oracle.add_truth(pixels_of(ctx, iid), truth[name], score=0.97)  # confident everywhere else
+    hard_name = "shapes_0010.jpg"
+    hard = pixels_of(ctx, ids[hard_name])
+    twin_path = tmp_path / "twin.png"
+    near = hard.copy()
+    near[0, 0] = (near[0, 0].astype(int) + 3).clip(0, 255)  # another file, the same picture
+    PILImage.fromarray(near).save(twin_path)
+    twin_id = add_image_files(ctx, [("shapes_twin.png", twin_path)], actor="t").added[0]["id"]
+    # the model thinks it sees many triangles (the class furthest below target), unsure, and the mirror disagrees
+    boxes = [[10 + 30 * k, 20, 36 + 30 * k, 46] for k in range(6)]
+    planted = dict(boxes=boxes, scores=[0.55] * 6, labels=["triangle"] * 6, mirrored=([], [], []))
+    oracle.add(hard, **planted)
+    oracle.add(pixels_of(ctx, twin_id), **planted)
+    model = add_fake_model(ctx, oracle.classes)
+    counts = labelled_counts(ctx)
+    assert min(counts, key=counts.get) == "triangle" or counts["triangle"] < 20
+    top = suggest_images(ctx, n=5, model_id=model, predictor=oracle)
+    assert len(top) == 5 and [t["rank"] for t in top] == [1, 2, 3, 4, 5]
+    assert top[0]["image_id"] in (ids[hard_name], twin_id)
+    picked = [t["image_id"] for t in top]
+    assert not (ids[hard_name] in picked[:4] and twin_id in picked[:4])
+    assert any("triangle" in r for r in top[0]["reasons"])
+    assert any("mirrored" in r for r in top[0]["reasons"])
+    assert all(t["reasons"] and set(t) >= {"image_id", "file_name", "score", "reasons", "components"} for t in top)
+    every = suggest_images(ctx, n=50, model_id=model, predictor=oracle)
+    assert len(every) == 9  # the unlabelled pool, twin included, each once
+    last = every[-1]
+    assert last["image_id"] in (ids[hard_name], twin_id) and last["reasons"][0].startswith("near-duplicate of")
+    with pytest.raises(InvalidInputError):
+        suggest_images(ctx, n=0, model_id=model, predictor=oracle)
+    ctx.close()
+
+
+def test_labelled_counts_follow_ground_truth(tmp_path):
+    ctx, truth = demo_with_truth(tmp_path / "p", n_images=6, labelled=3)
+    expected: dict[str, int] = {"circle": 0, "square": 0, "triangle": 0}
+    for i in range(3):
+        for a in truth[f"shapes_{i:04d}.jpg"]:
+            expected[a.label] += 1
+    assert labelled_counts(ctx) == expected
+    assert np.isfinite(list(expected.values())).all()
+    ctx.close()
