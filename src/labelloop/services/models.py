@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.datasets import sample_for_images
-from labelloop.services.training import model_record
+from labelloop.services.training import model_record, model_row
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Image, ModelEpoch, TrainedModel
 
@@ -20,16 +20,8 @@ __all__ = ["compare_models", "export_model", "flipbook", "get_model", "latest_mo
 EXPORT_FORMATS = ("onnx", "cvat-function")
 
 
-def _row(ctx: ProjectContext, model_id: int) -> TrainedModel:
-    with ctx.store.session() as s:
-        m = s.get(TrainedModel, model_id)
-        if m is None or m.project_id != ctx.id:
-            raise NotFoundError(f"model {model_id} is not in project {ctx.name!r}", "see `labelloop models list`")
-        return m
-
-
 def model_dir(ctx: ProjectContext, model_id: int) -> Path:
-    return ctx.root / _row(ctx, model_id).directory
+    return ctx.root / model_row(ctx, model_id).directory
 
 
 def list_models(ctx: ProjectContext) -> list[dict[str, Any]]:
@@ -39,7 +31,7 @@ def list_models(ctx: ProjectContext) -> list[dict[str, Any]]:
 
 
 def get_model(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
-    record = model_record(_row(ctx, model_id))
+    record = model_record(model_row(ctx, model_id))
     record["epochs"] = model_epochs(ctx, model_id)
     record["lineage"] = _lineage(ctx, model_id)
     plots = ctx.root / record["directory"] / "plots"
@@ -67,7 +59,7 @@ def _lineage(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
     chain = []
     current: int | None = model_id
     while current is not None:
-        m = _row(ctx, current)
+        m = model_row(ctx, current)
         chain.append({"id": m.id, "name": m.name, "round": m.round, "base": m.base,
                       "map50": (m.metrics or {}).get("map50"),
                       "train_images": (m.snapshot or {}).get("n_train_images")})
@@ -77,7 +69,7 @@ def _lineage(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
 
 def flipbook(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
     """The fixed validation images with ground truth, and the predictions on them epoch by epoch."""
-    m = _row(ctx, model_id)
+    m = model_row(ctx, model_id)
     folder = ctx.root / m.directory / "flipbook"
     classes = list(m.classes)
     ids = list((m.snapshot or {}).get("flipbook_ids") or [])
@@ -107,7 +99,7 @@ def compare_models(ctx: ProjectContext, ids: list[int]) -> dict[str, Any]:
     """Side by side: arguments, data, best metrics and per-class AP."""
     if len(ids) < 2:
         raise InvalidInputError("compare needs at least two model ids", "e.g. `labelloop models compare 1 2`")
-    models = [model_record(_row(ctx, i)) for i in ids]
+    models = [model_record(model_row(ctx, i)) for i in ids]
     classes = sorted({c for m in models for c in (m["metrics"].get("ap_per_class") or {})})
     return {"models": models,
             "per_class_ap": {c: [m["metrics"].get("ap_per_class", {}).get(c) for m in models] for c in classes}}
@@ -116,7 +108,8 @@ def compare_models(ctx: ProjectContext, ids: list[int]) -> dict[str, Any]:
 def export_model(ctx: ProjectContext, model_id: int, *, format: str, out: Path) -> Path:
     """``onnx``: the ONNX file; ``cvat-function``: a module for cvat-cli's auto-annotation."""
     if format not in EXPORT_FORMATS:
-        raise InvalidInputError(f"unknown model export format {format!r}", f"expected one of: {', '.join(EXPORT_FORMATS)}")
+        raise InvalidInputError(f"unknown model export format {format!r}",
+                                f"expected one of: {', '.join(EXPORT_FORMATS)}")
     folder = model_dir(ctx, model_id)
     if format == "onnx":
         import shutil

@@ -18,7 +18,7 @@ from labelloop.services.datasets import snapshot, training_data
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import ModelEpoch, TrainedModel, utcnow
 
-__all__ = ["model_record", "resumable_model", "train_project"]
+__all__ = ["model_record", "model_row", "resumable_model", "train_project"]
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -32,7 +32,8 @@ def model_record(m: TrainedModel) -> dict[str, Any]:
             "finished_at": m.finished_at.isoformat() if m.finished_at else None}
 
 
-def _get(ctx: ProjectContext, model_id: int) -> TrainedModel:
+def model_row(ctx: ProjectContext, model_id: int) -> TrainedModel:
+    """The model's row, or NotFoundError when it is not in this project."""
     with ctx.store.session() as s:
         m = s.get(TrainedModel, model_id)
         if m is None or m.project_id != ctx.id:
@@ -73,7 +74,7 @@ def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_mod
     from labelloop.training import derive_defaults
     from labelloop.training.report import choose_flipbook_ids
 
-    parent = _get(ctx, from_model) if from_model is not None else None
+    parent = model_row(ctx, from_model) if from_model is not None else None
     data = training_data(ctx, seed=seed)
     if parent is not None and base is None:
         base = parent.base
@@ -115,7 +116,7 @@ def train_project(ctx: ProjectContext, *, base: str | None = None, args: str = "
 
     if resume:
         m = resumable_model(ctx)
-        model_id, parent = m.id, (_get(ctx, m.parent_id) if m.parent_id else None)
+        model_id, parent = m.id, (model_row(ctx, m.parent_id) if m.parent_id else None)
         data = training_data(ctx, seed=seed)
         config = TrainConfig(**m.args)
         flipbook_ids = (m.snapshot or {}).get("flipbook_ids")
