@@ -122,3 +122,18 @@ def test_transfer_state_matches_classes_by_name() -> None:
     assert torch.equal(w_new[1], w_old[2])  # dog: old row 1+1 -> new row 0+1
     assert torch.equal(w_new[3], w_old[1])  # cat
     assert not torch.equal(w_new[2], w_old[2])  # bird is fresh
+
+
+def test_pretrained_backbone_freezes_early_stages_random_init_trains_all() -> None:
+    from labelloop.models.backbone import EfficientNetLiteFPN
+
+    tuned = EfficientNetLiteFPN("lite0", 32, pretrained=True).train()
+    blocks = list(tuned.body.blocks)
+    assert not any(p.requires_grad for b in blocks[:2] for p in b.parameters())
+    assert all(p.requires_grad for p in blocks[2][0].conv_pw.parameters())
+    assert not any(m.training for m in tuned.body.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    scratch = EfficientNetLiteFPN("lite0", 32, pretrained=False).train()
+    assert all(p.requires_grad for p in scratch.parameters())
+    assert all(m.training for m in scratch.body.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    later = EfficientNetLiteFPN("lite0", 32, pretrained=False, freeze=True)  # weights loaded afterwards
+    assert not any(p.requires_grad for p in later.body.conv_stem.parameters())

@@ -75,12 +75,15 @@ class EfficientNetLiteFPN(nn.Module):
     maps, keys ``"0", "1", "2"`` (strides 8, 16, 32) plus extra levels
     (``"p6", "p7"`` for ``extra="p6p7"``, ``"pool"`` for ``extra="pool"``).
 
-    Batch norm in the body stays frozen (running stats and affine) because detection
-    batches are small; the stem and first stage are frozen too (they generalise as is).
+    With pretrained weights (or ``freeze=True``: weights loaded later), batch norm in the
+    body stays frozen (running stats and affine) because detection batches are small, and
+    the stem and the first two stages (strides 2 and 4) are frozen too: they generalise as
+    they are, and their backward pass is a third of a CPU training step. From random init
+    everything trains.
     """
 
     def __init__(self, variant: str = "lite0", out_channels: int = 128, extra: str | None = "p6p7",
-                 pretrained: bool = True, trainable_from: int = 1) -> None:
+                 pretrained: bool = True, freeze: bool | None = None, trainable_from: int = 2) -> None:
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm imports huggingface_hub; never go online
         import timm
@@ -98,7 +101,9 @@ class EfficientNetLiteFPN(nn.Module):
             extra_block = LastLevelMaxPool()
         self.fpn = FeaturePyramidNetwork(self.in_channels_list, out_channels, extra_blocks=extra_block)
         self.out_channels = out_channels
-        self._freeze(trainable_from)
+        self.frozen_bn = pretrained if freeze is None else freeze
+        if self.frozen_bn:
+            self._freeze(trainable_from)
 
     def _freeze(self, trainable_from: int) -> None:
         frozen = [self.body.conv_stem, self.body.bn1, *list(self.body.blocks)[:trainable_from]]
@@ -112,6 +117,8 @@ class EfficientNetLiteFPN(nn.Module):
 
     def train(self, mode: bool = True) -> EfficientNetLiteFPN:
         super().train(mode)
+        if not self.frozen_bn:
+            return self
         for m in self.body.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()

@@ -40,7 +40,8 @@ def build_fcos(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
                weights_path: str | Path | None = None) -> nn.Module:
     """FCOS on P3-P7 (strides 8-128); anchor sizes = strides, so 8 px objects still match."""
     backbone = EfficientNetLiteFPN(_variant(spec), FPN_CHANNELS, extra="p6p7",
-                                   pretrained=pretrained and weights_path is None)
+                                   pretrained=pretrained and weights_path is None,
+                                   freeze=pretrained or weights_path is not None)
     anchors = AnchorGenerator(sizes=((8,), (16,), (32,), (64,), (128,)), aspect_ratios=((1.0,),) * 5)
     model = FCOS(backbone, num_classes=num_classes + 1, min_size=spec.input_size, max_size=spec.input_size,
                  image_mean=list(spec.mean), image_std=list(spec.std), anchor_generator=anchors,
@@ -48,8 +49,11 @@ def build_fcos(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
     return _finish(model, weights_path)
 
 
-def _rcnn_parts(spec: BaseModelSpec, pretrained: bool) -> tuple[EfficientNetLiteFPN, AnchorGenerator, RPNHead]:
-    backbone = EfficientNetLiteFPN(_variant(spec), FPN_CHANNELS, extra="pool", pretrained=pretrained)
+def _rcnn_parts(spec: BaseModelSpec, pretrained: bool,
+                weights_path: str | Path | None) -> tuple[EfficientNetLiteFPN, AnchorGenerator, RPNHead]:
+    backbone = EfficientNetLiteFPN(_variant(spec), FPN_CHANNELS, extra="pool",
+                                   pretrained=pretrained and weights_path is None,
+                                   freeze=pretrained or weights_path is not None)
     # two sizes x three ratios per level; 12 px at stride 8 for small objects
     sizes = ((12, 20), (32, 48), (80, 128), (200, 400))
     anchors = AnchorGenerator(sizes=sizes, aspect_ratios=((0.5, 1.0, 2.0),) * len(sizes))
@@ -70,7 +74,7 @@ def _rcnn_kwargs(spec: BaseModelSpec) -> dict[str, object]:
 def build_fasterrcnn(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
                      weights_path: str | Path | None = None) -> nn.Module:
     """Faster R-CNN + FPN (P3-P5 + pool)."""
-    backbone, anchors, rpn_head = _rcnn_parts(spec, pretrained and weights_path is None)
+    backbone, anchors, rpn_head = _rcnn_parts(spec, pretrained, weights_path)
     model = FasterRCNN(backbone, num_classes=num_classes + 1, rpn_anchor_generator=anchors,
                        rpn_head=rpn_head, **_rcnn_kwargs(spec))
     return _finish(model, weights_path)
@@ -79,7 +83,7 @@ def build_fasterrcnn(spec: BaseModelSpec, num_classes: int, pretrained: bool = T
 def build_maskrcnn(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
                    weights_path: str | Path | None = None) -> nn.Module:
     """Mask R-CNN + FPN; masks are 28x28 per RoI, pasted to image size by torchvision."""
-    backbone, anchors, rpn_head = _rcnn_parts(spec, pretrained and weights_path is None)
+    backbone, anchors, rpn_head = _rcnn_parts(spec, pretrained, weights_path)
     model = MaskRCNN(backbone, num_classes=num_classes + 1, rpn_anchor_generator=anchors,
                      rpn_head=rpn_head,
                      mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=14, sampling_ratio=2),
@@ -91,7 +95,8 @@ def build_semseg(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
                  weights_path: str | Path | None = None) -> nn.Module:
     """Semantic FPN with ``num_classes + 1`` outputs (0 = background)."""
     backbone = EfficientNetLiteFPN(_variant(spec), FPN_CHANNELS, extra=None,
-                                   pretrained=pretrained and weights_path is None)
+                                   pretrained=pretrained and weights_path is None,
+                                   freeze=pretrained or weights_path is not None)
     model = SemanticFPN(backbone, num_classes + 1, spec.input_size, spec.mean, spec.std)
     return _finish(model, weights_path)
 

@@ -45,6 +45,7 @@ class TrainConfig:
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         pretrained: start from the ImageNet backbone shipped in a local package.
         weights: a full state dict of the same base model to start from (``--weights PATH``).
+        ema: evaluate and keep a moving average of the weights (smoother on small data).
     """
 
     base: str | None = None
@@ -62,6 +63,7 @@ class TrainConfig:
     device: str = "auto"
     pretrained: bool = True
     weights: str | None = None
+    ema: bool = True
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -136,7 +138,7 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
 
 _EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.001", "image_size": "640", "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
-             "pretrained": "true"}
+             "pretrained": "true", "ema": "false"}
 
 
 def parse_args_string(text: str) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from labelloop.training.checkpoint import (
 )
 from labelloop.training.config import TrainConfig
 from labelloop.training.data import SampleDataset, collate, load_rgb
+from labelloop.training.ema import WeightEma
 from labelloop.training.metrics import evaluate_predictions
 from labelloop.training.report import choose_flipbook_ids, write_flipbook_frame, write_plots
 
@@ -131,8 +132,9 @@ def _device(config: TrainConfig, rank: int) -> torch.device:
 def _build_model(job: _Job, spec: BaseModelSpec) -> nn.Module:
     """The base model for ``job``'s classes, optionally initialised from an earlier model."""
     cfg, classes = job.config, job.data.classes
-    model = spec.build(len(classes), pretrained=cfg.pretrained and job.init_from is None,
-                       weights_path=cfg.weights)
+    # pretrained also decides what stays frozen, so it holds for --from rounds too
+    # (whose weights then replace the ImageNet ones)
+    model = spec.build(len(classes), pretrained=cfg.pretrained, weights_path=cfg.weights)
     if job.init_from is not None:
         meta = read_model_json(job.init_from)
         if meta["base"] != spec.name:
@@ -206,8 +208,9 @@ def _evaluate(model: nn.Module, job: _Job, device: torch.device) -> tuple[dict[s
 
 
 def _checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
-                state: TrainState, job: _Job) -> None:
-    atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                state: TrainState, job: _Job, ema: WeightEma | None) -> None:
+    atomic_save({"model": model.state_dict(), "ema": ema.state_dict() if ema else None,
+                 "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
                  "state": asdict(state), "rng": rng_state(), "classes": job.data.classes,
                  "config": job.config.to_dict()}, path)
@@ -233,13 +236,15 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
     np.random.seed(cfg.seed)
     device = _device(cfg, rank)
     spec = get_base_model(cfg.base, task=job.data.task)
-    model = _build_model(job, spec).to(device)
+    # channels-last: oneDNN (CPU) and tensor cores (CUDA) run convolutions ~1.3x faster on it
+    model = _build_model(job, spec).to(device, memory_format=torch.channels_last)
     loader = _loader(job, rank, world, device)
     steps = len(loader)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg.epochs * steps))
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    ema = WeightEma(model, cfg.epochs * steps) if cfg.ema and lead else None
     state = TrainState()
     if job.resume and (out / "last.pt").is_file():
         ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
@@ -250,6 +255,8 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
             scaler.load_state_dict(ckpt["scaler"])
         state = TrainState(**ckpt["state"])
         set_rng_state(ckpt["rng"])
+        if ema is not None and ckpt.get("ema"):
+            ema.load_state_dict(ckpt["ema"])
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
@@ -270,6 +277,8 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
                 break
             losses = train_step(net, images, targets, optimizer, device, scaler)
             scheduler.step()
+            if ema is not None:
+                ema.update(model)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             report({"type": "step", "epoch": epoch, "step": step, "steps": steps, "loss": losses["loss"],
@@ -279,7 +288,8 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
             break
         stop_early = False
         if lead:
-            metrics, preds = _evaluate(model, job, device)
+            kept = ema.module if ema is not None else model
+            metrics, preds = _evaluate(kept, job, device)
             score = metrics.get("score", -sums.get("loss", 0.0))
             record = {"epoch": epoch, "losses": {k: v / max(1, steps) for k, v in sums.items()},
                       "metrics": {k: v for k, v in metrics.items() if k != "pr"},
@@ -289,12 +299,12 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
             if score > state.best_score:
                 state.best_score, state.best_epoch, state.best_metrics = score, epoch, metrics
                 state.bad_epochs = 0
-                atomic_save({"model": model.state_dict(), "epoch": epoch, "classes": job.data.classes,
+                atomic_save({"model": kept.state_dict(), "epoch": epoch, "classes": job.data.classes,
                              "base": spec.name, "metrics": record["metrics"]}, out / "best.pt")
                 write_json(metrics.get("pr", {}), out / "pr_curves.json")
             else:
                 state.bad_epochs += 1
-            _checkpoint(out / "last.pt", model, optimizer, scheduler, scaler, state, job)
+            _checkpoint(out / "last.pt", model, optimizer, scheduler, scaler, state, job, ema)
             (out / "metrics.jsonl").write_text("".join(_jsonl(r) for r in state.history))
             write_flipbook_frame(out, epoch, {i: preds[i] for i in job.flipbook_ids if i in preds},
                                  samples_by_id)
@@ -308,7 +318,7 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
             break
     if lead:
         if reason == "interrupted":
-            _checkpoint(out / "last.pt", model, optimizer, scheduler, scaler, state, job)
+            _checkpoint(out / "last.pt", model, optimizer, scheduler, scaler, state, job, ema)
         if state.history:
             write_plots(out, state.history, _read_pr(out))
         if state.best_epoch:
