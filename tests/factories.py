@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from labelloop.core.geometry import mask_to_polygons, mask_to_rle, polygons_bbox, rle_bbox_xyxy
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 
-__all__ = ["assert_same_dataset", "make_dataset", "make_image", "random_boxes"]
+__all__ = ["assert_same_dataset", "make_dataset", "make_image", "make_smooth_image", "random_boxes"]
 
 COLORS = [(220, 40, 40), (40, 200, 60), (50, 80, 230), (230, 200, 40), (200, 60, 200)]
 
@@ -19,6 +19,14 @@ def make_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     """An ``(h, w, 3)`` uint8 noisy background."""
     rng = np.random.default_rng(seed)
     return rng.integers(60, 120, size=(h, w, 3), dtype=np.uint8)
+
+
+def make_smooth_image(h: int, w: int) -> np.ndarray:
+    """An ``(h, w, 3)`` uint8 image that survives JPEG almost unchanged (gradients and 256 px blocks),
+    different everywhere, for comparing pixels at a known place: red grows with x, green with y."""
+    y, x = np.mgrid[0:h, 0:w]
+    blocks = ((x // 256 + y // 256) % 2) * 160 + 40
+    return np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), blocks], axis=-1).astype(np.uint8)
 
 
 def random_boxes(n: int, width: int, height: int, seed: int = 0, min_size: int = 6) -> np.ndarray:

@@ -7,7 +7,6 @@ Listing pages by image id (``after`` = the last id of the previous page), so pag
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy import exists, func, select
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.datasets import image_path
 from labelloop.settings import get_settings
-from labelloop.store.images import IMAGE_EXTENSIONS, inspect_image, sha256_file, store_blob
+from labelloop.store.images import IMAGE_EXTENSIONS, inspect_image, open_image, save_atomically, sha256_file, store_blob
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainingRegion
 
@@ -25,12 +24,14 @@ __all__ = [
     "STATUSES",
     "AddedImages",
     "ImageFilter",
+    "StoredImage",
     "add_image_files",
     "get_image",
     "image_file",
     "image_neighbours",
     "list_images",
     "review_queue",
+    "stored_image",
     "thumbnail",
 ]
 
@@ -219,8 +220,19 @@ def image_neighbours(ctx: ProjectContext, image_id: int, flt: ImageFilter | None
     return {"previous": prev_id, "next": next_id}
 
 
-def image_file(ctx: ProjectContext, image_id: int) -> tuple[Path, str]:
-    """The image's file on disk and its download name."""
+@dataclass(frozen=True)
+class StoredImage:
+    """An image's file on disk with what the database knows of it."""
+
+    path: Path
+    name: str
+    sha256: str
+    width: int
+    height: int
+
+
+def stored_image(ctx: ProjectContext, image_id: int) -> StoredImage:
+    """The image's file (checked to exist), download name, content hash and size in pixels."""
     with ctx.store.session() as s:
         img = s.get(Image, image_id)
         if img is None or img.project_id != ctx.id:
@@ -228,33 +240,33 @@ def image_file(ctx: ProjectContext, image_id: int) -> tuple[Path, str]:
         if not img.storage_path:
             raise NotFoundError(f"image {img.file_name} was registered without its file",
                                 "import it again with the image files present")
-        path = image_path(ctx, img.storage_path)
-        name = img.file_name
-    if not path.is_file():
-        raise NotFoundError(f"the file of image {name} is missing ({path})", "restore it or re-import the image")
-    return path, name
+        found = StoredImage(path=image_path(ctx, img.storage_path), name=img.file_name,
+                            sha256=img.sha256 or str(image_id), width=img.width, height=img.height)
+    if not found.path.is_file():
+        raise NotFoundError(f"the file of image {found.name} is missing ({found.path})",
+                            "restore it or re-import the image")
+    return found
+
+
+def image_file(ctx: ProjectContext, image_id: int) -> tuple[Path, str]:
+    """The image's file on disk and its download name."""
+    img = stored_image(ctx, image_id)
+    return img.path, img.name
 
 
 def thumbnail(ctx: ProjectContext, image_id: int, size: int = 256) -> Path:
     """A JPEG no larger than ``size`` px on its longest side, made once and cached by content hash."""
     if size not in THUMB_SIZES:
         raise InvalidInputError(f"thumbnail size {size} is not offered", f"expected one of {THUMB_SIZES}")
-    path, _ = image_file(ctx, image_id)
-    with ctx.store.session() as s:
-        sha = s.scalar(select(Image.sha256).where(Image.id == image_id)) or str(image_id)
-    thumb = ctx.root / ".thumbs" / sha[:2] / f"{sha}-{size}.jpg"
+    img = stored_image(ctx, image_id)
+    thumb = ctx.root / ".thumbs" / img.sha256[:2] / f"{img.sha256}-{size}.jpg"
     if thumb.is_file():
         return thumb
-    from PIL import Image as PILImage
-
-    thumb.parent.mkdir(parents=True, exist_ok=True)
-    with PILImage.open(path) as src:
+    with open_image(img.path, max_pixels=get_settings().max_image_pixels) as src:
         src.draft("RGB", (size, size))  # JPEG decodes at a fraction of the size: much faster
         im = src.convert("RGB")  # no EXIF rotation: boxes are in stored pixel coordinates
-        im.thumbnail((size, size))
-        tmp = thumb.with_name(thumb.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        im.save(tmp, "JPEG", quality=82)
-    tmp.replace(thumb)
+    im.thumbnail((size, size))
+    save_atomically(im, thumb, "JPEG", quality=82)
     return thumb
 
 

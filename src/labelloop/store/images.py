@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from labelloop.errors import InvalidInputError
 
-__all__ = ["ImageInfo", "inspect_image", "sha256_file", "store_blob"]
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+__all__ = ["ImageInfo", "inspect_image", "open_image", "save_atomically", "sha256_file", "store_blob"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
@@ -29,8 +36,6 @@ def inspect_image(path: Path, *, max_pixels: int, max_bytes: int) -> ImageInfo:
     Raises InvalidInputError naming the file when it is missing, not an image, too large,
     or truncated (the pixels are decoded lazily: ``verify`` checks the stream).
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -40,27 +45,59 @@ def inspect_image(path: Path, *, max_pixels: int, max_bytes: int) -> ImageInfo:
         raise InvalidInputError(f"{path}: file is {size} bytes, over the limit of {max_bytes}",
                                 "raise LABELLOOP_MAX_IMAGE_BYTES if this is intended")
     try:
+        with open_image(path, max_pixels=max_pixels) as img:
+            width, height = img.size
+            fmt = img.format or ""
+            img.verify()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise _corrupt(path, exc) from exc
+    if width <= 0 or height <= 0:
+        raise InvalidInputError(f"{path}: image has no pixels ({width}x{height})")
+    return ImageInfo(width=width, height=height, format=fmt)
+
+
+@contextmanager
+def open_image(path: Path, *, max_pixels: int) -> Iterator[PILImage]:
+    """Open ``path`` with Pillow (pixels not decoded yet), refusing it from the header alone when it
+    has more than ``max_pixels`` pixels or Pillow takes it for a decompression bomb.
+
+    Every path that decodes a stored image goes through here, so ``LABELLOOP_MAX_IMAGE_PIXELS``
+    and the bomb check hold for files linked in place or changed since they were imported.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                fmt = img.format or ""
-                if width * height > max_pixels:
-                    raise InvalidInputError(
-                        f"{path}: image of {width}x{height} pixels is over the limit of {max_pixels}",
-                        "raise LABELLOOP_MAX_IMAGE_PIXELS if this is a real image")
-                img.verify()
-    except InvalidInputError:
-        raise
+            img = Image.open(path)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidInputError(f"{path}: not a readable image ({exc})",
                                 "expected JPEG, PNG, TIFF, BMP or WebP") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInputError(f"{path}: image is truncated or corrupt ({exc})",
-                                "re-copy the file, or import with --skip-invalid") from exc
-    if width <= 0 or height <= 0:
-        raise InvalidInputError(f"{path}: image has no pixels ({width}x{height})")
-    return ImageInfo(width=width, height=height, format=fmt)
+        raise _corrupt(path, exc) from exc
+    with img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise InvalidInputError(f"{path}: image of {width}x{height} pixels is over the limit of {max_pixels}",
+                                    "raise LABELLOOP_MAX_IMAGE_PIXELS if this is a real image")
+        yield img
+
+
+def _corrupt(path: Path, exc: Exception) -> InvalidInputError:
+    return InvalidInputError(f"{path}: image is truncated or corrupt ({exc})",
+                             "re-copy the file, or import with --skip-invalid")
+
+
+def save_atomically(img: PILImage, dst: Path, fmt: str, **params: Any) -> None:
+    """Write ``img`` to ``dst`` through a temp file and ``os.replace``: a reader (or a request
+    killed half-way) never sees half a file, and two writers of the same file both succeed."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        img.save(tmp, fmt, **params)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def sha256_file(path: Path) -> str:

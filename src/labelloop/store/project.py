@@ -1,6 +1,6 @@
 """A project is a folder: ``labelloop.json`` (its identity), ``labelloop.db`` (SQLite, unless
-``LABELLOOP_DATABASE_URL`` points at a server), ``images/`` (content-addressed copies) and
-``models/`` (training runs)."""
+``LABELLOOP_DATABASE_URL`` points at a server), ``images/`` (content-addressed copies),
+``models/`` (training runs) and ``cache/`` (derived files, such as image tiles, safe to delete)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ class ProjectContext:
     @property
     def models_dir(self) -> Path:
         return self.root / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Files derived from the others (remade on demand when deleted)."""
+        return self.root / "cache"
 
     def close(self) -> None:
         self.store.dispose()

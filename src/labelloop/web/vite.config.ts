@@ -16,9 +16,27 @@ function swaggerAssets(): Plugin {
   };
 }
 
+// Annotorious for OpenSeadragon bundles its own PixiJS, whose ShaderSystem uses `new Function`, which our
+// Content-Security-Policy forbids: hand that class to src/pixi-no-eval.ts as the module loads (before any
+// renderer exists). Fails the build, rather than the page, if a new version no longer matches.
+function pixiWithoutEval(): Plugin {
+  const bundle = "/@annotorious/openseadragon/dist/annotorious-openseadragon.es.js";
+  const patch = resolve(import.meta.dirname, "src/pixi-no-eval.ts");
+  return {
+    name: "labelloop-pixi-without-eval",
+    transform(code, id) {
+      if (!id.replaceAll("\\", "/").endsWith(bundle)) return null;
+      const found = /class (\w+) \{[^{}]*constructor\(\w+\) \{[^{}]*this\.systemCheck\(\)/.exec(code);
+      if (!found) this.error(`PixiJS's ShaderSystem not found in ${id}: update pixiWithoutEval in vite.config.ts`);
+      return `${code}\nimport { patchShaderSystem as __labelloopPatch } from ${JSON.stringify(patch)};\n__labelloopPatch(${found[1]});\n`;
+    },
+  };
+}
+
 export default defineConfig({
   base: "/",
-  plugins: [swaggerAssets()],
-  build: { outDir: "dist", emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 800 },
+  plugins: [swaggerAssets(), pixiWithoutEval()],
+  // the largest chunk is tiled.ts (OpenSeadragon, Annotorious for it, pixi.js): loaded only for big images
+  build: { outDir: "dist", emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 1000 },
   server: { proxy: { "/api": "http://127.0.0.1:8000" } },
 });

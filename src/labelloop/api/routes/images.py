@@ -1,4 +1,4 @@
-"""Images: upload, list (filters, keyset paging), one image with its annotations, file, thumbnail."""
+"""Images: upload, list (filters, keyset paging), one image with its annotations, file, thumbnail, DZI tiles."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from labelloop.api.deps import Project, ServerState, permission, state
 from labelloop.api.schemas import RegionsIn
 from labelloop.errors import InvalidInputError
 from labelloop.services import annotations as ann_service
 from labelloop.services import images as image_service
+from labelloop.services import tiles as tile_service
 from labelloop.services.images import ImageFilter
 from labelloop.services.users import UserInfo
 from labelloop.settings import get_settings
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/api/projects/{slug}/images", tags=["images"])
 State = Annotated[ServerState, Depends(state)]
 Annotator = Annotated[UserInfo, Depends(permission("annotate"))]
 MAX_FILES = 1000
+CACHE_A_DAY = {"Cache-Control": "private, max-age=86400"}
 
 
 def _filter(status: str | None, split: str | None, label: str | None, min_score: float | None,
@@ -89,14 +91,26 @@ def inspect(image_id: int, ctx: Project, user: Annotator) -> dict[str, Any]:
 @router.get("/{image_id}/file", summary="The image file", response_class=FileResponse)
 def image_file(image_id: int, ctx: Project) -> FileResponse:
     path, name = image_service.image_file(ctx, image_id)
-    return FileResponse(path, filename=name, content_disposition_type="inline",
-                        headers={"Cache-Control": "private, max-age=86400"})
+    return FileResponse(path, filename=name, content_disposition_type="inline", headers=CACHE_A_DAY)
 
 
 @router.get("/{image_id}/thumb", summary="A downscaled JPEG (128, 256 or 512 px)", response_class=FileResponse)
 def image_thumb(image_id: int, ctx: Project, size: int = 256) -> FileResponse:
     path = image_service.thumbnail(ctx, image_id, size)
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    return FileResponse(path, media_type="image/jpeg", headers=CACHE_A_DAY)
+
+
+@router.get("/{image_id}/tiles.dzi", summary="Deep Zoom descriptor of the image's tile pyramid (for OpenSeadragon)",
+            response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+def image_dzi(image_id: int, ctx: Project) -> Response:
+    return Response(tile_service.dzi_descriptor(ctx, image_id), media_type="application/xml", headers=CACHE_A_DAY)
+
+
+@router.get("/{image_id}/tiles_files/{level}/{tile}", response_class=FileResponse,
+            summary="One Deep Zoom tile, COL_ROW.jpg (level 0 is 1x1 px; made on first request, then cached)")
+def image_tile(image_id: int, level: str, tile: str, ctx: Project) -> FileResponse:
+    path = tile_service.tile_file(ctx, image_id, level, tile)
+    return FileResponse(path, media_type="image/jpeg", headers=CACHE_A_DAY)
 
 
 @router.put("/{image_id}/regions", summary="Replace the training regions (empty = the whole image is annotated)")

@@ -1,10 +1,19 @@
 // The image canvas shared by Annotate and Review: an image with Annotorious v3 on top for drawing
 // and editing boxes and polygons, zoom (Ctrl+wheel, +/-, fit) and pan (scroll, or drag with Space
-// or the middle button). Coordinates are image pixels; API annotations map to Annotorious shapes.
-import { createImageAnnotator, ShapeType, type Color, type DrawingStyle, type ImageAnnotation, type ImageAnnotator } from "@annotorious/annotorious";
+// or the middle button). Images too big for one <img> open in OpenSeadragon (tiled.ts) with the
+// same API. Coordinates are image pixels; API annotations map to Annotorious shapes.
+import {
+  createImageAnnotator,
+  ShapeType,
+  type AnnotoriousOpts,
+  type Color,
+  type DrawingStyle,
+  type ImageAnnotation,
+  type ImageAnnotator,
+} from "@annotorious/annotorious";
 import "@annotorious/annotorious/annotorious.css";
 import type { AnnotationData } from "./api";
-import { h } from "./dom";
+import { emptyState, h } from "./dom";
 
 export type Kind = "annotation" | "region";
 
@@ -58,43 +67,176 @@ function round(v: number): number {
   return Math.round(v * 100) / 100;
 }
 
+/**
+ * Images whose longest side is over this many pixels open in OpenSeadragon over the server's Deep
+ * Zoom tiles (`/images/{id}/tiles.dzi`) instead of one <img>: beyond it a whole decoded image costs
+ * hundreds of MB in the browser (4 bytes a pixel) and exceeds many GPUs' 4096 px texture limit, while
+ * a tiled viewer only fetches and holds the tiles on screen at the zoom shown.
+ */
+export const TILED_VIEWER_MIN_SIDE = 4096;
+
+/** Where an image's pixels come from, and its size in pixels. */
+export interface ImageSource {
+  file: string;
+  dzi: string;
+  width: number;
+  height: number;
+}
+
+export function imageSource(base: string, image: { id: number; width: number; height: number }): ImageSource {
+  const url = `${base}/images/${image.id}`;
+  return { file: `${url}/file`, dzi: `${url}/tiles.dzi`, width: image.width, height: image.height };
+}
+
+export function opensTiled(source: ImageSource): boolean {
+  return Math.max(source.width, source.height) > TILED_VIEWER_MIN_SIDE;
+}
+
+/** The part of an Annotorious annotator the canvas uses: the plain-image and the OpenSeadragon ones both have it. */
+export type Annotator = Pick<
+  ImageAnnotator,
+  | "on"
+  | "destroy"
+  | "setAnnotations"
+  | "getAnnotationById"
+  | "addAnnotation"
+  | "updateAnnotation"
+  | "removeAnnotation"
+  | "setSelected"
+  | "cancelSelected"
+  | "cancelDrawing"
+  | "setDrawingTool"
+  | "setDrawingMode"
+  | "setDrawingEnabled"
+  | "setStyle"
+>;
+
+export type AnnotatorOptions = Pick<AnnotoriousOpts<ImageAnnotation, ImageAnnotation>, "drawingEnabled" | "drawingMode" | "style">;
+
+/**
+ * How an image is shown, zoomed and panned, with the annotator drawn over it: one <img> scaled by
+ * CSS (`PlainSurface`) or OpenSeadragon (`TiledSurface` in tiled.ts, loaded only when needed).
+ * Zoom is screen pixels per image pixel; client coordinates are the pointer's.
+ */
+export interface Surface {
+  readonly annotator: Annotator;
+  /** true when the wheel scrolls the viewport by itself (else the canvas pans on wheel) */
+  readonly scrollsNatively: boolean;
+  fit(): void;
+  zoomBy(factor: number, clientX?: number, clientY?: number): void;
+  panBy(dx: number, dy: number): void;
+  destroy(): void;
+}
+
+/** The image as one <img> in a scrolling viewport: zoom sets its CSS size, pan scrolls. */
+class PlainSurface implements Surface {
+  readonly scrollsNatively = true;
+  readonly annotator: Annotator;
+  private zoom = 1;
+
+  private constructor(
+    private readonly viewport: HTMLElement,
+    private readonly stage: HTMLElement,
+    private readonly img: HTMLImageElement,
+    private readonly source: ImageSource,
+    private readonly onZoom: (zoom: number) => void,
+    options: AnnotatorOptions,
+  ) {
+    this.fit();
+    this.annotator = createImageAnnotator(img, options);
+  }
+
+  /** Show the image's file in ``viewport``; resolves once it is decoded (or failed to). */
+  static async open(viewport: HTMLElement, source: ImageSource, onZoom: (zoom: number) => void, options: AnnotatorOptions): Promise<PlainSurface> {
+    const img = h("img", { class: "canvas-img", alt: "", draggable: false, src: source.file });
+    const stage = h("div", { class: "canvas-stage" }, img);
+    viewport.replaceChildren(stage);
+    await img.decode().catch(() => undefined);
+    return new PlainSurface(viewport, stage, img, source, onZoom, options);
+  }
+
+  fit(): void {
+    const vw = this.viewport.clientWidth || 800;
+    const vh = this.viewport.clientHeight || 600;
+    this.setZoom(Math.min(vw / this.source.width, vh / this.source.height) * 0.98);
+  }
+
+  zoomBy(factor: number, clientX?: number, clientY?: number): void {
+    const rect = this.viewport.getBoundingClientRect();
+    const px = clientX === undefined ? rect.width / 2 : clientX - rect.left;
+    const py = clientY === undefined ? rect.height / 2 : clientY - rect.top;
+    const ix = (this.viewport.scrollLeft + px - this.stage.offsetLeft) / this.zoom;
+    const iy = (this.viewport.scrollTop + py - this.stage.offsetTop) / this.zoom;
+    this.setZoom(this.zoom * factor);
+    this.viewport.scrollLeft = ix * this.zoom + this.stage.offsetLeft - px;
+    this.viewport.scrollTop = iy * this.zoom + this.stage.offsetTop - py;
+  }
+
+  panBy(dx: number, dy: number): void {
+    this.viewport.scrollLeft -= dx;
+    this.viewport.scrollTop -= dy;
+  }
+
+  destroy(): void {
+    this.annotator.destroy();
+    this.stage.remove();
+  }
+
+  private setZoom(z: number): void {
+    this.zoom = Math.max(0.05, Math.min(20, z));
+    this.img.style.width = `${this.source.width * this.zoom}px`;
+    this.img.style.height = `${this.source.height * this.zoom}px`;
+    this.onZoom(this.zoom);
+  }
+}
+
 export class ImageCanvas {
   readonly element: HTMLElement;
   private viewport: HTMLElement;
-  private stage: HTMLElement;
-  private img: HTMLImageElement;
-  private anno: ImageAnnotator | null = null;
+  private surface: Surface | null = null;
+  private anno: Annotator | null = null;
   private items = new Map<string, CanvasItem>();
   private selected = new Set<string>();
   private zoom = 1;
-  private natural = { w: 1, h: 1 };
+  private loads = 0;
   private spaceDown = false;
+  private drawing = true;
   private drawingTool: "rectangle" | "polygon" = "rectangle";
   private silent = 0;
   private cleanups: (() => void)[] = [];
 
   constructor(private events: CanvasEvents, private style: StyleFn, private editable = true) {
-    this.img = h("img", { class: "canvas-img", alt: "", draggable: false });
-    this.stage = h("div", { class: "canvas-stage" });
-    this.viewport = h("div", { class: "canvas-viewport", tabindex: "0" }, this.stage);
+    this.viewport = h("div", { class: "canvas-viewport", tabindex: "0" });
     this.element = h("div", { class: "canvas" }, this.viewport);
     this.bindPan();
   }
 
-  async load(src: string, width: number, height: number): Promise<void> {
-    this.destroyAnnotator();
-    this.natural = { w: width, h: height };
+  /** Show an image: a plain <img> when it fits, OpenSeadragon over its tiles when it is bigger than TILED_VIEWER_MIN_SIDE. */
+  async load(source: ImageSource): Promise<void> {
+    const ticket = ++this.loads;
+    this.destroySurface();
     this.element.replaceChildren(this.viewport);
-    this.stage.replaceChildren(this.img);
-    this.img.src = src;
-    await this.img.decode().catch(() => undefined);
-    this.fit();
-    this.anno = createImageAnnotator(this.img, {
-      drawingEnabled: this.editable,
-      drawingMode: "drag",
-      style: this.styleFn(),
-    });
+    const tiled = opensTiled(source);
+    this.viewport.classList.toggle("tiled", tiled);
+    const onZoom = (z: number) => this.setZoomLabel(z);
+    const options: AnnotatorOptions = { drawingEnabled: this.editable && this.drawing, drawingMode: "drag", style: this.styleFn() };
+    let surface: Surface;
+    try {
+      surface = tiled
+        ? await (await import("./tiled")).TiledSurface.open(this.viewport, source, onZoom, options)
+        : await PlainSurface.open(this.viewport, source, onZoom, options);
+    } catch (err) {
+      if (ticket === this.loads) this.element.replaceChildren(emptyState("Cannot show this image", err instanceof Error ? err.message : String(err)));
+      return;
+    }
+    if (ticket !== this.loads) {
+      surface.destroy(); // another image was asked for meanwhile
+      return;
+    }
+    this.surface = surface;
+    this.anno = surface.annotator;
     this.anno.setDrawingTool(this.drawingTool);
+    this.anno.setDrawingMode(this.drawingTool === "polygon" ? "click" : "drag");
     this.anno.on("createAnnotation", (a) => {
       if (this.silent) return;
       this.events.onCreate?.(a.id, shapeOf(a));
@@ -113,17 +255,17 @@ export class ImageCanvas {
     });
   }
 
-  private destroyAnnotator(): void {
-    if (this.anno) {
-      this.anno.destroy();
-      this.anno = null;
-    }
+  private destroySurface(): void {
+    this.surface?.destroy();
+    this.surface = null;
+    this.anno = null;
     this.items.clear();
     this.selected.clear();
   }
 
   destroy(): void {
-    this.destroyAnnotator();
+    this.loads++;
+    this.destroySurface();
     this.cleanups.forEach((f) => f());
   }
 
@@ -192,7 +334,8 @@ export class ImageCanvas {
   }
 
   setDrawingEnabled(on: boolean): void {
-    this.anno?.setDrawingEnabled(on);
+    this.drawing = on;
+    this.anno?.setDrawingEnabled(this.editable && on && !this.spaceDown);
   }
 
   redraw(): void {
@@ -207,71 +350,64 @@ export class ImageCanvas {
     };
   }
 
-  // ---- zoom and pan -------------------------------------------------------------------------
+  // ---- zoom and pan (the surface does them; the input bindings are the same for both) -------
   fit(): void {
-    const vw = this.viewport.clientWidth || 800;
-    const vh = this.viewport.clientHeight || 600;
-    this.setZoom(Math.min(vw / this.natural.w, vh / this.natural.h) * 0.98);
+    this.surface?.fit();
   }
 
-  zoomBy(factor: number, cx?: number, cy?: number): void {
-    const rect = this.viewport.getBoundingClientRect();
-    const px = cx ?? rect.width / 2;
-    const py = cy ?? rect.height / 2;
-    const ix = (this.viewport.scrollLeft + px - this.stage.offsetLeft) / this.zoom;
-    const iy = (this.viewport.scrollTop + py - this.stage.offsetTop) / this.zoom;
-    this.setZoom(this.zoom * factor);
-    this.viewport.scrollLeft = ix * this.zoom + this.stage.offsetLeft - px;
-    this.viewport.scrollTop = iy * this.zoom + this.stage.offsetTop - py;
+  /** Zoom by ``factor`` around the viewport's centre, or around a pointer position (client coordinates). */
+  zoomBy(factor: number, clientX?: number, clientY?: number): void {
+    this.surface?.zoomBy(factor, clientX, clientY);
   }
 
   get zoomLevel(): number {
     return this.zoom;
   }
 
-  private setZoom(z: number): void {
-    this.zoom = Math.max(0.05, Math.min(20, z));
-    this.img.style.width = `${this.natural.w * this.zoom}px`;
-    this.img.style.height = `${this.natural.h * this.zoom}px`;
-    this.element.dispatchEvent(new CustomEvent("zoom", { detail: this.zoom }));
+  private setZoomLabel(z: number): void {
+    this.zoom = z;
+    this.element.dispatchEvent(new CustomEvent("zoom", { detail: z }));
   }
 
   private bindPan(): void {
     const onWheel = (e: WheelEvent) => {
-      if (!e.ctrlKey && !e.metaKey) return;
+      if (!this.surface) return;
+      if (e.ctrlKey || e.metaKey) this.zoomBy(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX, e.clientY);
+      else if (this.surface.scrollsNatively) return;
+      else this.surface.panBy(-e.deltaX, -e.deltaY);
       e.preventDefault();
-      const rect = this.viewport.getBoundingClientRect();
-      this.zoomBy(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX - rect.left, e.clientY - rect.top);
+      e.stopPropagation();
     };
-    let panning: { x: number; y: number; sl: number; st: number } | null = null;
+    let last: { x: number; y: number } | null = null;
     const onDown = (e: PointerEvent) => {
       if (e.button === 1 || (e.button === 0 && this.spaceDown)) {
         e.preventDefault();
         e.stopPropagation();
-        panning = { x: e.clientX, y: e.clientY, sl: this.viewport.scrollLeft, st: this.viewport.scrollTop };
+        last = { x: e.clientX, y: e.clientY };
         this.viewport.classList.add("panning");
       }
     };
     const onMove = (e: PointerEvent) => {
-      if (!panning) return;
+      if (!last) return;
       e.preventDefault();
       e.stopPropagation();
-      this.viewport.scrollLeft = panning.sl - (e.clientX - panning.x);
-      this.viewport.scrollTop = panning.st - (e.clientY - panning.y);
+      this.surface?.panBy(e.clientX - last.x, e.clientY - last.y);
+      last = { x: e.clientX, y: e.clientY };
     };
     const onUp = () => {
-      panning = null;
+      last = null;
       this.viewport.classList.remove("panning");
     };
     const onKey = (e: KeyboardEvent) => {
       if (e.code === "Space" && !(e.target instanceof HTMLInputElement)) {
         this.spaceDown = e.type === "keydown";
-        this.anno?.setDrawingEnabled(this.editable && !this.spaceDown);
+        this.anno?.setDrawingEnabled(this.editable && this.drawing && !this.spaceDown);
         this.viewport.classList.toggle("can-pan", this.spaceDown);
         if (e.type === "keydown") e.preventDefault();
       }
     };
-    this.viewport.addEventListener("wheel", onWheel, { passive: false });
+    // capture phase: the wheel and a panning drag never reach OpenSeadragon's own handlers
+    this.viewport.addEventListener("wheel", onWheel, { passive: false, capture: true });
     this.viewport.addEventListener("pointerdown", onDown, true);
     window.addEventListener("pointermove", onMove, true);
     window.addEventListener("pointerup", onUp, true);

@@ -2,7 +2,7 @@
 // zoom/pan, undo, autosave, training regions and image upload.
 import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type ImageItem } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, itemFromApi, regionItems, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, imageSource, itemFromApi, regionItems, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 
 type Tool = "rectangle" | "polygon" | "region";
@@ -214,7 +214,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     clear(imageTitle, h("b", null, detail.file_name), h("span", { class: "muted small" }, ` ${detail.width}×${detail.height} · ${detail.status}`));
     prevBtn.disabled = !detail.neighbours.previous;
     nextBtn.disabled = !detail.neighbours.next;
-    await canvas.load(`${base}/images/${id}/file`, detail.width, detail.height);
+    await canvas.load(imageSource(base, detail));
     showAnnotations(detail.annotations);
     markCurrent();
     if (can("annotate")) void api.post(`${base}/images/${id}/inspect`).catch(() => undefined);

@@ -2,7 +2,7 @@
 // accept all on the image; the queue sorts by confidence or by suggestion rank.
 import { api, type AnnotationData, type ClassInfo, type ImageDetail, type Job } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, itemFromApi, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, imageSource, itemFromApi, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 import { jobCard, watchJob, type JobWatch } from "../jobs";
 
@@ -110,7 +110,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     }
     history.replaceState(null, "", `#/p/${slug}/review/${id}`);
     clear(title, h("b", null, detail.file_name), h("span", { class: "muted small" }, ` ${detail.width}×${detail.height}`));
-    await canvas.load(`${base}/images/${id}/file`, detail.width, detail.height);
+    await canvas.load(imageSource(base, detail));
     canvas.setDrawingEnabled(false);
     show(detail.annotations);
     queueList.querySelectorAll(".queue-item").forEach((el) => el.classList.toggle("current", (el as HTMLElement).dataset.image === String(id)));
