@@ -237,7 +237,7 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
     device = _device(cfg, rank)
     spec = get_base_model(cfg.base, task=job.data.task)
     # channels-last: oneDNN (CPU) and tensor cores (CUDA) run convolutions ~1.3x faster on it
-    model = _build_model(job, spec).to(device, memory_format=torch.channels_last)
+    model = _build_model(job, spec).to(device).to(memory_format=torch.channels_last)
     loader = _loader(job, rank, world, device)
     steps = len(loader)
     params = [p for p in model.parameters() if p.requires_grad]
