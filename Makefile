@@ -26,7 +26,7 @@ serve: $(STAMP)
 web:
 	cd src/labelloop/web && npm ci && npm run build
 
-test: $(STAMP)
+test: $(STAMP) lint
 	eval "$$(scripts/test-services.sh)" && HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)

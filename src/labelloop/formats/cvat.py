@@ -154,8 +154,8 @@ def _parse(file: Path) -> Element:
                           "is the file complete? re-export it from CVAT", file=str(file)) from exc
     except OSError as exc:
         raise FormatError(f"cannot read: {exc.strerror}", file=str(file)) from exc
-    if root.tag != "annotations":
-        raise FormatError(f"expected an <annotations> root element, got <{root.tag}>",
+    if root is None or root.tag != "annotations":
+        raise FormatError(f"expected an <annotations> root element, got <{getattr(root, 'tag', None)}>",
                           "is this a Pascal VOC file? try --format voc", file=str(file))
     return root
 

@@ -212,6 +212,8 @@ def _config_labels(folder: Path) -> list[str]:
     except (DefusedXmlException, ParseError) as exc:
         raise FormatError(f"invalid labeling config ({type(exc).__name__})", "fix or delete it",
                           file=str(config)) from exc
+    if root is None:
+        return []
     return list(dict.fromkeys(el.get("value", "") for el in root.iter("Label") if el.get("value")))
 
 
