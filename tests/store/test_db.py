@@ -1,4 +1,4 @@
-"""The store's database layer on real SQLite: all-or-nothing sessions and in-process writer queueing."""
+"""The store's database layer on real SQLite: all-or-nothing sessions, concurrent writers, WAL readers."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_failed_session_rolls_back_and_frees_the_writer_slot(tmp_path: Path) -> 
         s.flush()
         raise RuntimeError("boom")
     assert _count(store) == 0
-    # another thread can write at once: the failed session released its place in the writer queue
+    # another thread can write at once: the failed session released its write lock
     done = threading.Event()
 
     def write() -> None:
@@ -56,7 +56,7 @@ def test_concurrent_writers_all_land_and_never_overlap(tmp_path: Path) -> None:
             for i in range(25):
                 with store.session() as s:
                     s.add(Project(uid=f"{k:02d}{i:030d}", name=f"w{k}", task="detect", settings={}))
-                    s.flush()  # the writer slot is taken here, and held until commit
+                    s.flush()  # the write lock is taken here, and held until commit
                     with guard:
                         inside[0] += 1
                         overlap[0] = max(overlap[0], inside[0])
@@ -85,7 +85,7 @@ def test_read_only_sessions_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     read: list[int] = []
     with store.session() as s:
         s.add(Project(uid="e" * 32, name="two", task="detect", settings={}))
-        s.flush()  # this thread now holds the writer slot, with an open write transaction
+        s.flush()  # this thread now holds the write lock, with an open write transaction
         reader = threading.Thread(target=lambda: read.append(_count(store)))
         reader.start()
         reader.join(10)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from labelloop.errors import ConfigError
 
@@ -68,40 +67,6 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-class _SqliteWriterGate:
-    """One SQLite writer at a time inside this process, queued on a Python lock.
-
-    SQLite lets one connection write at a time; the others wait in its busy handler, which polls with
-    sleeps growing to 100 ms, so a few concurrent saves pile up tens of milliseconds of pure waiting.
-    Python's sqlite3 opens the write transaction only at the first INSERT/UPDATE/DELETE, so taking this
-    lock just before a session's first write covers the whole write transaction: a waiting thread wakes
-    the moment the previous writer commits. Other processes (the job worker) still meet the busy handler.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-
-    def install(self, factory: sessionmaker[Session]) -> None:
-        event.listen(factory, "before_flush", self._before_flush)
-        event.listen(factory, "do_orm_execute", self._on_execute)
-
-    def _acquire(self, session: Session) -> None:
-        if not session.info.get("sqlite_writer"):
-            self._lock.acquire()
-            session.info["sqlite_writer"] = True
-
-    def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
-        self._acquire(session)
-
-    def _on_execute(self, state: ORMExecuteState) -> None:
-        if state.is_insert or state.is_update or state.is_delete:
-            self._acquire(state.session)
-
-    def release(self, session: Session) -> None:
-        if session.info.pop("sqlite_writer", False):
-            self._lock.release()
-
-
 class Store:
     """A database: engine plus a session factory."""
 
@@ -117,10 +82,6 @@ class Store:
                 raise ConfigError(f"cannot open or migrate the database {url!r}: {exc}",
                                   "check the URL, that the server runs, and the file permissions") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer_gate: _SqliteWriterGate | None = None
-        if self.is_sqlite:
-            self._writer_gate = _SqliteWriterGate()
-            self._writer_gate.install(self._sessions)
 
     @property
     def is_sqlite(self) -> bool:
@@ -138,8 +99,6 @@ class Store:
             raise
         finally:
             session.close()
-            if self._writer_gate is not None:
-                self._writer_gate.release(session)
 
     def dispose(self) -> None:
         self.engine.dispose()
