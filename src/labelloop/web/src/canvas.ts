@@ -10,6 +10,7 @@ import {
   type DrawingStyle,
   type ImageAnnotation,
   type ImageAnnotator,
+  UserSelectAction,
 } from "@annotorious/annotorious";
 import "@annotorious/annotorious/annotorious.css";
 import type { AnnotationData } from "./api";
@@ -111,7 +112,10 @@ export type Annotator = Pick<
   | "setStyle"
 >;
 
-export type AnnotatorOptions = Pick<AnnotoriousOpts<ImageAnnotation, ImageAnnotation>, "drawingEnabled" | "drawingMode" | "style">;
+export type AnnotatorOptions = Pick<AnnotoriousOpts<ImageAnnotation, ImageAnnotation>, "drawingEnabled" | "drawingMode" | "style" | "userSelectAction">;
+
+/** Whether a click on ITEM selects it for editing (else the click goes to the drawing tool). */
+export type SelectableFn = (item: CanvasItem | undefined) => boolean;
 
 /**
  * How an image is shown, zoomed and panned, with the annotator drawn over it: one <img> scaled by
@@ -202,6 +206,7 @@ export class ImageCanvas {
   private spaceDown = false;
   private drawing = true;
   private drawingTool: "rectangle" | "polygon" = "rectangle";
+  private selectable: SelectableFn = () => true;
   private silent = 0;
   private cleanups: (() => void)[] = [];
 
@@ -219,7 +224,13 @@ export class ImageCanvas {
     const tiled = opensTiled(source);
     this.viewport.classList.toggle("tiled", tiled);
     const onZoom = (z: number) => this.setZoomLabel(z);
-    const options: AnnotatorOptions = { drawingEnabled: this.editable && this.drawing, drawingMode: "drag", style: this.styleFn() };
+    const options: AnnotatorOptions = {
+      drawingEnabled: this.editable && this.drawing,
+      drawingMode: "drag",
+      style: this.styleFn(),
+      // asked at each click, so it follows the page's current tool
+      userSelectAction: (a: ImageAnnotation) => (this.selectable(this.items.get(a.id)) ? UserSelectAction.EDIT : UserSelectAction.NONE),
+    };
     let surface: Surface;
     try {
       surface = tiled
@@ -316,8 +327,13 @@ export class ImageCanvas {
     return [...this.selected];
   }
 
+  /** Which shapes a click selects; the others let the click through to the drawing tool. */
+  setSelectable(fn: SelectableFn): void {
+    this.selectable = fn;
+  }
+
   select(localId: string | null): void {
-    this.anno?.setSelected(localId ?? undefined);
+    this.anno?.setSelected(localId ?? undefined, localId ? true : undefined); // picked from the list: editable
     this.selected = new Set(localId ? [localId] : []);
     this.events.onSelect?.([...this.selected]);
   }

@@ -94,7 +94,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
         saveState,
       ),
       canvas.element,
-      h("div", { class: "hints muted small" }, "Drag to draw · 1–9 class · Del delete · Ctrl+Z undo · ←/→ images · Space+drag or scroll to pan · Ctrl+wheel to zoom"),
+      h("div", { class: "hints muted small" }, "Drag to draw · polygon: click the corners, then the first one · 1–9 class · Del delete · Ctrl+Z undo · ←/→ images · Space+drag or scroll to pan · Ctrl+wheel to zoom"),
     ),
     h(
       "aside",
@@ -158,6 +158,10 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     const selected = canvas.getSelected().filter((id) => known.has(id));
     for (const id of selected) void relabel(id, classes[i].name);
   }
+
+  // A click adds a polygon corner rather than selecting what lies under it; training regions (which
+  // hold the objects drawn inside them) are picked only with the region tool.
+  canvas.setSelectable((item) => tool !== "polygon" && (item?.kind !== "region" || tool === "region"));
 
   function setTool(t: Tool): void {
     tool = t;
