@@ -63,3 +63,12 @@ def test_sweep_runs_configs_as_parallel_processes(tmp_path):
     assert result["parallel"] >= 1 and result["threads_per_job"] >= 1
     best = [row for row in result["leaderboard"] if row["best"]]
     assert [row["model_id"] for row in best] == [result["best_model_id"]]
+
+
+def test_bad_sweep_grid_is_one_line_before_any_table(tmp_path):
+    proj = tmp_path / "d"
+    assert run("init", str(proj), "--task", "detect", "--labels", "a").returncode == 0
+    r = run("sweep", "--grid", "lr", "-p", str(proj))
+    assert r.returncode != 0
+    assert "grid entry 'lr' has no '='" in r.stderr + r.stdout
+    assert "leaderboard" not in r.stdout and "Traceback" not in r.stderr

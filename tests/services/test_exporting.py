@@ -42,3 +42,9 @@ def test_export_errors(tmp_path, project):
         export_project(project, tmp_path / "o", format="pdf")
     with pytest.raises(InvalidInputError, match="split"):
         export_project(project, tmp_path / "o", format="coco", split="holdout")
+    (tmp_path / "taken.json").write_text("{}")
+    with pytest.raises(InvalidInputError, match="is a file, and an export is a folder"):
+        export_project(project, tmp_path / "taken.json", format="coco")
+    assert (tmp_path / "taken.json").read_text() == "{}"
+    with pytest.raises(InvalidInputError, match="cannot write the export"):  # a file where a folder must go
+        export_project(project, tmp_path / "taken.json" / "out", format="coco")

@@ -67,4 +67,11 @@ def test_bad_arguments_and_data(trained, tmp_path):
     empty = init_project(tmp_path / "empty", labels=["a"])
     with pytest.raises(TrainingError, match="annotate more"):
         train_project(empty)
+    # argument and base-model mistakes are named first, before the data is looked at
+    with pytest.raises(ConfigError, match="epochs: expected an integer"):
+        train_project(empty, args="epochs=abc")
+    with pytest.raises(ConfigError, match="unknown base model 'nope'"):
+        train_project(empty, base="nope")
+    with pytest.raises(ConfigError, match="is for task 'segment'.*fcos-lite0"):
+        train_project(empty, args="base=maskrcnn-lite0")
     empty.close()

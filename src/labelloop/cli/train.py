@@ -86,7 +86,7 @@ def sweep(
     json_out: JsonOpt = False,
 ) -> None:
     """Run many training configurations in parallel; live leaderboard by validation mAP."""
-    from labelloop.services.sweep import run_sweep
+    from labelloop.services.sweep import parse_grid, run_sweep
 
     def table(rows: list[dict[str, Any]]) -> Table:
         t = Table("model", "base", "args", "status", "epoch", "mAP@.5", title="sweep leaderboard")
@@ -96,6 +96,7 @@ def sweep(
         return t
 
     with project_from(project) as ctx:
+        parse_grid(grid)  # a bad grid is reported before the live table starts
         if json_out:
             result = run_sweep(ctx, grid)
         else:

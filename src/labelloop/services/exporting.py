@@ -91,8 +91,15 @@ def export_project(ctx: ProjectContext, out: Path, *, format: str, split: str | 
         fmt.write(DatasetRecord(labels=[], images=[]), out, WriteOptions())  # raises the fix-it error
     if images not in ("copy", "link", "none"):
         raise InvalidInputError(f"unknown image mode {images!r}", "expected copy, link or none")
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out} is a file, and an export is a folder",
+                                "pass the path of a new or existing folder")
     dataset = project_dataset(ctx, split=split, include_proposals=include_proposals)
-    files = fmt.write(dataset, out, WriteOptions(images=images, task=ctx.task,
-                                                    include_proposals=include_proposals))
+    try:
+        files = fmt.write(dataset, out, WriteOptions(images=images, task=ctx.task,
+                                                        include_proposals=include_proposals))
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the export to {out}: {exc.strerror or exc}",
+                                "check that the folder is writable and the disk has space") from exc
     return ExportReport(format=fmt.name, out=out, images=len(dataset.images),
                         annotations=sum(len(i.annotations) for i in dataset.images), files=files)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from labelloop.errors import LabelloopError, NotFoundError, TrainingError
+from labelloop.errors import ConfigError, LabelloopError, NotFoundError, TrainingError
 from labelloop.services.datasets import snapshot, training_data
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import ModelEpoch, TrainedModel, utcnow
@@ -69,11 +69,27 @@ def _epoch_recorder(ctx: ProjectContext, model_id: int, progress: Progress | Non
     return on_event
 
 
+def _check_request(ctx: ProjectContext, base: str | None, args: str) -> None:
+    """Unknown argument keys, bad values and unknown or wrong-task base models, named with the fix."""
+    from labelloop.models import get_base_model, list_base_models
+    from labelloop.training.config import parse_args_string
+
+    given = parse_args_string(args) if args else {}
+    name = given.get("base", base)
+    if name is None:
+        return
+    spec = get_base_model(name, task=ctx.task)
+    if spec.task != ctx.task:
+        raise ConfigError(f"base model {spec.name!r} is for task {spec.task!r}, the project is {ctx.task!r}",
+                          f"pick one of: {', '.join(s.name for s in list_base_models(ctx.task))}")
+
+
 def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_model: int | None,
                    seed: int, sweep: str | None, name: str | None) -> tuple[int, Any, Any, Any]:
     from labelloop.training import derive_defaults
     from labelloop.training.report import choose_flipbook_ids
 
+    _check_request(ctx, base, args)  # a typo is reported before the data is gathered
     parent = model_row(ctx, from_model) if from_model is not None else None
     data = training_data(ctx, seed=seed)
     if parent is not None and base is None:
