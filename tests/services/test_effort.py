@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labelloop.errors import ConfigError
+from labelloop.errors import ConfigError, InvalidInputError
 from labelloop.services.annotations import (
     AnnotationInput,
     create_annotation,
@@ -62,6 +62,9 @@ def test_scripted_actions_priced_exactly(tmp_path):
         effort_report(ctx, costs="typo=1")
     png = plot_effort(report, tmp_path / "out" / "report.png")
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(InvalidInputError, match="e.g. report.png"):
+        plot_effort(report, tmp_path / "out" / "report.txt")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.png"]  # nothing half-written
     ctx.close()
 
 

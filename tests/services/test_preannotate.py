@@ -108,3 +108,10 @@ def test_image_selection_and_errors(loop):
         select_images(ctx, "colour=red")
     with pytest.raises(NotFoundError, match="no trained model"):
         preannotate(ctx)
+    # a bad filter fails before any automatic threshold is computed (no progress events at all)
+    _, _, _, oracle = loop
+    m = add_fake_model(ctx, oracle.classes)
+    events: list[dict] = []
+    with pytest.raises(InvalidInputError, match="unknown image filter key"):
+        preannotate(ctx, model_id=m, predictor=oracle, images="colour=red", progress=events.append)
+    assert events == []

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from labelloop.errors import InvalidInputError
 from labelloop.selection.effort import ActionCounts, CostModel, EventView, count_actions, scratch_seconds
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Project, TrainedModel
@@ -123,8 +124,14 @@ def _round_row(ctx: ProjectContext, rnd: int, counts: ActionCounts, new_images: 
             "ratio": round(loop / scratch, 4) if scratch else None}
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
 def plot_effort(report: Mapping[str, Any], out: Path) -> Path:
     """PNG: cumulative time with the loop vs from scratch per round, and mAP@.5 per round."""
+    if out.suffix.lower() not in PLOT_SUFFIXES:
+        raise InvalidInputError(f"cannot write a plot to {out.name!r}",
+                                f"name the file with one of: {', '.join(PLOT_SUFFIXES)} (e.g. report.png)")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +158,14 @@ def plot_effort(report: Mapping[str, Any], out: Path) -> Path:
         ax.set_xticks(xs)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp{out.suffix}")  # never a half-written plot under the real name
+        fig.savefig(tmp, dpi=100)
+        tmp.replace(out)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the plot {out}: {exc.strerror or exc}",
+                                "pick a writable folder") from exc
+    finally:
+        plt.close(fig)
     return out

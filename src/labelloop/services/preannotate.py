@@ -340,16 +340,17 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
     model = resolve_model(ctx, model_id)
     predictor = predictor or load_model_predictor(ctx, model, backend)
     request = parse_threshold(threshold, predictor.classes)
+    # a bad filter is reported before the (slower) automatic thresholds are computed
+    rows = select_images(ctx, "all" if image_ids is not None else images)
+    if image_ids is not None:
+        wanted = set(image_ids)
+        rows = [r for r in rows if r.id in wanted]
     auto = choose_thresholds(ctx, model, predictor, target_precision=target_precision, progress=progress) \
         if request.needs_auto else None
     chosen = request.resolve(predictor.classes, auto)
     per_index = [chosen[n].threshold for n in predictor.classes]
     class_ids = _class_ids(ctx, predictor.classes)
     names = {cid: predictor.classes[k] for k, cid in class_ids.items()}
-    rows = select_images(ctx, "all" if image_ids is not None else images)
-    if image_ids is not None:
-        wanted = set(image_ids)
-        rows = [r for r in rows if r.id in wanted]
     created = replaced = done = 0
     skipped: list[dict[str, Any]] = []
     for n, row in enumerate(rows, 1):
