@@ -47,6 +47,28 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert r.returncode == 1 and "already holds" in r.stderr
     r = run("export", str(tmp_path / "o"), "--format", "nope", "-p", str(tmp_path / "p"))
     assert r.returncode == 1 and "expected one of" in r.stderr
+    (tmp_path / "a-file").write_text("")
+    r = run("init", str(tmp_path / "a-file" / "p"))
+    assert r.returncode == 1 and "cannot create the project folder" in r.stderr and "Traceback" not in r.stderr
+    r = run("export", str(tmp_path / "a-file"), "--format", "coco", "-p", str(tmp_path / "p"))
+    assert r.returncode == 1 and "an export is a folder" in r.stderr
+    r = run("report", "--out", str(tmp_path / "r.txt"), "-p", str(tmp_path / "p"))
+    assert r.returncode == 1 and "e.g. report.png" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_refuses_an_unusable_address_before_starting(tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setenv("LABELLOOP_HOME", str(tmp_path / "home"))
+    r = run("serve", "--port", "99999")
+    assert r.returncode == 1 and "port 99999 is out of range" in r.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run("serve", "--port", str(port))
+    assert r.returncode == 1 and "Address already in use" in r.stderr and "another --port" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "home").exists()  # nothing set up
 
 
 def test_demo_creates_a_ready_project(tmp_path):

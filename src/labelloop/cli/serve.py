@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register", "serve", "start_worker", "stop_worker"]
+__all__ = ["check_listen", "register", "serve", "start_worker", "stop_worker"]
 
 
 def _prepare_home(home: Path | None) -> tuple[Path, str, str]:
@@ -57,6 +57,32 @@ def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         pass
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail early, with the fix, when HOST:PORT cannot be listened on (uvicorn would only log it)."""
+    import errno
+    import socket
+
+    from labelloop.errors import ConfigError
+
+    if not 0 < port < 65536:
+        raise ConfigError(f"port {port} is out of range", "pick a port from 1 to 65535, e.g. --port 8000")
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host!r}: {exc.strerror}",
+                          "use an address of this machine, e.g. --host 127.0.0.1 (or 0.0.0.0 for all)") from exc
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            hint = ("another program (another `labelloop serve`?) uses that port: stop it or pick another --port"
+                    if exc.errno == errno.EADDRINUSE else
+                    "ports below 1024 need root: pick --port 8000" if exc.errno == errno.EACCES else
+                    "use an address of this machine, e.g. --host 127.0.0.1 (or 0.0.0.0 for all)")
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint) from exc
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
@@ -78,6 +104,7 @@ def serve(
     from labelloop.services.users import ensure_admin
     from labelloop.settings import get_settings
 
+    check_listen(host, port)
     home, url, cli_url = _prepare_home(home)
     load_plugins()
     registry = ProjectRegistry(home, url)

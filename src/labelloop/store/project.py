@@ -81,7 +81,11 @@ def init_project(root: Path, *, task: str = "detect", name: str | None = None,
     names = _clean_labels(labels or [])
     if task == "regions" and "background" not in names:
         names.insert(0, "background")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the project folder {root}: {exc.strerror or exc}",
+                                "pick a folder you can write to") from exc
     store = Store(_database_url(root))
     uid = uuid.uuid4().hex
     name = name or root.name
