@@ -72,3 +72,12 @@ def test_bad_sweep_grid_is_one_line_before_any_table(tmp_path):
     assert r.returncode != 0
     assert "grid entry 'lr' has no '='" in r.stderr + r.stdout
     assert "leaderboard" not in r.stdout and "Traceback" not in r.stderr
+
+
+def test_training_that_cannot_start_prints_one_line(tmp_path):
+    proj = tmp_path / "e"
+    assert run("init", str(proj), "--task", "detect", "--labels", "a").returncode == 0
+    r = run("train", "-p", str(proj))
+    assert r.returncode == 1
+    lines = (r.stdout + r.stderr).splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: need labelled images"), lines

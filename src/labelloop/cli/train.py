@@ -36,6 +36,7 @@ def _training_display(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None
     def on_event(event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "start":
+            bars.start()  # only once training starts: an early error prints alone
             ids["epoch"] = bars.add_task("epochs", total=event["epochs"], info="",
                                          completed=event.get("start_epoch", 1) - 1)
             ids["step"] = bars.add_task("steps", total=event["steps_per_epoch"], info="")
@@ -49,10 +50,15 @@ def _training_display(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None
             bars.console.print(f"epoch {event['epoch']:>3}  loss {event['losses'].get('loss', 0):.4f}  {score}  "
                                f"({event.get('seconds', 0):.0f}s)")
         elif kind == "end":
+            if "step" in ids:
+                bars.remove_task(ids.pop("step"))
             bars.console.print(f"stopped: {event['reason']}; best epoch {event.get('best_epoch')}")
 
-    with bars:
+    try:
         yield on_event
+    finally:
+        if bars.live.is_started:
+            bars.stop()
 
 
 def train(
