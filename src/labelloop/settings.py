@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = 400_000_000
     #: refuse image files larger than this many bytes
     max_image_bytes: int = 1_000_000_000
+    #: a project's cache of image tiles is kept under this many bytes, least recently viewed images
+    #: dropped first (they are re-cut when viewed again)
+    tile_cache_bytes: int = 5_000_000_000
     #: the annotation target per class for a first training round
     target_per_class: int = 20
     env: str = "development"

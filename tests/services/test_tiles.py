@@ -114,3 +114,36 @@ def test_a_file_changed_since_import_is_refused(project: ProjectContext, image: 
     Image.fromarray(make_smooth_image(H, W + 1)).save(stored_image(project, image).path, "PNG")
     with pytest.raises(ConflictError, match="1501x700 pixels, the project says 1500x700"):
         tiles.tile_file(project, image, "0", "0_0.jpg")
+
+
+def test_the_cache_keeps_under_its_budget_dropping_the_least_recently_viewed(
+        project: ProjectContext, image: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    from labelloop.settings import get_settings
+
+    others = []
+    for seed in (1, 2):
+        path = tmp_path / f"other{seed}.png"
+        Image.fromarray(np.roll(make_smooth_image(H, W), seed * 37, axis=1)).save(path)
+        others.append(int(add_image_files(project, [(path.name, path)], actor="t").added[0]["id"]))
+    ids = [image, *others]
+    folders = [project.cache_dir / "tiles" / stored_image(project, i).sha256 for i in ids]
+    for age, i in enumerate(ids):  # view each image's overview; the first viewed is the oldest
+        tiles.tile_file(project, i, "0", "0_0.jpg")
+        os.utime(folders[age], (time.time() - 100 + age, time.time() - 100 + age))
+    one_image = tiles._folder_bytes(folders[0])
+    assert one_image > 0 and all(f.is_dir() for f in folders)
+
+    tiles.tile_file(project, image, "0", "0_0.jpg")  # served from the cache: image 0 is now the newest
+    deleted = tiles.prune_cache(project.cache_dir / "tiles", int(one_image * 2.5))
+    assert deleted == [folders[1]]  # the least recently viewed went, and only it
+    assert folders[0].is_dir() and folders[2].is_dir()
+
+    # cutting a new level prunes to the configured budget, never the pyramid being viewed
+    monkeypatch.setenv("LABELLOOP_TILE_CACHE_BYTES", "1")
+    get_settings.cache_clear()
+    assert tiles.tile_file(project, others[1], "11", "0_0.jpg").is_file()
+    assert not folders[0].exists() and folders[2].is_dir()
+    assert tiles.tile_file(project, image, "0", "0_0.jpg").is_file()  # a pruned image is re-cut when viewed

@@ -29,12 +29,20 @@ any tile of that level is asked for, holding one decoded level in memory (3 byte
 
 Concurrent requests for one image wait on a per-image lock rather than decoding it twice; across
 processes the atomic writes make a duplicated level harmless.
+
+The cache is bounded: after a level is cut, whole images' pyramids are deleted, least recently
+viewed first (an image folder's mtime is touched whenever one of its tiles is served), until the
+project's tiles take at most ``LABELLOOP_TILE_CACHE_BYTES`` (5 GB by default). The image being
+viewed, and any image whose lock is held by another request, is never deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +57,7 @@ from labelloop.store.project import ProjectContext
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["FORMAT", "OVERLAP", "TILE_SIZE", "Pyramid", "dzi_descriptor", "tile_file"]
+__all__ = ["FORMAT", "OVERLAP", "TILE_SIZE", "Pyramid", "dzi_descriptor", "prune_cache", "tile_file"]
 
 TILE_SIZE = 512
 OVERLAP = 1
@@ -127,7 +135,50 @@ def tile_file(ctx: ProjectContext, image_id: int, level: str, name: str) -> Path
     path = cache / str(lvl) / f"{col}_{row}.{FORMAT}"
     if not path.is_file():
         _make_level(img, pyramid, cache, lvl, path)
+        prune_cache(cache.parent, get_settings().tile_cache_bytes, keep=cache)
+    else:
+        _touch(cache)
     return path
+
+
+def _touch(cache: Path) -> None:
+    with contextlib.suppress(OSError):  # pruned meanwhile by another process: the tile is re-cut if asked again
+        os.utime(cache)
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+def prune_cache(tiles_dir: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Delete whole image pyramids under ``tiles_dir``, least recently viewed first, until the rest
+    takes at most ``max_bytes``; ``keep`` and pyramids being cut right now stay. Returns the deleted."""
+    if not tiles_dir.is_dir():
+        return []
+    folders = [(f.stat().st_mtime, f) for f in tiles_dir.iterdir() if f.is_dir()]
+    sizes = {f: _folder_bytes(f) for _, f in folders}
+    total = sum(sizes.values())
+    deleted: list[Path] = []
+    for _, folder in sorted(folders, key=lambda item: item[0]):
+        if total <= max_bytes:
+            break
+        if folder == keep:
+            continue
+        lock = _lock(folder)
+        if not lock.acquire(blocking=False):  # another request is cutting it
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            lock.release()
+        total -= sizes[folder]
+        deleted.append(folder)
+    return deleted
 
 
 def _parse(level: str, name: str) -> tuple[int, int, int]:
