@@ -138,18 +138,22 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
   );
 }
 
+// Savings exist only once a model pre-annotates (rounds after 0); before that the card shows the time spent.
+function hasModelRounds(total: Record<string, any> | undefined): boolean {
+  return !!total && typeof total.ratio_after_round0 === "number";
+}
+
 function savedText(effort: Record<string, any>): string {
   const total = effort.total;
-  if (total && typeof total.seconds_scratch === "number" && typeof total.seconds_loop === "number") {
-    return duration(Math.max(0, total.seconds_scratch - total.seconds_loop));
-  }
-  return "–";
+  if (!hasModelRounds(total)) return "–";
+  const saved = total.seconds_scratch - total.seconds_loop;
+  return saved > 0 ? duration(saved) : "none yet";
 }
 
 function effortDetail(effort: Record<string, any>): string {
   const total = effort.total;
-  if (total && typeof total.ratio === "number") {
-    return `${duration(total.seconds_loop)} spent instead of ${duration(total.seconds_scratch)} (${Math.round((1 - total.ratio) * 100)}% saved)`;
-  }
-  return "from the annotation history";
+  if (!total || typeof total.seconds_loop !== "number") return "from the annotation history";
+  if (!hasModelRounds(total)) return `${duration(total.seconds_loop)} of annotation so far; savings count once a model pre-annotates`;
+  const pct = Math.round((1 - total.ratio) * 100);
+  return `${duration(total.seconds_loop)} spent instead of ${duration(total.seconds_scratch)}` + (pct > 0 ? ` (${pct}% saved)` : "");
 }
