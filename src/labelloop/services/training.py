@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from labelloop.errors import ConfigError, LabelloopError, NotFoundError, TrainingError
+from labelloop.errors import LabelloopError, NotFoundError, TrainingError
 from labelloop.services.datasets import snapshot, training_data
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import ModelEpoch, TrainedModel, utcnow
@@ -71,17 +71,12 @@ def _epoch_recorder(ctx: ProjectContext, model_id: int, progress: Progress | Non
 
 def _check_request(ctx: ProjectContext, base: str | None, args: str) -> None:
     """Unknown argument keys, bad values and unknown or wrong-task base models, named with the fix."""
-    from labelloop.models import get_base_model, list_base_models
-    from labelloop.training.config import parse_args_string
+    from labelloop.training.config import base_model_for_task, parse_args_string
 
     given = parse_args_string(args) if args else {}
     name = given.get("base", base)
-    if name is None:
-        return
-    spec = get_base_model(name, task=ctx.task)
-    if spec.task != ctx.task:
-        raise ConfigError(f"base model {spec.name!r} is for task {spec.task!r}, the project is {ctx.task!r}",
-                          f"pick one of: {', '.join(s.name for s in list_base_models(ctx.task))}")
+    if name is not None:
+        base_model_for_task(name, ctx.task)
 
 
 def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_model: int | None,

@@ -17,7 +17,7 @@ import numpy as np
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import ConfigError
 
-__all__ = ["AUGMENT_LEVELS", "TrainConfig", "derive_defaults", "parse_args_string"]
+__all__ = ["AUGMENT_LEVELS", "TrainConfig", "base_model_for_task", "derive_defaults", "parse_args_string"]
 
 AUGMENT_LEVELS = ("none", "light", "medium", "strong")
 _TRUE = {"1", "true", "yes", "on"}
@@ -226,14 +226,9 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     * ``epochs``: about 1500 images seen, 4..100 epochs (200 images -> 8, 20 images -> 75).
     * ``batch_size``: 4 on CPU (2 above 768 px), by memory on a GPU; ``lr`` scales with it.
     """
-    from labelloop.models import get_base_model
-
     given = parse_args_string(overrides) if isinstance(overrides, str) else dict(overrides or {})
     base = given.pop("base", base)
-    spec = get_base_model(base, task=data.task)
-    if spec.task != data.task:
-        raise ConfigError(f"base model {spec.name!r} is for task {spec.task!r}, the data is {data.task!r}",
-                          f"pick one of: {', '.join(s.name for s in _specs_for(data.task))}")
+    spec = base_model_for_task(base, data.task)
     device = given.get("device", "auto")
     mem = _device_memory_gb(device)
     image_size, tile_size = _sizes(data, spec.input_size, spec.min_object_px, gpu=mem is not None)
@@ -256,7 +251,13 @@ def derive_defaults(data: TrainingData, base: str | None = None,
                        tile_size=tile_size, num_clones=clones, workers=workers, patience=patience, **rest)
 
 
-def _specs_for(task: str) -> list[Any]:
-    from labelloop.models import list_base_models
+def base_model_for_task(name: str | None, task: str) -> Any:
+    """The catalog entry ``name`` (``None``: the task's default); unknown names and models of another
+    task are a :class:`ConfigError` listing the ones that fit."""
+    from labelloop.models import get_base_model, list_base_models
 
-    return list_base_models(task)
+    spec = get_base_model(name, task=task)
+    if spec.task != task:
+        raise ConfigError(f"base model {spec.name!r} is for task {spec.task!r}, not {task!r}",
+                          f"pick one of: {', '.join(s.name for s in list_base_models(task))}")
+    return spec

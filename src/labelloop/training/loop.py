@@ -40,7 +40,7 @@ from labelloop.training.checkpoint import (
     set_rng_state,
     write_json,
 )
-from labelloop.training.config import TrainConfig
+from labelloop.training.config import TrainConfig, base_model_for_task
 from labelloop.training.data import SampleDataset, collate, load_rgb
 from labelloop.training.ema import WeightEma
 from labelloop.training.metrics import evaluate_predictions
@@ -387,9 +387,7 @@ def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     if init_from is not None and config.base is None:
         config = config.replace(base=read_model_json(init_from)["base"])
-    spec = get_base_model(config.base, task=data.task)
-    if spec.task != data.task:
-        raise ConfigError(f"base model {spec.name!r} is for {spec.task!r}, the data is {data.task!r}")
+    spec = base_model_for_task(config.base, data.task)
     job = _Job(data, config.replace(base=spec.name), out, Path(init_from) if init_from else None, resume,
                choose_flipbook_ids(data.val, flipbook_ids))
     if config.num_clones > 1:
