@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from labelloop.errors import ConfigError, InvalidInputError
+from labelloop.selection.effort import CostModel
 from labelloop.services.annotations import (
     AnnotationInput,
     create_annotation,
@@ -42,14 +43,25 @@ def test_scripted_actions_priced_exactly(tmp_path):
                       actor="rev", expected_version=props[3]["version"], round_=1)  # class change
     review_annotation(ctx, props[4]["id"], "reject", actor="rev", round_=1)
     create_annotation(ctx, b, AnnotationInput(label="triangle", bbox=(60, 60, 80, 80)), actor="rev", round_=1)
+    create_annotation(ctx, b, AnnotationInput(label="triangle", bbox=(90, 60, 99, 70)), actor="rev", round_=1,
+                      action="click")  # click-to-box
     report = effort_report(ctx)
     r0, r1 = report["rounds"]
-    assert r0["actions"] == {"inspect": 1, "draw": 3, "accept": 0, "fix": 0, "delete": 1, "class_change": 0}
-    assert r0["seconds_loop"] == 2 + 3 * 7 + 1
-    assert r0["objects"] == 2 and r0["seconds_scratch"] == 2 + 2 * 7
-    assert r1["actions"] == {"inspect": 1, "draw": 1, "accept": 2, "fix": 1, "delete": 1, "class_change": 1}
-    assert r1["seconds_loop"] == 2 + 7 + 2 * 0.5 + 3 + 1 + 1.5
-    assert r1["objects"] == 5 and r1["seconds_scratch"] == 2 + 5 * 7  # 4 kept proposals + 1 drawn
+    c = CostModel()
+    assert r0["actions"] == {"inspect": 1, "draw": 3, "accept": 0, "fix": 0, "delete": 1, "class_change": 0,
+                             "click": 0}
+    assert r0["seconds_loop"] == c.inspect + 3 * c.draw + c.delete
+    assert r0["objects"] == 2 and r0["seconds_scratch"] == c.inspect + 2 * c.draw
+    assert r1["actions"] == {"inspect": 1, "draw": 1, "accept": 2, "fix": 1, "delete": 1, "class_change": 1,
+                             "click": 1}
+    loop1 = c.inspect + c.draw + 2 * c.accept + c.fix + c.delete + c.class_change + c.click
+    assert r1["seconds_loop"] == pytest.approx(loop1)
+    assert r1["seconds_by_action"]["click"] == c.click and r1["seconds_by_action"]["accept"] == 2 * c.accept
+    # 4 kept proposals + 1 drawn + 1 clicked
+    assert r1["objects"] == 6 and r1["seconds_scratch"] == c.inspect + 6 * c.draw
+    assert r1["seconds_perfect"] == c.inspect + 6 * c.accept
+    assert r1["share_of_saving"] == pytest.approx((r1["seconds_scratch"] - loop1)
+                                                  / (r1["seconds_scratch"] - r1["seconds_perfect"]), abs=1e-3)
     assert r1["model_id"] == m and r1["map50"] == 0.9
     assert report["total"]["ratio_after_round0"] == pytest.approx(r1["seconds_loop"] / r1["seconds_scratch"], 1e-3)
     # project settings, then --costs, override the defaults
@@ -57,7 +69,7 @@ def test_scripted_actions_priced_exactly(tmp_path):
         s.get(Project, ctx.id).settings = {"effort_costs": {"draw": 10}}
     custom = effort_report(ctx, costs="accept=1;fix=2")
     assert custom["costs"]["draw"] == 10 and custom["costs"]["accept"] == 1
-    assert custom["rounds"][1]["seconds_loop"] == 2 + 10 + 2 * 1 + 2 + 1 + 1.5
+    assert custom["rounds"][1]["seconds_loop"] == c.inspect + 10 + 2 * 1 + 2 + c.delete + c.class_change + c.click
     with pytest.raises(ConfigError):
         effort_report(ctx, costs="typo=1")
     png = plot_effort(report, tmp_path / "out" / "report.png")

@@ -90,6 +90,14 @@ class AnnotationUpdateIn(AnnotationIn):
     version: int = Field(description="the version you loaded; a stale one answers 409 and changes nothing")
 
 
+class ClickIn(BaseModel):
+    x: float = Field(description="the click, in image pixels")
+    y: float
+    label: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="the active class; omitted: the model's class")
+    model_id: int | None = Field(default=None, ge=1, description="default: the newest ready model")
+
+
 class ReviewIn(BaseModel):
     action: Literal["accept", "reject"]
     version: int | None = None

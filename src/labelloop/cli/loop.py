@@ -46,7 +46,8 @@ def preannotate(
         "--images", help='unlabeled | all | a filter: "status=new", "split=val", "name=cars/*.jpg", "ids=1,2" '
                          "or a file-name glob")] = "unlabeled",
     threshold: Annotated[str, typer.Option(
-        "--threshold", help='auto (per class, on the validation split) | 0.4 | "car=0.6;person=0.3"')] = "auto",
+        "--threshold", help='auto (per class: least expected review time on the validation split) | best-f1 | '
+                            '0.4 | "car=0.6;person=0.3"')] = "auto",
     target_precision: Annotated[float | None, typer.Option(
         "--target-precision", help="with auto: the lowest threshold reaching this precision")] = None,
     backend: Annotated[str, typer.Option(help="auto | onnx | torch")] = "auto",
@@ -64,9 +65,10 @@ def preannotate(
         return
     out.print(f"model {result['model_id']} ({result['backend']}): {result['proposals']} proposals on "
               f"{result['images']} images; {result['replaced']} earlier unreviewed proposals of this model replaced")
-    t = Table("class", "threshold", "precision", "recall", "chosen by")
+    t = Table("class", "threshold", "precision", "recall", "review s/image", "chosen by")
     for name, th in result["thresholds"].items():
-        t.add_row(name, _fmt(th["threshold"]), _fmt(th.get("precision")), _fmt(th.get("recall")), th["method"])
+        t.add_row(name, _fmt(th["threshold"]), _fmt(th.get("precision")), _fmt(th.get("recall")),
+                  _fmt(th.get("expected_seconds"), 1), th["method"])
     out.print(t)
     for s in result["skipped"]:
         out.print(f"[yellow]skipped[/] {s['file_name']}: {s['reason']}")
@@ -170,20 +172,22 @@ def report(
     _effort_table(data["rounds"])
     total = data["total"]
     out.print(f"total: {_minutes(total['seconds_loop'])} with the loop vs {_minutes(total['seconds_scratch'])} "
-              f"from scratch (ratio {_fmt(total['ratio'], 2)}; after round 0: {_fmt(total['ratio_after_round0'], 2)})")
+              f"from scratch (ratio {_fmt(total['ratio'], 2)}; after round 0: {_fmt(total['ratio_after_round0'], 2)}, "
+              f"{_fmt(total['share_of_saving_after_round0'], 2)} of what a perfect model would save)")
     out.print("costs (s): " + ", ".join(f"{k} {v:g}" for k, v in data["costs"].items()))
     if out_path is not None:
         out.print(f"plot: {data['plot']}")
 
 
 def _effort_table(rows: list[dict[str, Any]]) -> None:
-    t = Table("round", "mAP@.5", "images", "actions", "loop", "scratch", "ratio")
+    t = Table("round", "mAP@.5", "images", "actions", "loop", "scratch", "ratio", "share of saving")
     short = {"inspect": "inspect", "draw": "draw", "accept": "accept", "fix": "fix", "delete": "delete",
-             "class_change": "class"}
+             "class_change": "class", "click": "click"}
     for r in rows:
         acts = ", ".join(f"{n} {short[k]}" for k, n in r["actions"].items() if n)
         t.add_row(str(r["round"]), _fmt(r["map50"]), str(r["images"]), acts or "—", _minutes(r["seconds_loop"]),
-                  _minutes(r["seconds_scratch"]), _fmt(r.get("cumulative_ratio", r["ratio"]), 2))
+                  _minutes(r["seconds_scratch"]), _fmt(r.get("cumulative_ratio", r["ratio"]), 2),
+                  _fmt(r.get("share_of_saving"), 2))
     out.print(t)
 
 
@@ -201,6 +205,10 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="shuffling seed")] = 0,
     project_dir: Annotated[Path | None, typer.Option("--project-dir", help="keep the project here "
                                                                           "(default: a temporary folder)")] = None,
+    threshold: Annotated[str, typer.Option("--threshold", help="as for preannotate: auto | best-f1 | 0.4 | ...")
+                         ] = "auto",
+    click: Annotated[bool, typer.Option("--click/--no-click", help="the annotator uses click-to-box on misses")
+                     ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Replay the whole loop on a labelled dataset and measure the human time it saves."""
@@ -209,15 +217,16 @@ def simulate(
     with progress_bar(not json_out) as bar:
         result = run(dataset, format=format, seed_per_class=seed_per_class, round_size=round_size, rounds=rounds,
                      strategy=strategy, base=base, args=args, project_dir=project_dir, task=task,
-                     val_fraction=val_fraction, seed=seed, progress=bar)
+                     val_fraction=val_fraction, seed=seed, threshold=threshold, use_click=click, progress=bar)
     if json_out:
         emit_json(result)
         return
     _effort_table(result["rounds"])
     s = result["summary"]
     out.print(f"{result['strategy']}: time with the loop / from scratch after round 0 = {_fmt(s['time_ratio'], 3)} "
-              f"({_minutes(s['seconds_loop'])} vs {_minutes(s['seconds_scratch'])}); final mAP@.5 "
-              f"{_fmt(s['final_map50'])}")
+              f"({_minutes(s['seconds_loop'])} vs {_minutes(s['seconds_scratch'])}; a perfect model "
+              f"{_minutes(s['seconds_perfect'])}: {_fmt(s['share_of_saving'], 2)} of the achievable saving); "
+              f"final mAP@.5 {_fmt(s['final_map50'])}")
     out.print(f"project kept in {result['project']}")
 
 

@@ -11,6 +11,8 @@ fix            3.0    an ``update`` that moved/reshaped a box (a proposal or a d
 delete         1.0    a ``reject`` of a proposal or a ``delete`` of a box
 class_change   1.5    a ``class_change``, or an ``update`` that also changed the class
 accept         0.5    an ``accept`` of a proposal: one click after the image was inspected
+click          2.0    a ``click`` (click-to-box: one click on an object the model missed, the
+                      model's best candidate there becomes the annotation; aim + a glance)
 =============  =====  =====================================================================
 
 Accepting costs 0.5 s: verifying a box is already paid for by ``inspect``; what is left is the
@@ -18,6 +20,8 @@ click (and a glance at that box). Only events of ``actor_kind == "human"`` are c
 imports and model proposals are free.
 
 "From scratch" for the same images: ``inspect`` each image + ``draw`` every final ground-truth object.
+"Perfect model" for the same images: ``inspect`` each image + ``accept`` every final object
+(the least a person must still do when every proposal is right).
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from typing import Any
 from labelloop.errors import ConfigError
 
 __all__ = ["ACTIONS", "ActionCounts", "CostModel", "EventView", "classify_event", "count_actions",
-           "scratch_seconds"]
+           "perfect_seconds", "scratch_seconds", "share_of_saving"]
 
-ACTIONS = ("inspect", "draw", "accept", "fix", "delete", "class_change")
+ACTIONS = ("inspect", "draw", "accept", "fix", "delete", "class_change", "click")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class CostModel:
     delete: float = 1.0
     class_change: float = 1.5
     accept: float = 0.5
+    click: float = 2.0
 
     def with_overrides(self, values: Mapping[str, Any] | str | None) -> CostModel:
         """A copy with ``{"draw": 7}`` or ``"draw=7;fix=3"`` applied (names validated)."""
@@ -94,6 +99,7 @@ class ActionCounts:
     fix: int = 0
     delete: int = 0
     class_change: int = 0
+    click: int = 0
     images: set[int] = field(default_factory=set)
 
     def add(self, kind: str, n: int = 1) -> None:
@@ -127,6 +133,8 @@ def classify_event(action: str, actor_kind: str, before: Mapping[str, Any] | Non
         return ["inspect"]
     if action == "create":
         return ["draw"]
+    if action == "click":
+        return ["click"]
     if action == "accept":
         return ["accept"]
     if action in ("reject", "delete"):
@@ -165,3 +173,15 @@ def count_actions(events: Iterable[EventView]) -> dict[int, ActionCounts]:
 def scratch_seconds(n_images: int, n_objects: int, costs: CostModel) -> float:
     """Time to annotate the same images without a model: inspect each, draw every object."""
     return n_images * costs.inspect + n_objects * costs.draw
+
+
+def perfect_seconds(n_images: int, n_objects: int, costs: CostModel) -> float:
+    """Time with a perfect model on the same images: inspect each, accept every object."""
+    return n_images * costs.inspect + n_objects * costs.accept
+
+
+def share_of_saving(loop: float, scratch: float, perfect: float) -> float | None:
+    """``(scratch - loop) / (scratch - perfect)``: the part of the achievable saving the loop realised
+    (1 = as good as a perfect model, 0 = no saving, negative = slower than from scratch)."""
+    room = scratch - perfect
+    return (scratch - loop) / room if room > 1e-9 else None

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 REVIEW_ACTIONS = ("accept", "reject")
+CREATE_ACTIONS = ("create", "click")
 
 
 @dataclass
@@ -128,8 +129,14 @@ def refresh_image_status(s: Session, img: Image) -> None:
 
 
 def create_annotation(ctx: ProjectContext, image_id: int, data: AnnotationInput, *, actor: str,
-                      source: str = "human", model_id: int | None = None, round_: int | None = None) -> dict[str, Any]:
-    """Draw (human) or propose (``source="model:N"``, review state ``proposed``) an annotation."""
+                      source: str = "human", model_id: int | None = None, round_: int | None = None,
+                      action: str = "create") -> dict[str, Any]:
+    """Draw (human) or propose (``source="model:N"``, review state ``proposed``) an annotation.
+
+    ``action`` is what the history records: ``create`` (drawn) or ``click`` (click-to-box).
+    """
+    if action not in CREATE_ACTIONS:
+        raise InvalidInputError(f"unknown create action {action!r}", f"expected one of: {', '.join(CREATE_ACTIONS)}")
     with ctx.store.session() as s:
         img = _image(s, ctx, image_id)
         bbox = _validate(data, img)
@@ -142,7 +149,7 @@ def create_annotation(ctx: ProjectContext, image_id: int, data: AnnotationInput,
         s.add(ann)
         s.flush()
         view = annotation_dict(ann, data.label)
-        _event(s, ctx, ann, img.id, "create", actor, "human" if human else "model", None, view, round_)
+        _event(s, ctx, ann, img.id, action, actor, "human" if human else "model", None, view, round_)
         refresh_image_status(s, img)
         return view
 

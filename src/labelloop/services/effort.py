@@ -11,6 +11,9 @@ settings (``Project.settings["effort_costs"]``, e.g. ``{"draw": 9}``), overridde
 
 "From scratch" for round ``r``: inspect each image first touched by a person in round ``r``
 and draw every final ground-truth object on it (human, accepted or edited annotations now).
+"Perfect model" for the same images: inspect each and accept every final object;
+``share_of_saving`` = (scratch - loop) / (scratch - perfect), the part of the saving a model
+could give that the loop realised.
 """
 
 from __future__ import annotations
@@ -23,7 +26,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from labelloop.errors import InvalidInputError
-from labelloop.selection.effort import ActionCounts, CostModel, EventView, count_actions, scratch_seconds
+from labelloop.selection.effort import (
+    ACTIONS,
+    ActionCounts,
+    CostModel,
+    EventView,
+    count_actions,
+    perfect_seconds,
+    scratch_seconds,
+    share_of_saving,
+)
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Project, TrainedModel
 
@@ -86,10 +98,12 @@ def _map50(model: TrainedModel | None) -> float | None:
 
 
 def effort_report(ctx: ProjectContext, *, costs: str | Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Per round: human actions, estimated seconds with the loop and from scratch, the model's mAP@.5.
+    """Per round: human actions, estimated seconds with the loop, from scratch and with a perfect
+    model, the share of the achievable saving realised, and the model's mAP@.5.
 
     Returns ``{"costs": {...}, "rounds": [{"round", "model_id", "map50", "images", "objects",
-    "actions": {...}, "seconds_loop", "seconds_scratch", "ratio"}], "total": {...}}``.
+    "actions": {...}, "seconds_by_action": {...}, "seconds_loop", "seconds_scratch",
+    "seconds_perfect", "ratio", "share_of_saving"}], "total": {...}}``.
     """
     model_costs = cost_model(ctx, costs)
     models = _models(ctx)
@@ -107,10 +121,14 @@ def effort_report(ctx: ProjectContext, *, costs: str | Mapping[str, Any] | None 
     scratch = sum(r["seconds_scratch"] for r in rounds)
     after0 = [r for r in rounds if r["round"] > 0]
     loop1, scratch1 = sum(r["seconds_loop"] for r in after0), sum(r["seconds_scratch"] for r in after0)
+    perfect1 = sum(r["seconds_perfect"] for r in after0)
+    share1 = share_of_saving(loop1, scratch1, perfect1) if after0 else None
     return {"costs": model_costs.as_dict(), "rounds": rounds,
             "total": {"seconds_loop": round(loop, 2), "seconds_scratch": round(scratch, 2),
                       "ratio": round(loop / scratch, 4) if scratch else None,
-                      "ratio_after_round0": round(loop1 / scratch1, 4) if scratch1 else None}}
+                      "ratio_after_round0": round(loop1 / scratch1, 4) if scratch1 else None,
+                      "seconds_perfect_after_round0": round(perfect1, 2),
+                      "share_of_saving_after_round0": round(share1, 4) if share1 is not None else None}}
 
 
 def _round_row(ctx: ProjectContext, rnd: int, counts: ActionCounts, new_images: set[int], costs: CostModel,
@@ -118,10 +136,15 @@ def _round_row(ctx: ProjectContext, rnd: int, counts: ActionCounts, new_images: 
     objects = _objects(ctx, new_images)
     loop = counts.seconds(costs)
     scratch = scratch_seconds(len(new_images), objects, costs)
+    perfect = perfect_seconds(len(new_images), objects, costs)
+    share = share_of_saving(loop, scratch, perfect)
     return {"round": rnd, "model_id": model.id if model else None, "map50": _map50(model),
             "images": len(counts.images), "new_images": len(new_images), "objects": objects,
-            "actions": counts.as_dict(), "seconds_loop": round(loop, 2), "seconds_scratch": round(scratch, 2),
-            "ratio": round(loop / scratch, 4) if scratch else None}
+            "actions": counts.as_dict(),
+            "seconds_by_action": {a: round(getattr(counts, a) * getattr(costs, a), 2) for a in ACTIONS},
+            "seconds_loop": round(loop, 2), "seconds_scratch": round(scratch, 2),
+            "seconds_perfect": round(perfect, 2), "ratio": round(loop / scratch, 4) if scratch else None,
+            "share_of_saving": round(share, 4) if share is not None else None}
 
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")

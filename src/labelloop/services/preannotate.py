@@ -27,7 +27,7 @@ import fnmatch
 import getpass
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,10 +36,23 @@ from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
 from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.selection.effort import CostModel
 from labelloop.selection.matching import match_detections
-from labelloop.selection.thresholds import NEVER, ClassThreshold, parse_threshold, pick_threshold
+from labelloop.selection.review_cost import review_deltas
+from labelloop.selection.thresholds import (
+    NEVER,
+    RULES,
+    ClassThreshold,
+    parse_threshold,
+    pick_min_time,
+    pick_threshold,
+    seconds_at,
+)
 from labelloop.services.annotations import annotation_dict, refresh_image_status
+from labelloop.services.click import remember_candidates
 from labelloop.services.datasets import image_path, sample_for_images
+from labelloop.services.effort import cost_model
+from labelloop.store.images import write_json_atomic
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainedModel
 
@@ -191,21 +204,50 @@ def _val_image_ids(ctx: ProjectContext, model: TrainedModel) -> list[int]:
 
 
 def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, *,
-                      target_precision: float | None = None, progress: Progress | None = None
-                      ) -> dict[str, ClassThreshold]:
-    """Per-class thresholds on the model's validation images; cached in ``thresholds.json``."""
+                      target_precision: float | None = None, rule: str = "min-time",
+                      progress: Progress | None = None) -> dict[str, ClassThreshold]:
+    """Per-class thresholds on the model's validation images; cached in ``thresholds.json``.
+
+    ``rule``: ``min-time`` (least expected review seconds per image under the project's cost
+    model) or ``best-f1``; a ``target_precision`` takes the lowest threshold reaching it. Every
+    choice records the expected seconds per image at the chosen point.
+    """
     if target_precision is not None and not 0.0 < target_precision <= 1.0:
         raise InvalidInputError(f"--target-precision must be in (0, 1], got {target_precision}")
+    if rule not in RULES:
+        raise InvalidInputError(f"unknown threshold rule {rule!r}", f"expected one of: {', '.join(RULES)}")
+    costs = cost_model(ctx)
+    key = {"target_precision": target_precision, "rule": rule, "costs": costs.as_dict()}
     path = ctx.root / model.directory / THRESHOLDS_FILE
-    cached = _read_cached(path, target_precision, predictor.classes)
+    cached = _read_cached(path, key, predictor.classes)
     if cached is not None:
         return cached
+    curves, n_images = _validation_curves(ctx, model, predictor, costs, progress)
+    chosen = {name: _pick(curves[k], rule, target_precision, n_images) for k, name in enumerate(predictor.classes)}
+    expected = costs.inspect + sum(t.expected_seconds or 0.0 for t in chosen.values())
+    write_json_atomic(path, {**key, "val_images": n_images, "expected_seconds_per_image": round(expected, 4),
+                             "classes": {n: t.as_dict() for n, t in chosen.items()}})
+    return chosen
+
+
+@dataclass
+class _Curve:
+    """One class's validation candidates: scores, IoU-.5 hits, review deltas; its objects' miss seconds."""
+
+    scores: list[float]
+    tp: list[bool]
+    delta: list[float]
+    n_gt: int = 0
+    miss: float = 0.0
+
+
+def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, costs: CostModel,
+                       progress: Progress | None) -> tuple[list[_Curve], int]:
     samples = sample_for_images(ctx, _val_image_ids(ctx, model))
     project_classes = _project_class_names(ctx)
     to_model = {i: predictor.classes.index(n) for i, n in enumerate(project_classes) if n in predictor.classes}
-    scores: dict[int, list[float]] = {k: [] for k in range(len(predictor.classes))}
-    tps: dict[int, list[bool]] = {k: [] for k in range(len(predictor.classes))}
-    n_gt = dict.fromkeys(range(len(predictor.classes)), 0)
+    curves = [_Curve([], [], []) for _ in predictor.classes]
+    n_images = 0
     for done, smp in enumerate(samples, 1):
         if progress:
             progress("thresholds", done, len(samples))
@@ -213,26 +255,34 @@ def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: Predi
             preds = predictor.predict(read_rgb(smp.path))
         except InvalidInputError:
             continue
+        n_images += 1
         gt_labels = np.array([to_model.get(int(lab), -1) for lab in smp.labels], dtype=np.int64)
         tp = match_detections(preds.boxes, preds.scores, preds.labels, smp.boxes, gt_labels)
-        for k in range(len(predictor.classes)):
-            n_gt[k] += int((gt_labels == k).sum())
+        cost = review_deltas(preds.boxes, preds.scores, preds.labels, smp.boxes, gt_labels, costs)
+        for k, curve in enumerate(curves):
             sel = preds.labels == k
-            scores[k].extend(preds.scores[sel].tolist())
-            tps[k].extend(tp[sel].tolist())
-    chosen = {name: pick_threshold(np.array(scores[k]), np.array(tps[k], dtype=bool), n_gt[k], target_precision)
-              for k, name in enumerate(predictor.classes)}
-    path.write_text(json.dumps({"target_precision": target_precision, "val_images": len(samples),
-                                "classes": {n: t.as_dict() for n, t in chosen.items()}}, indent=2))
-    return chosen
+            curve.n_gt += int((gt_labels == k).sum())
+            curve.miss += float(cost.miss[gt_labels == k].sum())
+            curve.scores.extend(preds.scores[sel].tolist())
+            curve.tp.extend(tp[sel].tolist())
+            curve.delta.extend(cost.delta[sel].tolist())
+    return curves, n_images
 
 
-def _read_cached(path: Path, target: float | None, classes: Sequence[str]) -> dict[str, ClassThreshold] | None:
+def _pick(c: _Curve, rule: str, target_precision: float | None, n_images: int) -> ClassThreshold:
+    scores, tp = np.array(c.scores, dtype=np.float64), np.array(c.tp, dtype=bool)
+    if target_precision is None and rule == "min-time":
+        return pick_min_time(scores, tp, c.n_gt, np.array(c.delta), c.miss, n_images)
+    chosen = pick_threshold(scores, tp, c.n_gt, target_precision)
+    return replace(chosen, expected_seconds=seconds_at(chosen.threshold, scores, np.array(c.delta), c.miss, n_images))
+
+
+def _read_cached(path: Path, key: dict[str, Any], classes: Sequence[str]) -> dict[str, ClassThreshold] | None:
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
-        if data.get("target_precision") != target or set(data["classes"]) != set(classes):
+        if any(data.get(k) != v for k, v in key.items()) or set(data["classes"]) != set(classes):
             return None
         return {n: ClassThreshold(**v) for n, v in data["classes"].items()}
     except (ValueError, KeyError, TypeError):
@@ -345,8 +395,8 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
     if image_ids is not None:
         wanted = set(image_ids)
         rows = [r for r in rows if r.id in wanted]
-    auto = choose_thresholds(ctx, model, predictor, target_precision=target_precision, progress=progress) \
-        if request.needs_auto else None
+    auto = choose_thresholds(ctx, model, predictor, target_precision=target_precision, rule=request.rule,
+                             progress=progress) if request.needs_auto else None
     chosen = request.resolve(predictor.classes, auto)
     per_index = [chosen[n].threshold for n in predictor.classes]
     class_ids = _class_ids(ctx, predictor.classes)
@@ -360,6 +410,7 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
             skipped.append({"image_id": row.id, "file_name": row.file_name, "reason": str(err)})
         else:
             preds = predictor.predict(pixels)
+            remember_candidates(ctx, model.id, row.id, preds)  # a later click on this image is instant
             c, r = write_proposals(ctx, row.id, model, _proposals(preds, per_index, class_ids, row.width, row.height),
                                    names)
             created, replaced, done = created + c, replaced + r, done + 1

@@ -14,7 +14,10 @@ In a fresh project (a temporary folder, or ``project_dir``):
    inspects; matches proposals to ground-truth objects (greedy by IoU >= 0.4, same class
    preferred); accepts a match of the same class with IoU >= 0.7; changes the class of a
    match with IoU >= 0.7 but the wrong class; fixes (redraws) a match with IoU 0.4-0.7;
-   rejects unmatched proposals; draws the objects nobody proposed.
+   rejects unmatched proposals; and for each object nobody proposed, clicks its centre
+   (click-to-box, :mod:`labelloop.services.click`) when the model's candidate there fits it
+   with IoU >= 0.7 -- the product's own pick rule decides which candidate that is -- and
+   draws it otherwise (``use_click=False``: always draws).
 
 Every action goes through :mod:`labelloop.services.annotations` (as a person's would), so
 the history and :func:`labelloop.services.effort.effort_report` are real.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -37,7 +41,10 @@ from labelloop.core.geometry import box_iou
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
+from labelloop.inference.click import click_candidate
+from labelloop.selection.effort import share_of_saving
 from labelloop.selection.matching import greedy_pairs
+from labelloop.selection.review_cost import ACCEPT_IOU, MATCH_IOU
 from labelloop.services.annotations import (
     AnnotationInput,
     create_annotation,
@@ -46,9 +53,10 @@ from labelloop.services.annotations import (
     review_annotation,
     update_annotation,
 )
+from labelloop.services.click import click_to_box, image_candidates
 from labelloop.services.effort import effort_report
 from labelloop.services.importing import import_dataset
-from labelloop.services.preannotate import preannotate
+from labelloop.services.preannotate import preannotate, resolve_model
 from labelloop.store.project import ProjectContext, init_project
 from labelloop.store.tables import Image
 
@@ -57,8 +65,6 @@ __all__ = ["ACCEPT_IOU", "MATCH_IOU", "STRATEGIES", "annotate_from_scratch", "re
 
 Progress = Callable[[str, int, int], None]
 STRATEGIES = ("suggest", "random")
-ACCEPT_IOU = 0.7
-MATCH_IOU = 0.4
 ANNOTATOR = "simulated-annotator"
 
 
@@ -78,8 +84,11 @@ def annotate_from_scratch(ctx: ProjectContext, image_id: int, truth: Sequence[An
 
 
 def review_with_ground_truth(ctx: ProjectContext, image_id: int, truth: Sequence[AnnotationRecord], *, round_: int,
-                             actor: str = ANNOTATOR) -> dict[str, int]:
-    """Review an image's open proposals against ``truth`` (see the module docstring)."""
+                             actor: str = ANNOTATOR, click_model: int | None = None) -> dict[str, int]:
+    """Review an image's open proposals against ``truth`` (see the module docstring).
+
+    ``click_model``: the model whose candidates click-to-box uses (``None``: every miss is drawn).
+    """
     record_image_event(ctx, image_id, "inspect", actor=actor, round_=round_)
     props = [a for a in image_annotations(ctx, image_id) if a["review_state"] == "proposed"]
     iou = box_iou(np.array([p["bbox"] for p in props]).reshape(-1, 4),
@@ -109,11 +118,26 @@ def review_with_ground_truth(ctx: ProjectContext, image_id: int, truth: Sequence
             review_annotation(ctx, prop["id"], "reject", actor=actor, round_=round_)
             done["reject"] += 1
     for g, gt in enumerate(truth):
-        if g not in matched_g:
-            create_annotation(ctx, image_id, AnnotationInput(label=gt.label, bbox=gt.bbox, **_shape(gt, ctx.task)),
-                              actor=actor, round_=round_)
-            done["draw"] += 1
+        if g in matched_g:
+            continue
+        if click_model is not None and _click_fits(ctx, image_id, gt, click_model):
+            click_to_box(ctx, image_id, (gt.bbox[0] + gt.bbox[2]) / 2, (gt.bbox[1] + gt.bbox[3]) / 2, actor=actor,
+                         label=gt.label, model_id=click_model, round_=round_)
+            done["click"] += 1
+            continue
+        create_annotation(ctx, image_id, AnnotationInput(label=gt.label, bbox=gt.bbox, **_shape(gt, ctx.task)),
+                          actor=actor, round_=round_)
+        done["draw"] += 1
     return dict(done)
+
+
+def _click_fits(ctx: ProjectContext, image_id: int, gt: AnnotationRecord, model_id: int) -> bool:
+    """Would a click at the object's centre give a box with IoU >= ACCEPT_IOU? (the product's pick rule)"""
+    preds = image_candidates(ctx, resolve_model(ctx, model_id), image_id)
+    existing = np.array([a["bbox"] for a in image_annotations(ctx, image_id)], dtype=np.float64).reshape(-1, 4)
+    x, y = (gt.bbox[0] + gt.bbox[2]) / 2, (gt.bbox[1] + gt.bbox[3]) / 2
+    k = click_candidate(preds.boxes, preds.scores, x, y, existing)
+    return k is not None and float(box_iou(preds.boxes[k : k + 1], np.array([gt.bbox]))[0, 0]) >= ACCEPT_IOU
 
 
 def _read(dataset: Path, format: str | None) -> DatasetRecord:
@@ -203,13 +227,18 @@ def _train_progress(progress: Progress | None, rnd: int) -> Callable[[dict[str, 
 def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 20, round_size: int = 50,
              rounds: int = 3, strategy: str = "suggest", base: str | None = None, args: str = "",
              project_dir: Path | None = None, task: str = "detect", val_fraction: float = 0.15, seed: int = 0,
-             progress: Progress | None = None) -> dict[str, Any]:
+             threshold: str = "auto", use_click: bool = True, progress: Progress | None = None) -> dict[str, Any]:
     """Run the loop; returns ``{"dataset", "project", "strategy", ..., "rounds": [...], "summary": {...}}``.
 
     Each round: ``round``, ``model_id``, ``map50`` (validation mAP@.5 of the model used in the
-    round), ``images``, ``objects``, ``actions``, ``seconds_loop``, ``seconds_scratch``, ``ratio``,
-    ``cumulative_ratio`` (rounds 1..r). ``summary.time_ratio``: loop / scratch over all rounds
-    after round 0; ``summary.final_map50``: the last model's validation mAP@.5.
+    round), ``images``, ``objects``, ``actions``, ``seconds_by_action``, ``seconds_loop``,
+    ``seconds_scratch``, ``seconds_perfect`` (inspect + accept every object), ``ratio``,
+    ``share_of_saving`` ((scratch - loop) / (scratch - perfect)), ``cumulative_ratio`` (rounds
+    1..r), ``thresholds`` and ``recall_at_threshold`` (per class, on the validation split), and
+    ``wall_seconds`` (train, pre-annotate, suggest, review). ``summary.time_ratio``: loop /
+    scratch over all rounds after round 0; ``summary.share_of_saving`` likewise;
+    ``summary.final_map50``: the last model's validation mAP@.5.
+    ``threshold``: as ``preannotate --threshold``; ``use_click=False`` draws every miss.
     """
     if strategy not in STRATEGIES:
         raise InvalidInputError(f"unknown strategy {strategy!r}", f"expected one of: {', '.join(STRATEGIES)}")
@@ -229,50 +258,71 @@ def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 
                 progress("round 0 seed", n, len(seed_names))
         pool = [f for f in pool if f not in set(seed_names)]
         models: dict[int, dict[str, Any]] = {}
+        extra: dict[int, dict[str, Any]] = {}
         parent: int | None = None
         for rnd in range(1, rounds + 1):
             if not pool:
                 break
             from labelloop.services.training import train_project
 
+            started = time.monotonic()
             model = train_project(ctx, base=base, args=args, from_model=parent, progress=_train_progress(progress, rnd))
             if model["status"] != "ready":
                 raise InvalidInputError(f"round {rnd}: training ended {model['status']} ({model.get('error')})",
                                         "give more epochs in --args")
             parent = model["id"]
             models[model["round"]] = model
+            trained = time.monotonic()
             batch = _choose(ctx, strategy, model["id"], pool, ids, round_size, rng, progress)
-            preannotate(ctx, model_id=model["id"], image_ids=[ids[f] for f in batch], progress=progress)
+            chosen = time.monotonic()
+            pre = preannotate(ctx, model_id=model["id"], image_ids=[ids[f] for f in batch], threshold=threshold,
+                              progress=progress)
             for n, name in enumerate(batch, 1):
-                review_with_ground_truth(ctx, ids[name], truth[name], round_=model["round"])
+                review_with_ground_truth(ctx, ids[name], truth[name], round_=model["round"],
+                                         click_model=model["id"] if use_click else None)
                 if progress:
                     progress(f"round {rnd} review", n, len(batch))
+            extra[model["round"]] = _round_extra(pre, started, trained, chosen)
             taken = set(batch)
             pool = [f for f in pool if f not in taken]
-        return _summarise(ctx, dataset, strategy, record.labels, models, len(ids))
+        return _summarise(ctx, dataset, strategy, record.labels, models, extra, len(ids))
     finally:
         ctx.close()
 
 
+def _round_extra(pre: dict[str, Any], started: float, trained: float, chosen: float) -> dict[str, Any]:
+    th = pre["thresholds"]
+    return {"thresholds": {n: t["threshold"] for n, t in th.items()},
+            "recall_at_threshold": {n: t.get("recall") for n, t in th.items()},
+            "expected_seconds": {n: t.get("expected_seconds") for n, t in th.items()},
+            "wall_seconds": {"train": round(trained - started, 1), "suggest": round(chosen - trained, 1),
+                             "preannotate_review": round(time.monotonic() - chosen, 1),
+                             "total": round(time.monotonic() - started, 1)}}
+
+
 def _summarise(ctx: ProjectContext, dataset: Path, strategy: str, classes: Sequence[str],
-               models: dict[int, dict[str, Any]], n_images: int) -> dict[str, Any]:
+               models: dict[int, dict[str, Any]], extra: dict[int, dict[str, Any]], n_images: int) -> dict[str, Any]:
     report = effort_report(ctx)
     rows = []
-    loop = scratch = 0.0
+    loop = scratch = perfect = 0.0
+    keys = ("images", "objects", "actions", "seconds_by_action", "seconds_loop", "seconds_scratch",
+            "seconds_perfect", "ratio", "share_of_saving")
     for r in report["rounds"]:
         if r["round"] > 0:
             loop += r["seconds_loop"]
             scratch += r["seconds_scratch"]
+            perfect += r["seconds_perfect"]
         m = models.get(r["round"])
         rows.append({"round": r["round"], "model_id": m["id"] if m else None,
-                     "map50": (m["metrics"] or {}).get("map50") if m else None,
-                     "images": r["images"], "objects": r["objects"], "actions": r["actions"],
-                     "seconds_loop": r["seconds_loop"], "seconds_scratch": r["seconds_scratch"], "ratio": r["ratio"],
-                     "cumulative_ratio": round(loop / scratch, 4) if r["round"] > 0 and scratch else None})
+                     "map50": (m["metrics"] or {}).get("map50") if m else None, **{k: r[k] for k in keys},
+                     "cumulative_ratio": round(loop / scratch, 4) if r["round"] > 0 and scratch else None,
+                     **extra.get(r["round"], {})})
     last = models[max(models)] if models else None
+    share = share_of_saving(loop, scratch, perfect)
     return {"dataset": str(dataset), "project": str(ctx.root), "strategy": strategy, "task": ctx.task,
             "classes": list(classes), "images": n_images, "costs": report["costs"], "rounds": rows,
             "summary": {"time_ratio": round(loop / scratch, 4) if scratch else None,
+                        "share_of_saving": round(share, 4) if share is not None else None,
                         "final_map50": (last["metrics"] or {}).get("map50") if last else None,
                         "seconds_loop": round(loop, 2), "seconds_scratch": round(scratch, 2),
-                        "rounds": len(models)}}
+                        "seconds_perfect": round(perfect, 2), "rounds": len(models)}}

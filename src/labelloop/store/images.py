@@ -18,7 +18,8 @@ from labelloop.errors import InvalidInputError
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageInfo", "inspect_image", "open_image", "save_atomically", "sha256_file", "store_blob"]
+__all__ = ["ImageInfo", "inspect_image", "open_image", "save_atomically", "sha256_file", "store_blob",
+           "write_json_atomic"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
@@ -96,6 +97,19 @@ def save_atomically(img: PILImage, dst: Path, fmt: str, **params: Any) -> None:
     try:
         img.save(tmp, fmt, **params)
         os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON through a temp file and ``os.replace`` (never half a file)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from labelloop.api.deps import Project, ServerState, permission, state
-from labelloop.api.schemas import AcceptAllIn, AnnotationIn, AnnotationUpdateIn, ReviewIn
+from labelloop.api.schemas import AcceptAllIn, AnnotationIn, AnnotationUpdateIn, ClickIn, ReviewIn
 from labelloop.services import annotations as ann_service
 from labelloop.services.annotations import AnnotationInput
 from labelloop.services.images import review_queue
@@ -32,6 +32,21 @@ def list_annotations(image_id: int, ctx: Project, include_rejected: bool = False
 @router.post("/images/{image_id}/annotations", status_code=201, summary="Draw an annotation")
 def create_annotation(image_id: int, body: AnnotationIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     return ann_service.create_annotation(ctx, image_id, _input(body), actor=user.username)
+
+
+@router.post("/images/{image_id}/click", status_code=201,
+             summary="Click-to-box: the model's best candidate at a point becomes an annotation")
+def click(image_id: int, body: ClickIn, ctx: Project, user: Annotator) -> dict[str, Any]:
+    from labelloop.services.click import click_to_box
+
+    return click_to_box(ctx, image_id, body.x, body.y, actor=user.username, label=body.label, model_id=body.model_id)
+
+
+@router.post("/images/{image_id}/candidates", summary="Compute and cache the model's candidates (makes clicks instant)")
+def warm_candidates(image_id: int, ctx: Project, user: Annotator, model_id: int | None = None) -> dict[str, Any]:
+    from labelloop.services.click import warm_candidates as warm
+
+    return warm(ctx, image_id, model_id=model_id)
 
 
 @router.patch("/annotations/{annotation_id}", summary="Move, reshape or relabel (send the version you loaded)")

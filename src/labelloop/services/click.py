@@ -1,0 +1,152 @@
+"""Click-to-box (and click-to-mask): one click on an object the model missed, and its best
+candidate there becomes a human annotation.
+
+The candidates of an image are the model's raw output (every box above the model's own
+score floor, below the proposal thresholds too). They are computed on first use and kept in
+memory (the newest :data:`CACHE_IMAGES` images) and on disk under
+``cache/candidates/m<model>/<image>.json``, so the next click on the same image only runs the
+pick rule of :func:`labelloop.inference.click.click_candidate`. Pre-annotation fills the
+memory cache as it goes.
+
+The annotation is a person's (``source="human"``, no review needed), with its provenance in
+``attributes.assisted_by = "model:N"`` and the history action ``click`` (priced by the cost
+model's ``click``, 2 s by default, instead of a 7 s ``draw``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.inference.click import click_candidate
+from labelloop.inference.predictions import Predictions
+from labelloop.services.annotations import AnnotationInput, create_annotation
+from labelloop.services.datasets import image_path
+from labelloop.store.images import write_json_atomic
+from labelloop.store.project import ProjectContext
+from labelloop.store.tables import Annotation, Image, TrainedModel
+
+__all__ = ["CACHE_IMAGES", "click_to_box", "image_candidates", "remember_candidates", "warm_candidates"]
+
+#: images whose candidates are kept in memory per process
+CACHE_IMAGES = 256
+_MEMORY: OrderedDict[tuple[str, int, int], Predictions] = OrderedDict()
+_PREDICTORS: dict[tuple[str, int], Any] = {}
+_LOCK = threading.Lock()
+
+
+def _key(ctx: ProjectContext, model_id: int, image_id: int) -> tuple[str, int, int]:
+    return (str(ctx.root), model_id, image_id)
+
+
+def remember_candidates(ctx: ProjectContext, model_id: int, image_id: int, preds: Predictions) -> None:
+    """Keep an image's raw predictions for later clicks (pre-annotation calls this)."""
+    with _LOCK:
+        _MEMORY[_key(ctx, model_id, image_id)] = preds
+        _MEMORY.move_to_end(_key(ctx, model_id, image_id))
+        while len(_MEMORY) > CACHE_IMAGES:
+            _MEMORY.popitem(last=False)
+
+
+def _disk_path(ctx: ProjectContext, model_id: int, image_id: int) -> Path:
+    return ctx.root / "cache" / "candidates" / f"m{model_id}" / f"{image_id}.json"
+
+
+def _read_disk(path: Path) -> Predictions | None:
+    try:
+        data = json.loads(path.read_text())
+        return Predictions(np.array(data["boxes"], dtype=np.float32), np.array(data["scores"]),
+                           np.array(data["labels"]), data.get("masks"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing or damaged: computed again
+
+
+def _predictor(ctx: ProjectContext, model: TrainedModel) -> Any:
+    from labelloop.services.preannotate import load_model_predictor
+
+    key = (str(ctx.root / model.directory), model.id)
+    with _LOCK:
+        if key in _PREDICTORS:
+            return _PREDICTORS[key]
+    predictor = load_model_predictor(ctx, model)
+    with _LOCK:
+        if len(_PREDICTORS) >= 4:  # a few models at most: each holds an inference session
+            _PREDICTORS.pop(next(iter(_PREDICTORS)))
+        _PREDICTORS[key] = predictor
+    return predictor
+
+
+def image_candidates(ctx: ProjectContext, model: TrainedModel, image_id: int, predictor: Any = None) -> Predictions:
+    """The model's raw predictions on one image (memory cache, disk cache, or computed now)."""
+    from labelloop.services.preannotate import read_rgb
+
+    key = _key(ctx, model.id, image_id)
+    with _LOCK:
+        if key in _MEMORY:
+            _MEMORY.move_to_end(key)
+            return _MEMORY[key]
+    path = _disk_path(ctx, model.id, image_id)
+    preds = _read_disk(path) if path.is_file() else None
+    if preds is None:
+        with ctx.store.session() as s:
+            img = s.get(Image, image_id)
+            if img is None or img.project_id != ctx.id:
+                raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
+            file = image_path(ctx, img.storage_path)
+        preds = (predictor or _predictor(ctx, model)).predict(read_rgb(file))
+        write_json_atomic(path, preds.to_json())
+    remember_candidates(ctx, model.id, image_id, preds)
+    return preds
+
+
+def warm_candidates(ctx: ProjectContext, image_id: int, *, model_id: int | None = None) -> dict[str, Any]:
+    """Compute (or find) an image's candidates ahead of the first click: ``{"model_id", "candidates"}``."""
+    from labelloop.services.preannotate import resolve_model
+
+    model = resolve_model(ctx, model_id)
+    return {"model_id": model.id, "candidates": len(image_candidates(ctx, model, image_id))}
+
+
+def _existing_boxes(ctx: ProjectContext, image_id: int) -> np.ndarray:
+    with ctx.store.session() as s:
+        rows = s.execute(select(Annotation.x1, Annotation.y1, Annotation.x2, Annotation.y2).where(
+            Annotation.image_id == image_id,
+            (Annotation.review_state.is_(None)) | (Annotation.review_state != "rejected"))).all()
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def click_to_box(ctx: ProjectContext, image_id: int, x: float, y: float, *, actor: str, label: str | None = None,
+                 model_id: int | None = None, predictor: Any = None, round_: int | None = None) -> dict[str, Any]:
+    """Add the model's best candidate at ``(x, y)`` (image pixels) as a human annotation.
+
+    ``label``: the class to give it (the active class); ``None`` keeps the model's class.
+    Raises :class:`NotFoundError` when the model has no candidate there (draw it instead).
+    """
+    from labelloop.services.preannotate import resolve_model
+
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise InvalidInputError(f"click at ({x}, {y}): expected finite pixel coordinates")
+    model = resolve_model(ctx, model_id)
+    preds = image_candidates(ctx, model, image_id, predictor)
+    k = click_candidate(preds.boxes, preds.scores, x, y, _existing_boxes(ctx, image_id))
+    if k is None:
+        raise NotFoundError(f"model {model.id} has no candidate at ({x:.0f}, {y:.0f}) that is not already annotated",
+                            "draw the box instead")
+    name = label or list(model.classes)[int(preds.labels[k])]
+    x1, y1, x2, y2 = (float(v) for v in preds.boxes[k])
+    with ctx.store.session() as s:
+        img = s.get(Image, image_id)
+        w, h = (img.width, img.height) if img is not None else (x2, y2)
+    bbox = (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))
+    rle = preds.masks[k] if preds.masks is not None and ctx.task != "detect" else None
+    data = AnnotationInput(label=name, bbox=bbox, rle=rle, attributes={
+        "assisted_by": f"model:{model.id}", "candidate_score": round(float(preds.scores[k]), 4)})
+    return create_annotation(ctx, image_id, data, actor=actor, round_=round_, action="click")
+
