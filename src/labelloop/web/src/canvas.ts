@@ -36,6 +36,8 @@ export interface CanvasEvents {
   onUpdate?: (localId: string, shape: Shape) => void;
   onDelete?: (localId: string) => void;
   onSelect?: (localIds: string[]) => void;
+  /** A click-to-box click (the click tool, or Alt+click with any tool), in image pixels. */
+  onPoint?: (x: number, y: number) => void;
 }
 
 export type StyleFn = (item: CanvasItem, selected: boolean) => { fill: string; stroke: string; fillOpacity: number; strokeWidth: number };
@@ -129,6 +131,8 @@ export interface Surface {
   fit(): void;
   zoomBy(factor: number, clientX?: number, clientY?: number): void;
   panBy(dx: number, dy: number): void;
+  /** Image pixel under a pointer position (client coordinates). */
+  toImage(clientX: number, clientY: number): { x: number; y: number };
   destroy(): void;
 }
 
@@ -181,6 +185,11 @@ class PlainSurface implements Surface {
     this.viewport.scrollTop -= dy;
   }
 
+  toImage(clientX: number, clientY: number): { x: number; y: number } {
+    const rect = this.img.getBoundingClientRect();
+    return { x: (clientX - rect.left) / this.zoom, y: (clientY - rect.top) / this.zoom };
+  }
+
   destroy(): void {
     this.annotator.destroy();
     this.stage.remove();
@@ -207,6 +216,7 @@ export class ImageCanvas {
   private drawing = true;
   private drawingTool: "rectangle" | "polygon" = "rectangle";
   private selectable: SelectableFn = () => true;
+  private pointMode = false;
   private silent = 0;
   private cleanups: (() => void)[] = [];
 
@@ -225,7 +235,7 @@ export class ImageCanvas {
     this.viewport.classList.toggle("tiled", tiled);
     const onZoom = (z: number) => this.setZoomLabel(z);
     const options: AnnotatorOptions = {
-      drawingEnabled: this.editable && this.drawing,
+      drawingEnabled: this.editable && this.drawing && !this.pointMode,
       drawingMode: "drag",
       style: this.styleFn(),
       // asked at each click, so it follows the page's current tool
@@ -349,9 +359,16 @@ export class ImageCanvas {
     this.anno?.setDrawingMode(tool === "polygon" ? "click" : "drag");
   }
 
+  /** In point mode every left click is a click-to-box click (``onPoint``), not a drawing. */
+  setPointMode(on: boolean): void {
+    this.pointMode = on;
+    this.viewport.classList.toggle("point-mode", on);
+    this.anno?.setDrawingEnabled(this.editable && this.drawing && !on && !this.spaceDown);
+  }
+
   setDrawingEnabled(on: boolean): void {
     this.drawing = on;
-    this.anno?.setDrawingEnabled(this.editable && on && !this.spaceDown);
+    this.anno?.setDrawingEnabled(this.editable && on && !this.pointMode && !this.spaceDown);
   }
 
   redraw(): void {
@@ -396,6 +413,13 @@ export class ImageCanvas {
     };
     let last: { x: number; y: number } | null = null;
     const onDown = (e: PointerEvent) => {
+      if (e.button === 0 && !this.spaceDown && (this.pointMode || e.altKey) && this.surface && this.events.onPoint) {
+        e.preventDefault();
+        e.stopPropagation();
+        const p = this.surface.toImage(e.clientX, e.clientY);
+        this.events.onPoint(p.x, p.y);
+        return;
+      }
       if (e.button === 1 || (e.button === 0 && this.spaceDown)) {
         e.preventDefault();
         e.stopPropagation();
@@ -417,7 +441,7 @@ export class ImageCanvas {
     const onKey = (e: KeyboardEvent) => {
       if (e.code === "Space" && !(e.target instanceof HTMLInputElement)) {
         this.spaceDown = e.type === "keydown";
-        this.anno?.setDrawingEnabled(this.editable && this.drawing && !this.spaceDown);
+        this.anno?.setDrawingEnabled(this.editable && this.drawing && !this.pointMode && !this.spaceDown);
         this.viewport.classList.toggle("can-pan", this.spaceDown);
         if (e.type === "keydown") e.preventDefault();
       }

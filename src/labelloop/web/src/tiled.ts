@@ -82,6 +82,12 @@ export class TiledSurface implements Surface {
     vp.applyConstraints(true);
   }
 
+  toImage(clientX: number, clientY: number): { x: number; y: number } {
+    const rect = this.host.getBoundingClientRect();
+    const p = this.viewer.viewport.viewerElementToImageCoordinates(new OpenSeadragon.Point(clientX - rect.left, clientY - rect.top));
+    return { x: p.x, y: p.y };
+  }
+
   destroy(): void {
     this.annotator.destroy();
     this.viewer.destroy();

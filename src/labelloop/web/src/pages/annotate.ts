@@ -5,7 +5,7 @@ import { can, type Cleanup, type PageContext } from "../app";
 import { ImageCanvas, imageSource, itemFromApi, regionItems, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 
-type Tool = "rectangle" | "polygon" | "region";
+type Tool = "rectangle" | "polygon" | "region" | "click";
 interface Known {
   id: number;
   version: number;
@@ -47,13 +47,17 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   const imageList = h("div", { class: "thumb-list", "data-testid": "image-list" });
   const moreBtn = h("button", { class: "btn ghost small wide" }, "Load more");
   const toolButtons = new Map<Tool, HTMLButtonElement>();
-  const canvas = new ImageCanvas({ onCreate, onUpdate, onDelete, onSelect: () => renderAnnList() }, style, can("annotate"));
+  const canvas = new ImageCanvas({ onCreate, onUpdate, onDelete, onSelect: () => renderAnnList(), onPoint: (x, y) => void clickToBox(x, y) }, style, can("annotate"));
   canvas.element.addEventListener("zoom", (e) => (zoomLabel.textContent = `${Math.round((e as CustomEvent).detail * 100)}%`));
   const uploadInput = h("input", { type: "file", multiple: true, accept: "image/*", class: "hidden", "data-testid": "upload-input", onchange: () => upload(uploadInput.files) });
   const filter = h("select", { class: "small", onchange: () => { statusFilter = filter.value; void loadList(true); } }, STATUSES.map((s) => h("option", { value: s, selected: s === statusFilter }, s || "all images")));
 
   const toolBtn = (t: Tool, label: string, key: string) => {
-    const b = h("button", { class: "btn tool", title: t === "region" ? "mark a training region: inside it the annotation is complete (T)" : `${label} (${key})`, onclick: () => setTool(t), "data-tool": t }, label, h("kbd", null, key));
+    const titles: Partial<Record<Tool, string>> = {
+      region: "mark a training region: inside it the annotation is complete (T)",
+      click: "click-to-box: click an object the model missed and its best box there is added (M, or Alt+click with any tool)",
+    };
+    const b = h("button", { class: "btn tool", title: titles[t] ?? `${label} (${key})`, onclick: () => setTool(t), "data-tool": t }, label, h("kbd", null, key));
     toolButtons.set(t, b);
     return b;
   };
@@ -85,6 +89,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
         toolBtn("rectangle", "Box", "B"),
         toolBtn("polygon", "Polygon", "P"),
         toolBtn("region", "Region", "T"),
+        toolBtn("click", "Click-to-box", "M"),
         h("span", { class: "sep" }),
         h("button", { class: "btn", title: "undo (Ctrl+Z)", onclick: () => void undoLast() }, "Undo"),
         h("button", { class: "btn", title: "zoom out (-)", onclick: () => canvas.zoomBy(1 / 1.25) }, "−"),
@@ -94,7 +99,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
         saveState,
       ),
       canvas.element,
-      h("div", { class: "hints muted small" }, "Drag to draw · polygon: click the corners, then the first one · 1–9 class · Del delete · Ctrl+Z undo · ←/→ images · Space+drag or scroll to pan · Ctrl+wheel to zoom"),
+      h("div", { class: "hints muted small" }, "Drag to draw · polygon: click the corners, then the first one · M or Alt+click: the model's box at a point · 1–9 class · Del delete · Ctrl+Z undo · ←/→ images · Space+drag or scroll to pan · Ctrl+wheel to zoom"),
     ),
     h(
       "aside",
@@ -166,7 +171,38 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   function setTool(t: Tool): void {
     tool = t;
     canvas.setTool(t === "polygon" ? "polygon" : "rectangle");
+    canvas.setPointMode(t === "click");
     toolButtons.forEach((b, k) => b.classList.toggle("active", k === t));
+    if (t === "click") warmCandidates();
+  }
+
+  // ---- click-to-box -------------------------------------------------------------------------
+  // The server caches an image's model candidates; asking for them when the tool is picked or an
+  // image is opened with it makes the first click as fast as the next ones.
+  function warmCandidates(): void {
+    if (detail && can("annotate")) void api.post(`${base}/images/${detail.id}/candidates`).catch(() => undefined);
+  }
+
+  async function clickToBox(x: number, y: number): Promise<void> {
+    if (!detail || !can("annotate")) return;
+    const cls = classes[current];
+    const imageId = detail.id;
+    setSave("Saving…");
+    try {
+      const a = await api.post<AnnotationData>(`${base}/images/${imageId}/click`, { x, y, label: cls?.name ?? null });
+      setSave("Saved");
+      if (!detail || detail.id !== imageId) return;
+      const { item, shape } = itemFromApi(a);
+      known.set(item.localId, { id: a.id, version: a.version, label: a.label });
+      rememberShape(a);
+      canvas.upsert(item, shape);
+      undo.push({ type: "create", localId: item.localId });
+      renderAnnList();
+    } catch (err) {
+      setSave("Saved");
+      if (err instanceof ApiError && err.status === 404) toast("The model found nothing there", "info", err.hint ?? "draw the box instead (B)");
+      else showError(err);
+    }
   }
 
   // ---- the image list -----------------------------------------------------------------------
@@ -221,6 +257,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     await canvas.load(imageSource(base, detail));
     showAnnotations(detail.annotations);
     markCurrent();
+    if (tool === "click") warmCandidates();
     if (can("annotate")) void api.post(`${base}/images/${id}/inspect`).catch(() => undefined);
   }
 
@@ -486,6 +523,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     } else if (e.key === "b" || e.key === "r") setTool("rectangle");
     else if (e.key === "p") setTool("polygon");
     else if (e.key === "t") setTool("region");
+    else if (e.key === "m") setTool("click");
     else if (e.key === "+" || e.key === "=") canvas.zoomBy(1.25);
     else if (e.key === "-") canvas.zoomBy(1 / 1.25);
     else if (e.key === "0") canvas.fit();

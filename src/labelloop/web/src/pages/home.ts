@@ -155,5 +155,8 @@ function effortDetail(effort: Record<string, any>): string {
   if (!total || typeof total.seconds_loop !== "number") return "from the annotation history";
   if (!hasModelRounds(total)) return `${duration(total.seconds_loop)} of annotation so far; savings count once a model pre-annotates`;
   const pct = Math.round((1 - total.ratio) * 100);
-  return `${duration(total.seconds_loop)} spent instead of ${duration(total.seconds_scratch)}` + (pct > 0 ? ` (${pct}% saved)` : "");
+  const share = total.share_of_saving_after_round0;
+  // how much of what a perfect model would save the loop realised in the model rounds
+  const ofAchievable = typeof share === "number" ? `; ${Math.round(share * 100)}% of the achievable saving since the first model` : "";
+  return `${duration(total.seconds_loop)} spent instead of ${duration(total.seconds_scratch)}` + (pct > 0 ? ` (${pct}% saved)` : "") + ofAchievable;
 }

@@ -1,6 +1,6 @@
 // Review: model proposals coloured by confidence; A accept, R reject, edit by dragging, Shift+A
 // accept all on the image; the queue sorts by confidence or by suggestion rank.
-import { api, type AnnotationData, type ClassInfo, type ImageDetail, type Job } from "../api";
+import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type Job } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
 import { ImageCanvas, imageSource, itemFromApi, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
@@ -42,6 +42,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
         renderList();
       },
       onCreate: (localId) => canvas.remove(localId),
+      onPoint: (x, y) => void clickToBox(x, y),
     },
     style,
     can("review"),
@@ -55,6 +56,8 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
   const jobBox = h("div", { class: "job-slot" });
   const sortSel = h("select", { class: "small", onchange: () => { sort = sortSel.value; void loadQueue(); } }, [["confidence", "least confident first"], ["-confidence", "most confident first"], ["rank", "suggestion rank"], ["id", "image order"]].map(([v, t]) => h("option", { value: v, selected: v === sort }, t)));
   const minSel = h("select", { class: "small", onchange: () => { minScore = minSel.value; void loadQueue(); } }, [["", "any score"], ["0.5", "score ≥ 50%"], ["0.8", "score ≥ 80%"]].map(([v, t]) => h("option", { value: v }, t)));
+  let pointMode = false;
+  const clickBtn = h("button", { class: "btn tool", title: "click-to-box: click an object the model missed and its best box there is added, with the model's class (M, or Alt+click)", onclick: () => togglePoint(), "data-tool": "click" }, "Click-to-box", h("kbd", null, "M"));
   const acceptAllBtn = h("button", { class: "btn primary", title: "Shift+A", onclick: () => void acceptAll(), "data-testid": "accept-all" }, "Accept all on image");
 
   root.append(
@@ -74,9 +77,9 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
       h(
         "section",
         { class: "center" },
-        h("div", { class: "toolbar" }, title, h("span", { class: "spacer" }), h("span", { class: "legend" }, h("i", { class: "swatch", style: { background: confidenceColor(0.1) } }), "low", h("i", { class: "swatch", style: { background: confidenceColor(0.5) } }), "mid", h("i", { class: "swatch", style: { background: confidenceColor(0.95) } }), "high confidence"), h("button", { class: "btn", onclick: () => canvas.fit() }, "Fit")),
+        h("div", { class: "toolbar" }, title, h("span", { class: "spacer" }), h("span", { class: "legend" }, h("i", { class: "swatch", style: { background: confidenceColor(0.1) } }), "low", h("i", { class: "swatch", style: { background: confidenceColor(0.5) } }), "mid", h("i", { class: "swatch", style: { background: confidenceColor(0.95) } }), "high confidence"), can("annotate") ? clickBtn : null, h("button", { class: "btn", onclick: () => canvas.fit() }, "Fit")),
         canvas.element,
-        h("div", { class: "hints muted small" }, "A accept · R reject · Tab next proposal · drag a box to edit it · Shift+A accept all · → next image"),
+        h("div", { class: "hints muted small" }, "A accept · R reject · Tab next proposal · drag a box to edit it · M or Alt+click: add the model's box at a missed object · Shift+A accept all · → next image"),
       ),
       h("aside", { class: "side right" }, h("div", { class: "side-head" }, h("b", null, "Proposals")), acceptAllBtn, propList),
     ),
@@ -113,7 +116,28 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     await canvas.load(imageSource(base, detail));
     canvas.setDrawingEnabled(false);
     show(detail.annotations);
+    if (pointMode) void api.post(`${base}/images/${id}/candidates`).catch(() => undefined);
     queueList.querySelectorAll(".queue-item").forEach((el) => el.classList.toggle("current", (el as HTMLElement).dataset.image === String(id)));
+  }
+
+  function togglePoint(on = !pointMode): void {
+    pointMode = on;
+    canvas.setPointMode(on);
+    clickBtn.classList.toggle("active", on);
+    if (on && detail) void api.post(`${base}/images/${detail.id}/candidates`).catch(() => undefined);
+  }
+
+  async function clickToBox(x: number, y: number): Promise<void> {
+    if (!detail || !can("annotate")) return;
+    const imageId = detail.id;
+    try {
+      const a = await api.post<AnnotationData>(`${base}/images/${imageId}/click`, { x, y });
+      if (detail && detail.id === imageId) show([...detail.annotations, a]);
+      toast(`Added ${a.label}`, "ok");
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) toast("The model found nothing there", "info", err.hint ?? "draw it on the annotate page");
+      else showError(err);
+    }
   }
 
   function open(): AnnotationData[] {
@@ -230,6 +254,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     if (e.key === "A" && e.shiftKey) void acceptAll();
     else if (e.key === "a" && a) void decide(a, "accept");
     else if (e.key === "r" && a) void decide(a, "reject");
+    else if (e.key === "m" && can("annotate")) togglePoint();
     else if (e.key === "Tab") {
       e.preventDefault();
       const list = open();
