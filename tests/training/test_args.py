@@ -62,11 +62,31 @@ def test_defaults_scale_with_data() -> None:
     assert 4 <= big_objects.epochs <= 12
     few = derive_defaults(_data(20, (640, 480), 200), overrides={"device": "cpu"})
     assert few.epochs > big_objects.epochs
-    for size, obj in [((800, 600), 10), ((1000, 800), 10), ((6000, 4000), 12)]:
+    for size, obj in [((800, 600), 10), ((1000, 800), 10), ((6000, 4000), 12), ((640, 480), 30)]:
         cfg = derive_defaults(_data(50, size, obj), overrides={"device": "cpu"})
         assert cfg.image_size <= 1024
-        assert cfg.image_size * obj / (cfg.tile_size or max(size)) >= 11.5, (size, cfg)  # objects >= ~12 px
+        scale = cfg.image_size / (cfg.tile_size or max(size))
+        # objects >= ~12 px, unless that would upsample the images: on the CPU never beyond their own size
+        assert scale * obj >= min(11.5, obj), (size, cfg)
+        assert scale <= 1.0 + 32 / max(size), (size, cfg)
     assert derive_defaults(_data(50, (6000, 4000), 12), overrides={"device": "cpu"}).tile_size > 0
+
+
+def test_training_length_is_a_pixel_budget_and_evaluation_stays_a_small_share() -> None:
+    small = derive_defaults(_data(50, (384, 384), 100), overrides={"device": "cpu"})
+    large = derive_defaults(_data(50, (768, 768), 10), overrides={"device": "cpu"})
+    assert large.image_size == 768 and small.image_size == 384
+    assert large.epochs == pytest.approx(small.epochs / 4, abs=1)  # 4x the pixels per image
+    # 2 validation images for 50 training ones: every epoch; few training images and many
+    # validation ones: every few epochs
+    assert small.eval_every == 1
+    w, h = 640, 480
+    few = [Sample(i, Path(f"/x/{i}.png"), w, h, np.array([[10, 10, 50, 50]], np.float32), np.array([0]))
+           for i in range(42)]
+    lopsided = derive_defaults(TrainingData(["a"], "detect", few[:9], few[9:]), overrides={"device": "cpu"})
+    assert lopsided.eval_every > 1
+    assert derive_defaults(TrainingData(["a"], "detect", few[:9], few[9:]),
+                           overrides="eval_every=1;device=cpu").eval_every == 1
 
 
 def test_user_args_override_defaults_and_task_is_checked() -> None:

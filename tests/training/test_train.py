@@ -61,6 +61,19 @@ def test_tiny_training_learns_and_writes_artifacts(detect_data: TrainingData, tm
     assert "<input" in render_flipbook(out, samples, tmp_path / "f.html").read_text()
 
 
+def test_evaluation_every_few_epochs_and_after_the_last(detect_data: TrainingData, tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    out = tmp_path / "run"
+    result = train_model(detect_data, TrainConfig(epochs=5, lr=2e-3, eval_every=2, **FAST), out,
+                         progress=events.append)
+    assert result.reason == "completed"
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [2, 4, 5]
+    assert [r["epoch"] for r in result.epochs] == [2, 4, 5]
+    assert sorted(p.name for p in (out / "flipbook").glob("epoch_*.json")) == [
+        "epoch_002.json", "epoch_004.json", "epoch_005.json"]
+    assert sum(e["type"] == "step" for e in events) == 5 * events[0]["steps_per_epoch"]  # every epoch trained
+
+
 class _NanModel(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()

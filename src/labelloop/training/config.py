@@ -39,6 +39,9 @@ class TrainConfig:
         num_clones: data-parallel processes (DDP; gloo on CPU, NCCL on CUDA).
         augment: ``none`` | ``light`` | ``medium`` | ``strong`` (``true`` = medium).
         patience: stop after this many epochs without a better validation score (0 = never).
+        eval_every: evaluate on the validation split every this many epochs (and after the last):
+            with a few training images and more validation images, evaluating each epoch would
+            cost more than training (``0`` = chosen from the split sizes).
         seed: seeds data order, augmentation and head initialisation.
         weight_decay: AdamW weight decay.
         workers: data-loading processes per clone (0 = in the training process).
@@ -57,6 +60,7 @@ class TrainConfig:
     num_clones: int = 1
     augment: str = "medium"
     patience: int = 8
+    eval_every: int = 1
     seed: int = 0
     weight_decay: float = 1e-4
     workers: int = 1
@@ -74,7 +78,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "num_clones", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        for name in ("patience", "workers", "tile_size", "seed"):
+        for name in ("patience", "workers", "tile_size", "seed", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: expected an integer >= 0, got {getattr(self, name)}")
         if not self.lr > 0 or not math.isfinite(self.lr):
@@ -170,7 +174,14 @@ CPU_MAX_SIZE = 1024
 GPU_MAX_SIZE = 1536
 TILE_INPUT_SIZE = 640
 CPU_FLOOR_SIZE = 384  # when objects are large, a CPU run needs no more (raccoon: 320 px -0.06 mAP@.5, 448 px +0)
-TARGET_IMAGES_SEEN = 1500  # ~ images shown in a run; small sets get more epochs
+TARGET_IMAGES_SEEN = 1500  # ~ images shown in a run at REFERENCE_SIZE; small sets get more epochs
+#: the training budget is in pixels: 1500 images at 384 px; bigger inputs get fewer epochs
+REFERENCE_SIZE = 384
+#: on the CPU an input never upsamples the images beyond this factor (time grows with its square)
+CPU_MAX_UPSCALE = 1.0
+GPU_MAX_UPSCALE = 1.5
+#: evaluation (forward only, ~1/3 of a training image's cost) kept under ~30% of the training time
+EVAL_SHARE = 0.3
 
 
 def _object_stats(samples: list[Sample]) -> tuple[float, float]:
@@ -191,14 +202,17 @@ def _round32(x: float) -> int:
 def _sizes(data: TrainingData, spec_size: int, min_px: int, gpu: bool) -> tuple[int, int]:
     """(image_size, tile_size): small objects stay >= ``min_px`` at input scale; huge images are tiled."""
     longest, small = _object_stats(data.train)
-    cap = GPU_MAX_SIZE if gpu else CPU_MAX_SIZE
+    # upsampling beyond the image's own resolution costs time with the square of the factor and
+    # adds no detail: cap it (objects that stay small at native size are found at native size)
+    cap = min(GPU_MAX_SIZE if gpu else CPU_MAX_SIZE,
+              max(64, _round32(longest * (GPU_MAX_UPSCALE if gpu else CPU_MAX_UPSCALE))))
     needed_scale = max(min_px / max(small, 1.0), 1e-3)
     desired = longest * needed_scale
     floor = max(64, min(spec_size if gpu else min(spec_size, CPU_FLOOR_SIZE), _round32(longest)))
     if desired <= cap:
         return int(min(max(_round32(desired), floor), cap)), 0
     tile = int(TILE_INPUT_SIZE / needed_scale)
-    if tile >= longest / 1.5:  # tiles would barely be smaller than the image: use the biggest input
+    if tile >= longest / 1.5 or longest <= cap:  # tiles would barely help: use the biggest input
         return cap, 0
     return TILE_INPUT_SIZE, max(tile, 64)
 
@@ -222,8 +236,12 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     """Defaults that fit ``data`` and this machine; ``overrides`` (dict or ``k=v`` string) win.
 
     * ``image_size``: small objects (10th percentile) stay >= ~12 px, clamped to the
-      base model's size .. 1024 (CPU) / 1536 (GPU); bigger needs -> tiles.
-    * ``epochs``: about 1500 images seen, 4..100 epochs (200 images -> 8, 20 images -> 75).
+      base model's size .. 1024 (CPU) / 1536 (GPU) and to the images' own size (1.5x on a GPU);
+      bigger needs -> tiles.
+    * ``epochs``: about 1500 images seen at 384 px (a pixel budget: at 768 px a quarter as
+      many), 4..100 epochs (200 images at 384 px -> 8, 20 -> 75).
+    * ``eval_every``: evaluation kept under ~30% of the training time (9 training and 33
+      validation images -> every 5 epochs; balanced splits -> every epoch).
     * ``batch_size``: 4 on CPU (2 above 768 px), by memory on a GPU; ``lr`` scales with it.
     """
     given = parse_args_string(overrides) if isinstance(overrides, str) else dict(overrides or {})
@@ -235,7 +253,9 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     image_size = given.get("image_size", image_size)
     tile_size = given.get("tile_size", tile_size)
     n_train = max(1, len(data.train))
-    epochs = given.get("epochs", int(min(100, max(4, math.ceil(TARGET_IMAGES_SEEN / n_train)))))
+    budget = TARGET_IMAGES_SEEN * (REFERENCE_SIZE / max(image_size, REFERENCE_SIZE)) ** 2
+    epochs = given.get("epochs", int(min(100, max(4, math.ceil(budget / n_train)))))
+    eval_every = given.get("eval_every", 0) or max(1, min(10, math.ceil(len(data.val) / 3 / (EVAL_SHARE * n_train))))
     if mem is None:
         batch = 4 if image_size <= 768 else 2
     else:
@@ -246,9 +266,10 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     workers = given.get("workers", 0 if (os.cpu_count() or 1) <= 2 and mem is None else 2)
     patience = given.get("patience", max(5, epochs // 3))
     rest = {k: v for k, v in given.items() if k not in {"image_size", "tile_size", "epochs", "batch_size",
-                                                         "num_clones", "lr", "workers", "patience"}}
+                                                         "num_clones", "lr", "workers", "patience", "eval_every"}}
     return TrainConfig(base=spec.name, epochs=epochs, batch_size=batch, lr=lr, image_size=image_size,
-                       tile_size=tile_size, num_clones=clones, workers=workers, patience=patience, **rest)
+                       tile_size=tile_size, num_clones=clones, workers=workers, patience=patience,
+                       eval_every=eval_every, **rest)
 
 
 def base_model_for_task(name: str | None, task: str) -> Any:

@@ -287,7 +287,11 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
             reason = "interrupted"
             break
         stop_early = False
-        if lead:
+        evaluate = epoch % max(1, cfg.eval_every) == 0 or epoch == cfg.epochs
+        if lead and not evaluate:  # the step events already showed this epoch's progress
+            state.epoch = epoch
+            _checkpoint(out / "last.pt", model, optimizer, scheduler, scaler, state, job, ema)
+        elif lead:
             kept = ema.module if ema is not None else model
             metrics, preds = _evaluate(kept, job, device)
             score = metrics.get("score", -sums.get("loss", 0.0))
@@ -310,7 +314,8 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
                                  samples_by_id)
             _write_model_json(job, spec, state)
             report({"type": "epoch", **record})
-            stop_early = cfg.patience > 0 and state.bad_epochs >= cfg.patience
+            # patience counts epochs; with evaluations every k epochs each bad one stands for k
+            stop_early = cfg.patience > 0 and state.bad_epochs * max(1, cfg.eval_every) >= cfg.patience
         else:
             state.epoch = epoch
         if _any_rank(stop_early, world, device):
