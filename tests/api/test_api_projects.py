@@ -140,3 +140,46 @@ def test_export_coco_and_import_it_again(admin: httpx.Client, project: str) -> N
     bad = admin.post(f"/api/projects/{copy}/import", files={"file": ("x.json", b"{}", "application/json")})
     assert bad.status_code == 422 and "Traceback" not in bad.text
     assert len(admin.get("/api/formats").json()) >= 5
+
+
+def test_click_to_box_route(admin: httpx.Client, server: LiveServer, project: str, monkeypatch) -> None:
+    monkeypatch.delenv("LABELLOOP_DATABASE_URL", raising=False)
+    image = admin.get(f"/api/projects/{project}/images").json()["items"][0]["id"]
+    url = f"/api/projects/{project}/images/{image}/click"
+    # no model yet: a clear 404 that says what to do, nothing stored
+    r = admin.post(url, json={"x": 5, "y": 5})
+    assert r.status_code == 404 and "train" in r.json()["hint"]
+    assert admin.post(url, json={"x": "left", "y": 5}).status_code == 422
+    assert admin.post(f"/api/projects/{project}/images/999999/click", json={"x": 1, "y": 1}).status_code == 404
+    # a ready model whose candidates on this image are cached (as the service writes them)
+    import json
+
+    from labelloop.services.projects import ProjectRegistry, server_database_url
+    from labelloop.store.tables import TrainedModel
+
+    registry = ProjectRegistry(server.home, server_database_url(server.home))
+    try:
+        ctx = registry.open(project)
+        with ctx.store.session() as s:
+            m = TrainedModel(project_id=ctx.id, name="m", base="fcos-lite0", task="detect", round=1, status="ready",
+                             classes=["cat", "dog"], metrics={}, directory="models/x")
+            s.add(m)
+            s.flush()
+            model_id = m.id
+        cache = ctx.root / "cache" / "candidates" / f"m{model_id}" / f"{image}.json"
+        cache.parent.mkdir(parents=True)
+        cache.write_text(json.dumps({"boxes": [[2, 2, 12, 14]], "scores": [0.12], "labels": [1], "masks": None}))
+    finally:
+        registry.close()
+    assert admin.post(f"/api/projects/{project}/images/{image}/candidates").json() == {"model_id": model_id,
+                                                                                     "candidates": 1}
+    a = admin.post(url, json={"x": 7, "y": 8})
+    assert a.status_code == 201, a.text
+    body = a.json()
+    assert body["label"] == "dog" and body["bbox"] == [2, 2, 12, 14] and body["source"] == "human"
+    assert body["attributes"]["assisted_by"] == f"model:{model_id}"
+    again = admin.post(url, json={"x": 7, "y": 8, "label": "cat"})  # that candidate is taken now
+    assert again.status_code == 404 and "draw" in again.json()["hint"]
+    assert admin.post(url, json={"x": 7, "y": 8, "label": "cow"}).status_code in (404, 422)
+    effort = admin.get(f"/api/projects/{project}/effort").json()
+    assert sum(r["actions"]["click"] for r in effort["rounds"]) == 1
