@@ -105,8 +105,11 @@ class ActionCounts:
     def add(self, kind: str, n: int = 1) -> None:
         setattr(self, kind, getattr(self, kind) + n)
 
+    def seconds_by_action(self, costs: CostModel) -> dict[str, float]:
+        return {a: getattr(self, a) * getattr(costs, a) for a in ACTIONS}
+
     def seconds(self, costs: CostModel) -> float:
-        return float(sum(getattr(self, a) * getattr(costs, a) for a in ACTIONS))
+        return float(sum(self.seconds_by_action(costs).values()))
 
     def as_dict(self) -> dict[str, int]:
         return {a: getattr(self, a) for a in ACTIONS}

@@ -1,13 +1,15 @@
 """What each proposal would cost or save a reviewer, under the effort cost model.
 
-The rule a reviewer follows (the same as ``labelloop simulate``): a proposal that overlaps a
+The rule a reviewer follows (the thresholds of ``labelloop simulate``): a proposal that overlaps a
 ground-truth object with IoU >= :data:`ACCEPT_IOU` is accepted (or only relabelled when its class
 is wrong); one with IoU in [:data:`MATCH_IOU`, :data:`ACCEPT_IOU`) is fixed; an unmatched one is
 deleted; an object nobody proposed is clicked (click-to-box, when the model's candidate at its
 centre fits it with IoU >= :data:`ACCEPT_IOU`) or drawn.
 
 On one image, :func:`review_deltas` visits the candidates by descending score (as a threshold
-keeps them) and gives each the seconds it *adds* when it is proposed, relative to its object
+keeps them; ``simulate`` pairs the proposals it got by descending IoU instead, so the two can
+differ where proposals compete for one object) and gives each the seconds it *adds* when it is
+proposed, relative to its object
 being missed: ``accept - miss`` for a good box (negative: it saves time), ``fix - miss`` for a
 loose one, ``delete`` for a wrong one. Summing the deltas of the candidates above a threshold
 and adding every object's miss cost gives the review time at that threshold.

@@ -138,18 +138,24 @@ def parse_threshold(text: str | float | None, classes: Sequence[str]) -> Thresho
     return ThresholdRequest(given, default, rule)
 
 
+def _by_score(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``order`` (descending score, stable) and, in that order, the last index of each run of equal
+    scores: keeping ``score >= s`` keeps every detection with that score."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-s, kind="stable")
+    ranked = s[order]
+    last = np.r_[ranked[1:] != ranked[:-1], True] if len(s) else np.zeros(0, dtype=bool)
+    return order, last
+
+
 def pr_curve(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thresholds (descending scores), precision and recall when keeping scores >= each threshold."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    t = np.asarray(tp, dtype=bool).reshape(-1)
-    order = np.argsort(-s, kind="stable")
-    s, t = s[order], t[order]
-    ctp = np.cumsum(t)
+    order, last = _by_score(s)
+    ctp = np.cumsum(np.asarray(tp, dtype=bool).reshape(-1)[order])
     precision = ctp / np.arange(1, len(s) + 1)
     recall = ctp / max(n_gt, 1)
-    # ties: keeping score >= s[i] keeps every detection with that score, so use the last index of a run
-    last = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, dtype=bool)
-    return s[last], precision[last], recall[last]
+    return s[order][last], precision[last], recall[last]
 
 
 def pick_threshold(scores: np.ndarray, tp: np.ndarray, n_gt: int, target_precision: float | None = None,
@@ -203,14 +209,9 @@ def pick_min_time(scores: np.ndarray, tp: np.ndarray, n_gt: int, delta: np.ndarr
     if n_gt == 0 or n_det == 0:
         return ClassThreshold(FALLBACK_THRESHOLD, n_gt=n_gt, n_detections=n_det, method="fallback",
                               expected_seconds=round(miss_seconds / per_image, 4) if n_det == 0 else None)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    order = np.argsort(-s, kind="stable")
-    thr, prec, rec = pr_curve(s, tp, n_gt)
-    # time when keeping scores >= each distinct threshold (the last index of each tie run)
-    cum = np.cumsum(np.asarray(delta, dtype=np.float64).reshape(-1)[order])
-    s_sorted = s[order]
-    last = np.r_[s_sorted[1:] != s_sorted[:-1], True]
-    seconds = miss_seconds + cum[last]
+    thr, prec, rec = pr_curve(scores, tp, n_gt)
+    order, last = _by_score(scores)  # the time when keeping scores >= each of those thresholds
+    seconds = miss_seconds + np.cumsum(np.asarray(delta, dtype=np.float64).reshape(-1)[order])[last]
     if float(seconds.min()) >= miss_seconds - 1e-9:
         return ClassThreshold(NEVER, float(prec.max()), 0.0, 0.0, n_gt, n_det, "too-weak",
                               round(miss_seconds / per_image, 4))

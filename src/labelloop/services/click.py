@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from labelloop.core.geometry import clip_xyxy
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import click_candidate
 from labelloop.inference.predictions import Predictions
@@ -33,7 +34,8 @@ from labelloop.store.images import write_json_atomic
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, TrainedModel
 
-__all__ = ["CACHE_IMAGES", "click_to_box", "image_candidates", "remember_candidates", "warm_candidates"]
+__all__ = ["CACHE_IMAGES", "add_candidate", "candidate_at", "click_to_box", "image_candidates", "remember_candidates",
+           "warm_candidates"]
 
 #: images whose candidates are kept in memory per process
 CACHE_IMAGES = 256
@@ -122,6 +124,35 @@ def _existing_boxes(ctx: ProjectContext, image_id: int) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
 
 
+def candidate_at(ctx: ProjectContext, image_id: int, x: float, y: float, *, model_id: int | None = None,
+                 predictor: Any = None) -> tuple[TrainedModel, Predictions, int | None]:
+    """The model, its candidates on the image, and the index a click at ``(x, y)`` picks
+    (``None``: no candidate there that is not already annotated)."""
+    from labelloop.services.preannotate import resolve_model
+
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise InvalidInputError(f"click at ({x}, {y}): expected finite pixel coordinates")
+    model = resolve_model(ctx, model_id)
+    preds = image_candidates(ctx, model, image_id, predictor)
+    return model, preds, click_candidate(preds.boxes, preds.scores, x, y, _existing_boxes(ctx, image_id))
+
+
+def add_candidate(ctx: ProjectContext, image_id: int, model: TrainedModel, preds: Predictions, k: int, *,
+                  actor: str, label: str | None = None, round_: int | None = None) -> dict[str, Any]:
+    """Store candidate ``k`` as a person's annotation (history action ``click``), clipped to the image."""
+    with ctx.store.session() as s:
+        img = s.get(Image, image_id)
+        if img is None or img.project_id != ctx.id:
+            raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
+        w, h = img.width, img.height
+    x1, y1, x2, y2 = (float(v) for v in clip_xyxy(preds.boxes[k : k + 1], w, h)[0])
+    rle = preds.masks[k] if preds.masks is not None and ctx.task != "detect" else None
+    data = AnnotationInput(label=label or list(model.classes)[int(preds.labels[k])], bbox=(x1, y1, x2, y2), rle=rle,
+                           attributes={"assisted_by": f"model:{model.id}",
+                                       "candidate_score": round(float(preds.scores[k]), 4)})
+    return create_annotation(ctx, image_id, data, actor=actor, round_=round_, action="click")
+
+
 def click_to_box(ctx: ProjectContext, image_id: int, x: float, y: float, *, actor: str, label: str | None = None,
                  model_id: int | None = None, predictor: Any = None, round_: int | None = None) -> dict[str, Any]:
     """Add the model's best candidate at ``(x, y)`` (image pixels) as a human annotation.
@@ -129,24 +160,8 @@ def click_to_box(ctx: ProjectContext, image_id: int, x: float, y: float, *, acto
     ``label``: the class to give it (the active class); ``None`` keeps the model's class.
     Raises :class:`NotFoundError` when the model has no candidate there (draw it instead).
     """
-    from labelloop.services.preannotate import resolve_model
-
-    if not (np.isfinite(x) and np.isfinite(y)):
-        raise InvalidInputError(f"click at ({x}, {y}): expected finite pixel coordinates")
-    model = resolve_model(ctx, model_id)
-    preds = image_candidates(ctx, model, image_id, predictor)
-    k = click_candidate(preds.boxes, preds.scores, x, y, _existing_boxes(ctx, image_id))
+    model, preds, k = candidate_at(ctx, image_id, x, y, model_id=model_id, predictor=predictor)
     if k is None:
         raise NotFoundError(f"model {model.id} has no candidate at ({x:.0f}, {y:.0f}) that is not already annotated",
                             "draw the box instead")
-    name = label or list(model.classes)[int(preds.labels[k])]
-    x1, y1, x2, y2 = (float(v) for v in preds.boxes[k])
-    with ctx.store.session() as s:
-        img = s.get(Image, image_id)
-        w, h = (img.width, img.height) if img is not None else (x2, y2)
-    bbox = (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))
-    rle = preds.masks[k] if preds.masks is not None and ctx.task != "detect" else None
-    data = AnnotationInput(label=name, bbox=bbox, rle=rle, attributes={
-        "assisted_by": f"model:{model.id}", "candidate_score": round(float(preds.scores[k]), 4)})
-    return create_annotation(ctx, image_id, data, actor=actor, round_=round_, action="click")
-
+    return add_candidate(ctx, image_id, model, preds, k, actor=actor, label=label, round_=round_)

@@ -27,7 +27,6 @@ from sqlalchemy import func, select
 
 from labelloop.errors import InvalidInputError
 from labelloop.selection.effort import (
-    ACTIONS,
     ActionCounts,
     CostModel,
     EventView,
@@ -141,7 +140,7 @@ def _round_row(ctx: ProjectContext, rnd: int, counts: ActionCounts, new_images: 
     return {"round": rnd, "model_id": model.id if model else None, "map50": _map50(model),
             "images": len(counts.images), "new_images": len(new_images), "objects": objects,
             "actions": counts.as_dict(),
-            "seconds_by_action": {a: round(getattr(counts, a) * getattr(costs, a), 2) for a in ACTIONS},
+            "seconds_by_action": {a: round(v, 2) for a, v in counts.seconds_by_action(costs).items()},
             "seconds_loop": round(loop, 2), "seconds_scratch": round(scratch, 2),
             "seconds_perfect": round(perfect, 2), "ratio": round(loop / scratch, 4) if scratch else None,
             "share_of_saving": round(share, 4) if share is not None else None}

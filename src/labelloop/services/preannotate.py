@@ -36,6 +36,7 @@ from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
 from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.inference.click import REPEAT_IOU
 from labelloop.selection.effort import CostModel
 from labelloop.selection.matching import match_detections
 from labelloop.selection.review_cost import review_deltas
@@ -73,8 +74,6 @@ __all__ = [
 Progress = Callable[[str, int, int], None]
 IMAGE_STATUSES_UNLABELLED = ("new", "pre-annotated")
 THRESHOLDS_FILE = "thresholds.json"
-#: a prediction overlapping an existing annotation of its class this much is not proposed again
-REPEAT_IOU = 0.7
 _EPS = 1e-6  # scores are float32
 _FILTER_KEYS = ("status", "split", "name", "ids")
 

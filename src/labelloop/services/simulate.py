@@ -41,7 +41,6 @@ from labelloop.core.geometry import box_iou
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
-from labelloop.inference.click import click_candidate
 from labelloop.selection.effort import share_of_saving
 from labelloop.selection.matching import greedy_pairs
 from labelloop.selection.review_cost import ACCEPT_IOU, MATCH_IOU
@@ -53,10 +52,10 @@ from labelloop.services.annotations import (
     review_annotation,
     update_annotation,
 )
-from labelloop.services.click import click_to_box, image_candidates
+from labelloop.services.click import add_candidate, candidate_at
 from labelloop.services.effort import effort_report
 from labelloop.services.importing import import_dataset
-from labelloop.services.preannotate import preannotate, resolve_model
+from labelloop.services.preannotate import preannotate
 from labelloop.store.project import ProjectContext, init_project
 from labelloop.store.tables import Image
 
@@ -120,9 +119,7 @@ def review_with_ground_truth(ctx: ProjectContext, image_id: int, truth: Sequence
     for g, gt in enumerate(truth):
         if g in matched_g:
             continue
-        if click_model is not None and _click_fits(ctx, image_id, gt, click_model):
-            click_to_box(ctx, image_id, (gt.bbox[0] + gt.bbox[2]) / 2, (gt.bbox[1] + gt.bbox[3]) / 2, actor=actor,
-                         label=gt.label, model_id=click_model, round_=round_)
+        if click_model is not None and _click(ctx, image_id, gt, click_model, actor=actor, round_=round_):
             done["click"] += 1
             continue
         create_annotation(ctx, image_id, AnnotationInput(label=gt.label, bbox=gt.bbox, **_shape(gt, ctx.task)),
@@ -131,13 +128,15 @@ def review_with_ground_truth(ctx: ProjectContext, image_id: int, truth: Sequence
     return dict(done)
 
 
-def _click_fits(ctx: ProjectContext, image_id: int, gt: AnnotationRecord, model_id: int) -> bool:
-    """Would a click at the object's centre give a box with IoU >= ACCEPT_IOU? (the product's pick rule)"""
-    preds = image_candidates(ctx, resolve_model(ctx, model_id), image_id)
-    existing = np.array([a["bbox"] for a in image_annotations(ctx, image_id)], dtype=np.float64).reshape(-1, 4)
+def _click(ctx: ProjectContext, image_id: int, gt: AnnotationRecord, model_id: int, *, actor: str,
+           round_: int) -> bool:
+    """Click the object's centre if the product's pick rule gives a box with IoU >= ACCEPT_IOU there."""
     x, y = (gt.bbox[0] + gt.bbox[2]) / 2, (gt.bbox[1] + gt.bbox[3]) / 2
-    k = click_candidate(preds.boxes, preds.scores, x, y, existing)
-    return k is not None and float(box_iou(preds.boxes[k : k + 1], np.array([gt.bbox]))[0, 0]) >= ACCEPT_IOU
+    model, preds, k = candidate_at(ctx, image_id, x, y, model_id=model_id)
+    if k is None or float(box_iou(preds.boxes[k : k + 1], np.array([gt.bbox]))[0, 0]) < ACCEPT_IOU:
+        return False
+    add_candidate(ctx, image_id, model, preds, k, actor=actor, label=gt.label, round_=round_)
+    return True
 
 
 def _read(dataset: Path, format: str | None) -> DatasetRecord:

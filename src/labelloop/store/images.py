@@ -7,7 +7,7 @@ import os
 import shutil
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,29 +89,28 @@ def _corrupt(path: Path, exc: Exception) -> InvalidInputError:
                              "re-copy the file, or import with --skip-invalid")
 
 
-def save_atomically(img: PILImage, dst: Path, fmt: str, **params: Any) -> None:
-    """Write ``img`` to ``dst`` through a temp file and ``os.replace``: a reader (or a request
-    killed half-way) never sees half a file, and two writers of the same file both succeed."""
+def _replace_atomically(dst: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a temp file beside ``dst``, then ``os.replace`` it: a reader (or a request killed
+    half-way) never sees half a file, and two writers of the same file both succeed."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f"{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        img.save(tmp, fmt, **params)
+        write(tmp)
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def save_atomically(img: PILImage, dst: Path, fmt: str, **params: Any) -> None:
+    """Write ``img`` to ``dst`` atomically (see :func:`_replace_atomically`)."""
+    _replace_atomically(dst, lambda tmp: img.save(tmp, fmt, **params))
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON through a temp file and ``os.replace`` (never half a file)."""
+    """Write ``data`` as JSON to ``path`` atomically (never half a file)."""
     import json
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
 
 
 def sha256_file(path: Path) -> str:
