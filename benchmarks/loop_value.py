@@ -11,7 +11,11 @@ Configurations (``--configs``, comma-separated):
 
 - ``old``: the earlier defaults -- best-F1 thresholds, every missed object drawn;
 - ``min-time``: thresholds that minimise expected review time, misses drawn;
-- ``click``: min-time thresholds + click-to-box on misses (today's defaults).
+- ``click``: min-time thresholds + click-to-box on misses;
+- ``copy-paste``, ``balanced``, ``tta``: ``click`` + one training lever (``copy_paste=0.5``:
+  class-balanced copy-paste of objects; ``balanced=true``: repeat-factor sampling;
+  ``tta=true``: mirror test-time augmentation with box fusion at pre-annotation);
+- ``all``: ``click`` + the three levers.
 
 Datasets (``--datasets``): ``dense`` (built by ``dense_data.py`` from real images: 10-30
 objects of 3 imbalanced classes per image), ``raccoon``, ``pennfudan`` and ``coco128`` from
@@ -40,6 +44,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "old": {"threshold": "best-f1", "use_click": False},
     "min-time": {"threshold": "auto", "use_click": False},
     "click": {"threshold": "auto", "use_click": True},
+    "copy-paste": {"threshold": "auto", "use_click": True, "args": "copy_paste=0.5"},
+    "balanced": {"threshold": "auto", "use_click": True, "args": "balanced=true"},
+    "tta": {"threshold": "auto", "use_click": True, "args": "tta=true"},
+    "all": {"threshold": "auto", "use_click": True, "args": "copy_paste=0.5;balanced=true;tta=true"},
 }
 
 
@@ -61,9 +69,11 @@ def run(name: str, config: str, args: argparse.Namespace, cache: Path) -> dict[s
 
     path, fmt = dataset_path(name, cache)
     started = time.monotonic()
+    options = dict(CONFIGS[config])
+    train_args = ";".join(a for a in (options.pop("args", ""), args.train_args) if a)
     result = simulate(path, format=fmt, seed_per_class=args.seed_per_class, round_size=args.round_size,
-                      rounds=args.rounds, strategy=args.strategy, args=args.train_args, seed=args.seed,
-                      project_dir=Path(tempfile.mkdtemp(prefix=f"loop-{name}-{config}-")), **CONFIGS[config])
+                      rounds=args.rounds, strategy=args.strategy, args=train_args, seed=args.seed,
+                      project_dir=Path(tempfile.mkdtemp(prefix=f"loop-{name}-{config}-")), **options)
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     return result
 

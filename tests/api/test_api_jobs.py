@@ -72,6 +72,22 @@ def test_failures_have_readable_reasons(admin: httpx.Client, project: str) -> No
     assert admin.get(f"/api/projects/{project}/jobs/999999").status_code == 404
 
 
+def test_sweep_takes_the_documented_variants_or_a_grid(admin: httpx.Client, project: str) -> None:
+    url = f"/api/projects/{project}/jobs"
+    for params, message in [({}, "either a grid or a list of variants"),
+                            ({"grid": "lr=0.01", "variants": ["lr=0.01"]}, "not both"),
+                            ({"variants": "lr=0.01"}, "list of argument strings"),
+                            ({"variants": ["epochz=3"]}, "unknown training argument 'epochz'"),
+                            ({"grid": "lr=fast,0.1"}, "lr")]:
+        r = admin.post(url, json={"kind": "sweep", "params": params})
+        assert r.status_code == 422 and message in r.json()["message"], (params, r.text)
+    # the documented form is accepted and reaches training (this project has nothing labelled to train on)
+    job = wait_for_job(admin, project, _start(admin, project, "sweep", variants=["epochs=1", "epochs=2"],
+                                              args="image_size=96")["id"], timeout=120)
+    assert job["error"] is None or "grid" not in job["error"]
+    assert job["status"] in ("succeeded", "failed") and "Traceback" not in (job["error"] or "")
+
+
 @pytest.mark.timeout(240)
 def test_jobs_survive_a_server_restart(tmp_path: Path) -> None:
     server = LiveServer(tmp_path / "home").start()

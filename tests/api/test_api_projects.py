@@ -86,6 +86,42 @@ def test_annotate_and_stale_version_is_refused(admin: httpx.Client, project: str
     assert stats["next"][0]["action"] == "annotate"
 
 
+def test_edits_keep_every_ring_and_the_mask(admin: httpx.Client, project: str) -> None:
+    import numpy as np
+
+    from labelloop.core.geometry import mask_to_rle, rle_to_mask
+
+    image_id = admin.get(f"/api/projects/{project}/images").json()["items"][0]["id"]  # 96 x 64
+    mask = np.zeros((64, 96), np.uint8)
+    mask[10:20, 10:20] = mask[30:40, 50:60] = 1  # two parts
+    rings = [[10, 10, 20, 10, 20, 20, 10, 20], [50, 30, 60, 30, 60, 40, 50, 40]]
+    made = admin.post(f"/api/projects/{project}/images/{image_id}/annotations",
+                      json={"label": "cat", "bbox": [10, 10, 60, 40], "polygons": rings, "rle": mask_to_rle(mask)})
+    assert made.status_code == 201, made.text
+    a = made.json()
+    url = f"/api/projects/{project}/annotations/{a['id']}"
+    # a relabel (the label alone, or the label with the shape the viewer shows: ring 0) keeps everything
+    ring0_box = [10, 10, 20, 20]  # what a viewer showing ring 0 alone takes for the box
+    for body in ({"label": "dog"}, {"label": "cat", "bbox": ring0_box, "polygons": [rings[0]]}):
+        r = admin.patch(url, json={**body, "version": a["version"]})
+        assert r.status_code == 200, r.text
+        a = r.json()
+        assert a["polygons"] == rings and a["rle"] == made.json()["rle"] and a["bbox"] == [10, 10, 60, 40]
+    # a moved box moves every ring and the mask with it
+    r = admin.patch(url, json={"label": "cat", "bbox": [15, 12, 65, 42], "version": a["version"]})
+    a = r.json()
+    assert a["polygons"] == [[15, 12, 25, 12, 25, 22, 15, 22], [55, 32, 65, 32, 65, 42, 55, 42]]
+    moved = rle_to_mask(a["rle"])
+    assert moved.sum() == mask.sum() and moved[12:22, 15:25].all() and moved[32:42, 55:65].all()
+    # a reshaped ring replaces the shape (the mask then comes from the rings)
+    r = admin.patch(url, json={"label": "cat", "polygons": [[15, 12, 30, 12, 30, 30]], "version": a["version"]})
+    a = r.json()
+    assert a["polygons"] == [[15, 12, 30, 12, 30, 30]] and a["rle"] is None and a["bbox"] == [15, 12, 30, 30]
+    bad = admin.post(f"/api/projects/{project}/images/{image_id}/annotations",
+                     json={"label": "cat", "rle": {"size": [10, 10], "counts": "PP"}})
+    assert bad.status_code == 422 and "size" in bad.json()["message"] and bad.json()["hint"]
+
+
 def _propose(server: LiveServer, project: str, image_id: int, scores: list[float]) -> None:
     """Model proposals as the pre-annotation service writes them (straight into the server's store)."""
     registry = ProjectRegistry(server.home, server_database_url(server.home))

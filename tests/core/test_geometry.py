@@ -69,3 +69,16 @@ def test_cvat_rle_round_trip():
     runs = mask_to_cvat_rle(mask, 7, 4, 13, 6)
     assert runs[0] == 0  # CVAT RLE starts with a (possibly empty) run of background
     assert np.array_equal(cvat_rle_to_mask(runs, 7, 4, 13, 6, 30, 40), mask)
+
+
+def test_rings_and_masks_move_and_scale_with_their_box() -> None:
+    from labelloop.core.geometry import move_polygons, move_rle
+
+    rings = [[10, 10, 20, 10, 20, 20], [30, 30, 40, 30, 40, 40]]
+    assert move_polygons(rings, (10, 10, 40, 40), (15, 12, 45, 42)) == [[15, 12, 25, 12, 25, 22],
+                                                                          [35, 32, 45, 32, 45, 42]]
+    assert move_polygons(rings, (10, 10, 40, 40), (10, 10, 70, 40))[1] == [50, 30, 70, 30, 70, 40]  # 2x wide
+    mask = np.zeros((50, 60), np.uint8)
+    mask[10:20, 10:30] = 1
+    moved = rle_to_mask(move_rle(mask_to_rle(mask), (10, 10, 30, 20), (25, 30, 65, 40)))  # right, down, 2x wide
+    assert moved.shape == (50, 60) and moved[30:40, 25:60].all() and moved.sum() == 10 * 35  # clipped at x = 60

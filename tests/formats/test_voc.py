@@ -152,3 +152,33 @@ def test_raccoon_reads_counts_and_round_trips(tmp_path: Path) -> None:
     assert_same_dataset(ds, back, tol=1e-9)
     first = {i.file_name: i for i in back.images}["raccoon-1.jpg"]
     assert first.annotations[0].attributes == {"difficult": False, "truncated": False, "pose": "Unspecified"}
+
+
+def _annots_layout(root: Path, *, dup: bool = False, images: str = "images") -> Path:
+    """The tutorial layout: ``annots/*.xml`` beside ``images/*`` (no VOC folder names)."""
+    make_dataset(root / images, n_images=2)
+    (root / "annots").mkdir(parents=True)
+    for i in range(2):
+        (root / "annots" / f"img_{i:03d}.xml").write_text(
+            f"<annotation><filename>img_{i:03d}.png</filename>{OBJECT}</annotation>")
+    if dup:
+        make_dataset(root / "backup", n_images=1)
+    return root
+
+
+def test_xml_files_are_found_by_content_and_images_by_name_anywhere(tmp_path: Path) -> None:
+    for folder in ("images", "train/pics"):  # a usual folder name, and any other
+        root = _annots_layout(tmp_path / folder.replace("/", "-"), images=folder)
+        assert detect_format(root).name == "voc"
+        for target in (root, root / "annots"):  # the dataset root, or its annotation folder
+            ds = _voc().read(target, ReadOptions())
+            assert sorted(i.file_name for i in ds.images) == ["img_000.png", "img_001.png"]
+            assert all(i.path is not None and i.path.parent == root / folder for i in ds.images), target
+            assert all((i.width, i.height) == (128, 96) for i in ds.images)
+
+
+def test_an_image_in_two_folders_is_an_error_naming_both(tmp_path: Path) -> None:
+    root = _annots_layout(tmp_path / "ds", dup=True, images="pics")
+    with pytest.raises(FormatError) as err:
+        _voc().read(root, ReadOptions())
+    assert "img_000.png" in str(err.value) and "pics" in str(err.value) and "backup" in str(err.value)

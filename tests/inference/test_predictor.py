@@ -73,3 +73,21 @@ def test_merge_tiles_removes_duplicates_per_class() -> None:
                          60, 50)
     assert len(merged) == 2 and sorted(merged.labels.tolist()) == [0, 1]
     assert merged.scores.max() == pytest.approx(0.9)
+
+
+def test_mirror_tta_fuses_both_views(model_dir: Path, tmp_path: Path) -> None:
+    from labelloop.inference.predictions import fuse_views, mirror
+
+    tta = tmp_path / "tta"
+    tta.mkdir()
+    for name in ("model.json", "best.pt"):
+        (tta / name).write_bytes((model_dir / name).read_bytes())
+    meta = json.loads((tta / "model.json").read_text())
+    (tta / "model.json").write_text(json.dumps({**meta, "config": {**meta["config"], "tta": True}}))
+    image = load_rgb(make_sample(tmp_path, 3, size=(90, 130), seed=2).path)
+    plain, with_tta = load_predictor(model_dir, "torch"), load_predictor(tta, "torch")
+    assert with_tta.tta and not plain.tta
+    expected = fuse_views([plain.predict(image), mirror(plain.predict(np.ascontiguousarray(image[:, ::-1])), 130)])
+    got = with_tta.predict(image)
+    assert len(got) == len(expected) > 0
+    assert np.allclose(got.boxes, expected.boxes, atol=1e-3) and np.allclose(got.scores, expected.scores, atol=1e-5)

@@ -60,3 +60,32 @@ def test_labelled_counts_follow_ground_truth(tmp_path):
     assert labelled_counts(ctx) == expected
     assert np.isfinite(list(expected.values())).all()
     ctx.close()
+
+
+def test_every_strategy_names_itself_and_the_model_round(tmp_path):
+    from labelloop.selection.strategies import STRATEGIES
+
+    ctx, truth = demo_with_truth(tmp_path / "p", n_images=12, labelled=6)
+    ids = image_ids(ctx)
+    oracle = OraclePredictor(["circle", "square", "triangle"])
+    for name, iid in ids.items():
+        oracle.add_truth(pixels_of(ctx, iid), truth[name], score=0.97)
+    cheap, dear = ids["shapes_0007.jpg"], ids["shapes_0008.jpg"]
+    # the same doubt on two images; one has many more uncertain boxes to review
+    oracle.add(pixels_of(ctx, cheap), [[5, 5, 30, 30]], [0.5], ["circle"])
+    oracle.add(pixels_of(ctx, dear), [[5 + 12 * k, 5, 15 + 12 * k, 15] for k in range(8)], [0.5] * 8, ["circle"] * 8)
+    model = add_fake_model(ctx, oracle.classes)
+    for strategy in STRATEGIES:
+        items = suggest_images(ctx, n=3, model_id=model, predictor=oracle, strategy=strategy)
+        assert len(items) == 3 and all(i["strategy"] == strategy and i["model_id"] == model for i in items)
+        assert all("model_round" in i and i["reasons"] for i in items)
+    effort = suggest_images(ctx, n=6, model_id=model, predictor=oracle, strategy="effort")
+    seconds = {i["image_id"]: i["components"]["expected_seconds"] for i in effort}
+    assert seconds[dear] > seconds[cheap] > 2.0  # inspect + the boxes' expected review
+    typical = float(np.median(list(seconds.values())))
+    for item in effort:  # gain per second: the value scaled by how much cheaper than typical the image is
+        rate = min(4.0, max(0.25, typical / seconds[item["image_id"]]))
+        assert item["score"] == pytest.approx(item["components"]["value"] * rate, abs=1e-3)
+    with pytest.raises(InvalidInputError, match="unknown selection strategy"):
+        suggest_images(ctx, n=3, model_id=model, predictor=oracle, strategy="clever")
+    ctx.close()

@@ -27,6 +27,20 @@ def test_bad_grids_fail_before_anything_runs(grid, message):
         parse_grid(grid)
 
 
+def test_variants_are_one_configuration_each_on_the_shared_arguments():
+    from labelloop.services.sweep import sweep_configurations
+
+    combos = sweep_configurations(variants=["lr=0.01", "base=fasterrcnn-lite2;epochs=30"], base="fcos-lite0",
+                                  args="epochs=5;tta=true")
+    assert combos == [{"base": "fcos-lite0", "epochs": "5", "tta": "true", "lr": "0.01"},
+                      {"base": "fasterrcnn-lite2", "epochs": "30", "tta": "true"}]
+    assert len(sweep_configurations("lr=0.01,0.003", args="epochs=2")) == 2
+    for kwargs, message in [({}, "either a grid"), ({"grid": "lr=1", "variants": ["lr=2"]}, "not both"),
+                            ({"variants": ["lr=fast"]}, "lr"), ({"variants": "lr=0.1"}, "list of argument strings")]:
+        with pytest.raises(ConfigError, match=message):
+            sweep_configurations(**kwargs)
+
+
 def test_slots_never_oversubscribe_the_cores():
     parallel, threads = sweep_slots(8)
     assert parallel >= 1 and threads >= 1

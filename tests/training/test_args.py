@@ -20,6 +20,7 @@ def test_parse_types_and_separators() -> None:
     assert parse_args_string("") == {}
     assert parse_args_string("augment=strong;pretrained=no;weights=none") == {
         "augment": "strong", "pretrained": False, "weights": None}
+    assert parse_args_string("copy_paste=0.5;balanced=yes;tta=on") == {"copy_paste": 0.5, "balanced": True, "tta": True}
 
 
 def test_unknown_key_lists_valid_keys() -> None:
@@ -31,6 +32,8 @@ def test_unknown_key_lists_valid_keys() -> None:
     ("epochs=ten", "epochs", "integer"), ("epochs=2.5", "epochs", "integer"), ("lr=fast", "lr", "number"),
     ("pretrained=maybe", "pretrained", "true/false"), ("augment=extreme", "augment", "augment"),
     ("batch_size=0", "batch_size", "positive"), ("lr=-1", "lr", "positive"), ("device=tpu", "device", "cuda"),
+    ("copy_paste=1.5", "copy_paste", "probability"), ("tta=sometimes", "tta", "true/false"),
+    ("balanced=2", "balanced", "true/false"), ("eval_every=x", "eval_every", "integer"),
 ])
 def test_bad_values_name_key_and_type(text: str, key: str, expected: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -86,3 +86,56 @@ def test_perfect_predictions_score_one(tmp_path: Path) -> None:
     preds = {s.image_id: Predictions(s.boxes, np.ones(len(s.boxes)), s.labels, s.masks) for s in data.val}
     m = evaluate_predictions(data.val, preds, data.classes, "segment")
     assert m["map"] == pytest.approx(1.0) and m["mask_map"] == pytest.approx(1.0)
+
+
+def test_pasted_objects_never_hide_an_annotated_object(tmp_path: Path) -> None:
+    from labelloop.training.data import PASTE_MAX_COVER, _cover, _cut_objects, paste_objects
+
+    image = np.full((120, 160, 3), 90, np.uint8)
+    masks = np.zeros((1, 120, 160), np.uint8)
+    masks[0, 40:80, 60:100] = 1
+    arrays = {"boxes": np.array([[60, 40, 100, 80]], np.float32), "labels": np.array([1]), "masks": masks}
+    donor = np.full((40, 40, 3), 250, np.uint8)
+    dmask = np.zeros((1, 40, 40), np.uint8)
+    dmask[0, 10:30, 10:30] = 1
+    cut = _cut_objects(donor, {"boxes": np.array([[10, 10, 30, 30]], np.float32), "labels": np.array([2]),
+                               "masks": dmask})
+    for seed in range(20):
+        out, got = paste_objects(image, arrays, cut * 3, random.Random(seed))
+        assert len(got["boxes"]) == len(got["labels"]) == len(got["masks"]) >= 2
+        assert (got["labels"][1:] == 2).all()
+        assert (_cover(got["boxes"][:1], got["boxes"][1]) <= PASTE_MAX_COVER).all()
+        for box, mask in zip(got["boxes"][1:], got["masks"][1:], strict=True):  # the box is the pasted mask's
+            ys, xs = np.nonzero(mask)
+            assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == pytest.approx(box)
+            assert (out[mask > 0] == 250).all()
+        # the original object's mask loses exactly the pixels a paste covers
+        assert got["masks"][0].sum() == masks[0].sum() - (masks[0] & (got["masks"][1:].max(0) > 0)).sum()
+        assert (image == 90).all()  # the input is not modified
+
+
+def test_copy_paste_draws_classes_evenly(tmp_path: Path) -> None:
+    from labelloop.training.data import ObjectBank
+
+    common = [make_sample(tmp_path, i, n_classes=1, n_objects=(3, 3), obj_size=(12, 16)) for i in range(6)]
+    rare = make_sample(tmp_path, 50, n_classes=1, n_objects=(1, 1), obj_size=(12, 16))
+    rare = type(rare)(rare.image_id, rare.path, rare.width, rare.height, rare.boxes, rare.labels + 1)
+    bank = ObjectBank([*common, rare], "detect")
+    labels = [lab for _, _, lab in bank.draw(400, random.Random(0))]
+    assert 0.4 < labels.count(2) / len(labels) < 0.6  # 1 object of 19, drawn half of the time
+    ds = SampleDataset([*common, rare], "detect", image_size=96, augment="none", copy_paste=1.0)
+    counts = [len(ds[i][1]["boxes"]) for i in range(6)]
+    assert sum(counts) > 6 * 3  # every item gained pasted objects
+
+
+def test_repeat_factors_favour_images_with_a_rare_class(tmp_path: Path) -> None:
+    from labelloop.training.data import repeat_factors
+
+    base = make_sample(tmp_path, 1, n_classes=1, n_objects=(1, 1))
+    def with_labels(labels: list[int]) -> object:
+        return type(base)(base.image_id, base.path, base.width, base.height,
+                          np.repeat(base.boxes[:1], len(labels), 0), np.array(labels, np.int64))
+    samples = [with_labels([0]) for _ in range(15)] + [with_labels([0, 1])] + [with_labels([])]
+    weights = repeat_factors(samples)  # class 0 in 16 images, class 1 in 1: sqrt(16) = 4 (the cap)
+    assert weights[:15] == [1.0] * 15 and weights[15] == pytest.approx(4.0) and weights[16] == 1.0
+    assert repeat_factors(samples, cap=2.0)[15] == 2.0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +28,25 @@ def log_in(page: Any, url: str, username: str = "admin", password: str | None = 
     page.fill("input[name=password]", password or ADMIN_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("text=New project")
+
+
+def until(fetch: Callable[[], Any], ok: Callable[[Any], bool], seconds: float = 10) -> Any:
+    """Poll the API until ``ok(fetch())`` (autosave is asynchronous); the last value either way."""
+    deadline = time.monotonic() + seconds
+    value = fetch()
+    while not ok(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = fetch()
+    return value
+
+
+def image_point(page: Any, width: int) -> Callable[[float, float], tuple[float, float]]:
+    """``at(x, y)``: the screen position of image pixel ``(x, y)`` in the page's canvas image."""
+    box = page.locator(".canvas-img").bounding_box()
+    assert box is not None
+    scale = box["width"] / width
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return box["x"] + x * scale, box["y"] + y * scale
+
+    return at

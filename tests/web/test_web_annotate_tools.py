@@ -3,27 +3,15 @@ chosen with a number key (P, 2) drawn inside that region, and deleting the selec
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import log_in, shot
+from browser_helpers import image_point, log_in, shot, until
 from live_server import LiveServer, png_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 W, H = 320, 240
-
-
-def _until(fetch: Callable[[], Any], ok: Callable[[Any], bool], seconds: float = 10) -> Any:
-    """Poll the API until ``ok(fetch())`` (autosave is asynchronous)."""
-    deadline = time.monotonic() + seconds
-    value = fetch()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = fetch()
-    return value
 
 
 def test_region_polygon_class_keys_and_delete(page: Any, web_server: LiveServer, tmp_path: Path) -> None:
@@ -37,13 +25,7 @@ def test_region_polygon_class_keys_and_delete(page: Any, web_server: LiveServer,
     page.set_input_files("[data-testid=upload-input]", str(path))
     page.wait_for_selector(".a9s-annotationlayer")
     page.wait_for_timeout(500)
-    box = page.locator(".canvas-img").bounding_box()
-    assert box is not None
-    scale = box["width"] / W
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        """Screen position of image pixel (x, y)."""
-        return box["x"] + x * scale, box["y"] + y * scale
+    at = image_point(page, W)
 
     with web_server.client() as c:
         image_id = c.get(f"/api/projects/{slug}/images").json()["items"][0]["id"]
@@ -59,11 +41,11 @@ def test_region_polygon_class_keys_and_delete(page: Any, web_server: LiveServer,
         page.mouse.move(*at(200, 150), steps=6)
         page.mouse.up()
         page.wait_for_selector("text=1 training region(s)")
-        regions = _until(detail, lambda d: len(d["regions"]) == 1)["regions"]
+        regions = until(detail, lambda d: len(d["regions"]) == 1)["regions"]
         assert len(regions) == 1
         xs, ys = regions[0][0::2], regions[0][1::2]
         assert abs(min(xs) - 20) < 4 and abs(max(xs) - 200) < 4 and abs(min(ys) - 20) < 4 and abs(max(ys) - 150) < 4
-        assert _until(detail, lambda d: not d["annotations"])["annotations"] == []  # a region is not an object
+        assert until(detail, lambda d: not d["annotations"])["annotations"] == []  # a region is not an object
 
         # a polygon of the second class ("2" = dog): click three corners, close on the first
         page.keyboard.press("Escape")  # let go of the region (a new shape is selected for editing)
@@ -76,7 +58,7 @@ def test_region_polygon_class_keys_and_delete(page: Any, web_server: LiveServer,
         page.mouse.click(*at(*corners[0]))
         page.wait_for_selector(".ann-row")
         page.wait_for_selector("[data-testid=save-state]:text('Saved')")
-        anns = _until(detail, lambda d: len(d["annotations"]) == 1)["annotations"]
+        anns = until(detail, lambda d: len(d["annotations"]) == 1)["annotations"]
         assert len(anns) == 1 and anns[0]["label"] == "dog"
         ring = anns[0]["polygons"][0]
         assert len(ring) >= 6
@@ -89,5 +71,5 @@ def test_region_polygon_class_keys_and_delete(page: Any, web_server: LiveServer,
         page.wait_for_selector(".ann-row.selected")
         page.keyboard.press("Delete")
         page.wait_for_selector("text=Nothing yet")
-        after = _until(detail, lambda d: not d["annotations"])
+        after = until(detail, lambda d: not d["annotations"])
         assert after["annotations"] == [] and len(after["regions"]) == 1

@@ -83,10 +83,14 @@ class AnnotationIn(BaseModel):
     label: str = Field(min_length=1, max_length=200)
     bbox: tuple[float, float, float, float] | None = Field(default=None, description="x1, y1, x2, y2 in pixels")
     polygons: list[list[float]] | None = Field(default=None, description="flat rings [x0, y0, x1, y1, ...]")
+    rle: dict[str, Any] | None = Field(default=None, description="a COCO RLE mask {size: [h, w], counts}")
     attributes: dict[str, Any] | None = None
 
 
 class AnnotationUpdateIn(AnnotationIn):
+    """An edit changes only what it gives: the label alone (no bbox, polygons or rle) relabels and keeps the
+    shape; a new bbox alone moves the rings and mask with it; new polygons or a new rle replace the shape."""
+
     version: int = Field(description="the version you loaded; a stale one answers 409 and changes nothing")
 
 
@@ -115,5 +119,8 @@ class JobIn(BaseModel):
     kind: str = Field(description="train, sweep, preannotate, suggest, qa (GET /api/jobs/kinds)")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="train: base, args ('epochs=30;batch_size=8'), from_model, "
-                                               "resume; preannotate: model_id, images, threshold; suggest: n; "
-                                               "sweep: base, args, variants")
+                                               "resume; preannotate: model_id, images, threshold; "
+                                               "suggest: n, strategy; "
+                                               "sweep: grid ('lr=0.01,0.003;epochs=10,30', every combination) or "
+                                               "variants (['lr=0.01', 'lr=0.001'], one each), with base and args "
+                                               "shared by all")

@@ -106,17 +106,24 @@ def suggest(
     n: Annotated[int, typer.Option("--n", help="how many images")] = 50,
     model: Annotated[int | None, typer.Option("--model", help="model id (default: the newest ready model)")] = None,
     no_tta: Annotated[bool, typer.Option("--no-tta", help="skip the mirrored second prediction (2x faster)")] = False,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="mixed (default) | diversity | uncertainty | "
+                                                 "class-deficit | hybrid | effort | random")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the random parts (random, hybrid)")] = 0,
     project: ProjectOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Which unlabelled images to annotate next, and why."""
-    from labelloop.services.suggest import suggest_images
+    from labelloop.services.suggest import DEFAULT_STRATEGY, suggest_images
 
     with project_from(project) as ctx, progress_bar(not json_out) as bar:
-        items = suggest_images(ctx, n=n, model_id=model, tta=not no_tta, progress=bar)
+        items = suggest_images(ctx, n=n, model_id=model, tta=not no_tta, strategy=strategy or DEFAULT_STRATEGY,
+                               seed=seed, progress=bar)
     if json_out:
         emit_json(items)
         return
+    if items:
+        out.print(f"strategy {items[0]['strategy']}, scored by model {items[0]['model_id']} "
+                  f"(round {items[0]['model_round']})")
     t = Table("#", "image", "file", "score", "why")
     for it in items:
         t.add_row(str(it["rank"]), str(it["image_id"]), it["file_name"], _fmt(it["score"]), "; ".join(it["reasons"]))
@@ -197,7 +204,8 @@ def simulate(
     seed_per_class: Annotated[int, typer.Option("--seed-per-class", help="round 0: objects per class")] = 20,
     round_size: Annotated[int, typer.Option("--round-size", help="images per round")] = 50,
     rounds: Annotated[int, typer.Option("--rounds", help="rounds after the seed round")] = 3,
-    strategy: Annotated[str, typer.Option("--strategy", help="suggest | random")] = "suggest",
+    strategy: Annotated[str, typer.Option("--strategy", help="suggest (the default strategy) | random | mixed | "
+                                          "diversity | uncertainty | class-deficit | hybrid | effort")] = "suggest",
     base: Annotated[str | None, typer.Option("--base", help="base model")] = None,
     args: Annotated[str, typer.Option("--args", help='training arguments for every round, "k=v;..."')] = "",
     task: Annotated[str, typer.Option("--task", help="detect | segment")] = "detect",
@@ -209,6 +217,8 @@ def simulate(
                          ] = "auto",
     click: Annotated[bool, typer.Option("--click/--no-click", help="the annotator uses click-to-box on misses")
                      ] = True,
+    final_model: Annotated[bool, typer.Option("--final-model", help="also train on the last round's labels and "
+                                              "report that model's mAP (what the last picks bought)")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Replay the whole loop on a labelled dataset and measure the human time it saves."""
@@ -217,7 +227,8 @@ def simulate(
     with progress_bar(not json_out) as bar:
         result = run(dataset, format=format, seed_per_class=seed_per_class, round_size=round_size, rounds=rounds,
                      strategy=strategy, base=base, args=args, project_dir=project_dir, task=task,
-                     val_fraction=val_fraction, seed=seed, threshold=threshold, use_click=click, progress=bar)
+                     val_fraction=val_fraction, seed=seed, threshold=threshold, use_click=click,
+                     final_model=final_model, progress=bar)
     if json_out:
         emit_json(result)
         return

@@ -20,6 +20,8 @@ __all__ = [
     "mask_to_cvat_rle",
     "mask_to_polygons",
     "mask_to_rle",
+    "move_polygons",
+    "move_rle",
     "polygon_area",
     "polygons_bbox",
     "polygons_to_rle",
@@ -134,6 +136,39 @@ def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int
 
     rles = mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width)
     return _to_str_rle(mask_utils.merge(rles))
+
+
+def _box_map(old: Sequence[float], new: Sequence[float]) -> tuple[float, float, float, float]:
+    """``(sx, sy, tx, ty)``: ``x' = x * sx + tx`` maps box ``old`` (xyxy) onto box ``new``."""
+    sx = (new[2] - new[0]) / max(old[2] - old[0], 1e-9)
+    sy = (new[3] - new[1]) / max(old[3] - old[1], 1e-9)
+    return sx, sy, new[0] - old[0] * sx, new[1] - old[1] * sy
+
+
+def move_polygons(polygons: Sequence[Sequence[float]], old: Sequence[float], new: Sequence[float]
+                  ) -> list[list[float]]:
+    """Every ring moved and scaled with its box: the map that takes box ``old`` onto box ``new`` (xyxy)."""
+    sx, sy, tx, ty = _box_map(old, new)
+    return [[round(v * sx + tx, 2) if i % 2 == 0 else round(v * sy + ty, 2) for i, v in enumerate(ring)]
+            for ring in polygons]
+
+
+def move_rle(rle: dict[str, Any], old: Sequence[float], new: Sequence[float]) -> dict[str, Any]:
+    """The mask moved and scaled with its box (nearest-neighbour), in an image of the same size."""
+    from PIL import Image
+
+    mask = rle_to_mask(rle)
+    h, w = mask.shape
+    x0, y0 = max(0, int(np.floor(old[0]))), max(0, int(np.floor(old[1])))
+    x1, y1 = min(w, int(np.ceil(old[2]))), min(h, int(np.ceil(old[3])))
+    nx0, ny0 = round(float(new[0])), round(float(new[1]))
+    nw, nh = max(1, round(float(new[2] - new[0]))), max(1, round(float(new[3] - new[1])))
+    out = np.zeros_like(mask)
+    if x1 > x0 and y1 > y0:
+        patch = np.asarray(Image.fromarray(mask[y0:y1, x0:x1] * 255).resize((nw, nh), Image.Resampling.NEAREST)) > 0
+        ys, xs = slice(max(0, ny0), min(h, ny0 + nh)), slice(max(0, nx0), min(w, nx0 + nw))
+        out[ys, xs] = patch[ys.start - ny0 : ys.stop - ny0, xs.start - nx0 : xs.stop - nx0]
+    return mask_to_rle(out)
 
 
 def rle_area(rle: dict[str, Any]) -> float:

@@ -176,13 +176,41 @@ def place_image(src: Path | None, dst: Path, mode: str) -> None:
         shutil.copyfile(src, dst)
 
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+#: a search for images anywhere under a dataset stops after this many files (a wrong root, e.g. ``/``)
+MAX_INDEXED_FILES = 2_000_000
+
+
+def _index_images(root: Path) -> dict[str, list[Path]]:
+    """Image files under ``root`` (hidden folders skipped) by file name."""
+    index: dict[str, list[Path]] = {}
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            seen += 1
+            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                index.setdefault(name, []).append(Path(folder) / name)
+        if seen > MAX_INDEXED_FILES:
+            raise FormatError(f"{root} holds more than {MAX_INDEXED_FILES} files: too many to search for images",
+                              "point the import at the dataset's own folder")
+    return index
+
+
 class ImageFinder:
     """Finds image files by name under candidate roots, listing each folder once
-    (a stat per candidate path would dominate imports of 100k images)."""
+    (a stat per candidate path would dominate imports of 100k images).
 
-    def __init__(self, roots: list[Path]) -> None:
+    With ``search_root``, a name not found there is looked for anywhere under ``search_root`` by its
+    file name (datasets keep images in ``images/``, ``JPEGImages/``, ``train/``, ...); a name found in
+    several folders is a :class:`FormatError` listing them.
+    """
+
+    def __init__(self, roots: list[Path], search_root: Path | None = None) -> None:
         self.roots = [r for r in dict.fromkeys(roots) if r.is_dir()]
+        self.search_root = search_root if search_root is not None and search_root.is_dir() else None
         self._listings: dict[Path, frozenset[str]] = {}
+        self._index: dict[str, list[Path]] | None = None
 
     def _names(self, folder: Path) -> frozenset[str]:
         if folder not in self._listings:
@@ -192,13 +220,28 @@ class ImageFinder:
                 self._listings[folder] = frozenset()
         return self._listings[folder]
 
-    def find(self, file_name: str) -> Path | None:
+    def find(self, file_name: str, near: Path | None = None) -> Path | None:
+        """``file_name`` under ``near`` (e.g. the annotation file's folder), then the roots, then anywhere."""
         rel = PurePosixPath(file_name)
-        for root in self.roots:
+        for root in ([near] if near is not None and near.is_dir() else []) + self.roots:
             for candidate in (root / rel, root / rel.name):
                 if candidate.name in self._names(candidate.parent):
                     return candidate
-        return None
+        return self._anywhere(rel)
+
+    def _anywhere(self, rel: PurePosixPath) -> Path | None:
+        if self.search_root is None:
+            return None
+        if self._index is None:
+            self._index = _index_images(self.search_root)
+        hits = self._index.get(rel.name, [])
+        if len(hits) > 1:  # the annotation's own sub-path decides when it can
+            hits = [h for h in hits if h.as_posix().endswith("/" + rel.as_posix())] or hits
+        if len(hits) > 1:
+            shown = ", ".join(str(h.relative_to(self.search_root)) for h in hits[:5])
+            raise FormatError(f"image {rel.as_posix()!r} is in {len(hits)} folders under {self.search_root}: {shown}",
+                              "point the import at the folder of one copy, or remove the duplicates")
+        return hits[0] if hits else None
 
 
 def find_image(file_name: str, roots: list[Path]) -> Path | None:

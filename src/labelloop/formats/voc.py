@@ -30,10 +30,10 @@ from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import (
     AnnotationFormat,
+    ImageFinder,
     ReadOptions,
     Recorder,
     WriteOptions,
-    find_image,
     place_image,
     register_format,
     safe_relative_name,
@@ -73,11 +73,11 @@ class VocFormat(AnnotationFormat):
                               "*.xml, or *.xml) with an <annotation> root", file=str(path))
         recorder = Recorder(options)
         splits = _read_splits(layout.root)
-        roots = _image_roots(layout.root)
+        finder = ImageFinder(_image_roots(layout.root), search_root=_search_root(layout))
         images: list[ImageRecord] = []
         seen: set[str] = set()
         for file in layout.files:
-            image = _read_xml(file, recorder, [*roots, file.parent])
+            image = _read_xml(file, recorder, finder)
             if image is None:
                 continue
             if image.file_name in seen:
@@ -139,7 +139,24 @@ def _find_layout(path: Path) -> _Layout | None:
             if files:
                 return _Layout(root, ann_dir, files)
     flat = tuple(p for p in sorted(path.glob("*.xml")) if _looks_like_voc(p))
-    return _Layout(path, path, flat) if flat else None
+    if flat:
+        return _Layout(path, path, flat)
+    nested = tuple(p for p in sorted(path.rglob("*.xml")) if not _hidden(p, path) and _looks_like_voc(p))
+    return _Layout(path, path, nested) if nested else None  # e.g. annots/*.xml beside images/
+
+
+def _hidden(p: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
+
+
+def _search_root(layout: _Layout) -> Path:
+    """Where images may be anywhere: the dataset folder, or the folder above a folder of XML files only
+    (``import dataset/annots`` finds ``dataset/images``)."""
+    root = layout.root
+    holds_images = any(p.suffix.lower() in _IMAGE_SUFFIXES for p in root.iterdir()) if root.is_dir() else False
+    if not holds_images and not any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+        return root.parent
+    return root
 
 
 def _image_roots(root: Path) -> list[Path]:
@@ -204,7 +221,7 @@ def _parse(file: Path, recorder: Recorder) -> ET.Element | None:
     return None
 
 
-def _read_xml(file: Path, recorder: Recorder, roots: list[Path]) -> ImageRecord | None:
+def _read_xml(file: Path, recorder: Recorder, finder: ImageFinder) -> ImageRecord | None:
     root = _parse(file, recorder)
     if root is None:
         return None
@@ -218,7 +235,7 @@ def _read_xml(file: Path, recorder: Recorder, roots: list[Path]) -> ImageRecord 
     except FormatError as err:
         recorder.invalid(file, err.record or "<filename>", err.reason, err.hint)
         return None
-    path = _locate_image(name, roots)
+    path = _locate_image(name, finder, file.parent)
     width, height = _size(root, path)
     image = ImageRecord(file_name=name, width=width, height=height, path=path)
     for i, obj in enumerate(root.findall("object")):
@@ -247,10 +264,10 @@ def _image_name(root: ET.Element, file: Path) -> str:
     return file.stem
 
 
-def _locate_image(name: str, roots: list[Path]) -> Path | None:
-    found = find_image(name, roots)
+def _locate_image(name: str, finder: ImageFinder, near: Path) -> Path | None:
+    found = finder.find(name, near)
     if found is None and not PurePosixPath(name).suffix:  # ImageNet-style <filename> without extension
-        found = next((p for s in _IMAGE_SUFFIXES if (p := find_image(name + s, roots)) is not None), None)
+        found = next((p for s in _IMAGE_SUFFIXES if (p := finder.find(name + s, near)) is not None), None)
     return found
 
 

@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-__all__ = ["Predictions", "from_model_output", "merge_tiles", "semantic_to_predictions", "tile_windows"]
+from labelloop.core.geometry import box_iou
+
+__all__ = ["FUSE_IOU", "Predictions", "from_model_output", "fuse_views", "merge_tiles", "mirror",
+           "semantic_to_predictions", "tile_windows"]
+
+#: boxes of two views of one image are the same object at this IoU (weighted box fusion)
+FUSE_IOU = 0.55
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,65 @@ def from_model_output(output: dict[str, Any], mask_threshold: float = 0.5) -> Pr
     if "masks" in out:
         masks = encode_masks(out["masks"][:, 0] > mask_threshold)
     return Predictions(out["boxes"], out["scores"], out["labels"] - 1, masks)
+
+
+def mirror(p: Predictions, width: int) -> Predictions:
+    """Predictions made on the horizontally flipped image, mapped back to the original image."""
+    boxes = p.boxes.copy()
+    boxes[:, [0, 2]] = width - p.boxes[:, [2, 0]]
+    masks = None
+    if p.masks is not None:
+        masks = encode_masks(np.stack([mask_utils.decode(r)[:, ::-1] for r in p.masks]).astype(bool)) \
+            if p.masks else []
+    return Predictions(boxes, p.scores, p.labels, masks)
+
+
+def fuse_views(views: list[Predictions], iou: float = FUSE_IOU, max_detections: int = 1000) -> Predictions:
+    """Weighted box fusion of several views' predictions of one image (test-time augmentation).
+
+    In score order, a box joins the first cluster of its class whose fused box it overlaps at
+    ``iou`` and that has no box of its view yet; else it starts a cluster. A cluster's box is the
+    score-weighted mean of its members, its score their sum over the number of views (an object
+    found in one view of two keeps half its score), its mask the best member's.
+    """
+    n_views = max(1, len(views))
+    order_boxes = np.concatenate([v.boxes for v in views]) if views else np.zeros((0, 4), np.float32)
+    scores = np.concatenate([v.scores for v in views]) if views else np.zeros(0, np.float32)
+    labels = np.concatenate([v.labels for v in views]) if views else np.zeros(0, np.int64)
+    view_of = np.concatenate([np.full(len(v), k) for k, v in enumerate(views)]) if views else np.zeros(0, int)
+    has_masks = bool(views) and views[0].masks is not None
+    masks = [m for v in views for m in (v.masks or [])]
+    clusters: list[list[int]] = []
+    fused: list[np.ndarray] = []
+    for i in np.argsort(-scores, kind="stable"):
+        home = _cluster_for(i, clusters, fused, order_boxes, labels, view_of, iou)
+        if home is None:
+            clusters.append([int(i)])
+            fused.append(order_boxes[i].astype(np.float64))
+            continue
+        clusters[home].append(int(i))
+        w = scores[clusters[home]][:, None].astype(np.float64)
+        fused[home] = (order_boxes[clusters[home]] * w).sum(0) / max(float(w.sum()), 1e-9)
+    if not clusters:
+        return Predictions.empty(has_masks)
+    out_scores = np.array([scores[c].sum() / n_views for c in clusters])
+    keep = np.argsort(-out_scores, kind="stable")[:max_detections]
+    return Predictions(np.array(fused)[keep], out_scores[keep], labels[[clusters[k][0] for k in keep]],
+                       [masks[clusters[k][0]] for k in keep] if has_masks else None)
+
+
+def _cluster_for(i: int, clusters: list[list[int]], fused: list[np.ndarray], boxes: np.ndarray, labels: np.ndarray,
+                 view_of: np.ndarray, iou: float) -> int | None:
+    if not clusters:
+        return None
+    ious = box_iou(boxes[i : i + 1].astype(np.float64), np.array(fused))[0]
+    for k in np.argsort(-ious, kind="stable"):
+        if ious[k] < iou:
+            return None
+        c = clusters[k]
+        if labels[c[0]] == labels[i] and view_of[i] not in view_of[c]:
+            return int(k)
+    return None
 
 
 def tile_windows(width: int, height: int, tile: int, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:

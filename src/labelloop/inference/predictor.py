@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 
 from labelloop.errors import ConfigError, InvalidInputError
-from labelloop.inference.predictions import Predictions, from_model_output, merge_tiles, tile_windows
+from labelloop.inference.predictions import (
+    Predictions,
+    from_model_output,
+    fuse_views,
+    merge_tiles,
+    mirror,
+    tile_windows,
+)
 
 __all__ = ["Predictor", "load_predictor"]
 
@@ -40,10 +47,18 @@ class Predictor:
         self.task: str = meta["task"]
         self.backend = backend
         self.tile_size = int(meta.get("tile_size") or 0)
+        #: mirror test-time augmentation (the model's ``tta`` training argument)
+        self.tta = bool((meta.get("config") or {}).get("tta")) and self.task != "regions"
         self._run = runner
         self._embed = embedder
 
     def _predict_one(self, image: np.ndarray) -> Predictions:
+        if not self.tta:
+            return self._predict_view(image)
+        flipped = self._predict_view(np.ascontiguousarray(image[:, ::-1]))
+        return fuse_views([self._predict_view(image), mirror(flipped, image.shape[1])])
+
+    def _predict_view(self, image: np.ndarray) -> Predictions:
         from labelloop.inference.torch_engine import TILE_OVERLAP, needs_tiling
 
         h, w = image.shape[:2]

@@ -101,12 +101,15 @@ def train(job: JobContext) -> dict[str, Any]:
 
 
 def sweep(job: JobContext) -> dict[str, Any]:
-    """Train every configuration of ``grid`` (``"base=a,b;lr=0.01,0.003"``) in parallel; the live
-    leaderboard is streamed as ``{"type": "leaderboard", "rows": [...]}`` events."""
+    """Train every configuration of ``grid`` (``"base=a,b;lr=0.01,0.003"``, the cartesian product) or of
+    ``variants`` (``["lr=0.01", "lr=0.001"]``, one each), on top of the shared ``base`` and ``args``, in
+    parallel; the live leaderboard is streamed as ``{"type": "leaderboard", "rows": [...]}`` events."""
+    from labelloop.services.sweep import sweep_configurations
+
     run_sweep = _service("labelloop.services.sweep", "run_sweep")
-    grid = str(job.params.get("grid") or "").strip()
-    if not grid:
-        raise JobError("a sweep needs a grid", 'e.g. {"grid": "lr=0.01,0.003;epochs=10,30"}')
+    p = job.params
+    grid, variants = str(p.get("grid") or "").strip() or None, p.get("variants") or None
+    sweep_configurations(grid, variants, base=p.get("base") or None, args=p.get("args") or "")  # fails fast
     job.raise_on_cancel = False
 
     def on_update(rows: list[dict[str, Any]]) -> None:
@@ -114,7 +117,8 @@ def sweep(job: JobContext) -> dict[str, Any]:
         finished = sum(1 for r in rows if r.get("status") not in ("training",))
         job.progress(finished / max(1, len(rows)), f"{finished} of {len(rows)} configurations finished")
 
-    result = run_sweep(job.project(), grid, on_update=on_update)
+    result = run_sweep(job.project(), grid, variants=variants, base=p.get("base") or None, args=p.get("args") or "",
+                       on_update=on_update)
     best = result.get("best_model_id")
     return {**result, "message": f"best model {best}" if best else "no configuration finished"}
 
@@ -148,6 +152,8 @@ def suggest(job: JobContext) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"n": int(job.params.get("n") or 50)}
     if job.params.get("model_id") is not None:
         kwargs["model_id"] = int(job.params["model_id"])
+    if job.params.get("strategy"):
+        kwargs["strategy"] = str(job.params["strategy"])
     if _accepts(run, "progress"):
         kwargs["progress"] = _stage_progress(job)
     items = list(run(job.project(), **kwargs))

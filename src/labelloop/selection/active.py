@@ -17,7 +17,8 @@ import numpy as np
 
 from labelloop.selection.diversity import min_distances, pairwise_distances
 
-__all__ = ["Candidate", "SuggestWeights", "Suggestion", "class_deficits", "deficit_score", "rank_suggestions"]
+__all__ = ["Candidate", "SuggestWeights", "Suggestion", "class_deficits", "deficit_score", "rank_suggestions",
+           "score_candidates"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Candidate:
         expected_objects: class name -> expected number of objects (sum of scores of
             confident predictions), used for the class deficit.
         embedding: ``(D,)`` image features.
+        expected_seconds: review seconds the image's proposals are expected to cost (0 = unknown).
     """
 
     image_id: int
@@ -38,6 +40,7 @@ class Candidate:
     class_ambiguity: float
     expected_objects: Mapping[str, float]
     embedding: np.ndarray
+    expected_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,20 @@ def _reasons(c: Candidate, parts: dict[str, float], classes: list[str], counts: 
     if not reasons:
         reasons.append("best remaining mix of value and novelty")
     return reasons
+
+
+def score_candidates(candidates: Sequence[Candidate], *, counts: Mapping[str, int], target: int,
+                     weights: SuggestWeights | None = None) -> list[Suggestion]:
+    """Every candidate with its value alone (no novelty), best first, with its reasons."""
+    w = weights or SuggestWeights()
+    deficits = class_deficits(counts, target)
+    out = []
+    for c in candidates:
+        value, parts, classes = _value(c, deficits, w)
+        reasons = [r for r in _reasons(c, parts, classes, counts, target, 0.0)
+                   if r != "best remaining mix of value and novelty"] or ["highest remaining value"]
+        out.append(Suggestion(c.image_id, c.file_name, value, reasons, {**parts, "value": value}))
+    return sorted(out, key=lambda s: -s.score)
 
 
 def _typical_distance(feats: np.ndarray, labelled: np.ndarray | None) -> float:

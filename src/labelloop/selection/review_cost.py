@@ -17,6 +17,7 @@ and adding every object's miss cost gives the review time at that threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from labelloop.core.geometry import box_iou
 from labelloop.inference.click import click_candidate
 from labelloop.selection.effort import CostModel
 
-__all__ = ["ACCEPT_IOU", "MATCH_IOU", "ReviewDeltas", "clickable", "review_deltas"]
+__all__ = ["ACCEPT_IOU", "MATCH_IOU", "ReviewDeltas", "clickable", "expected_review_seconds", "review_deltas"]
 
 #: a proposal this close to an object is accepted as it is
 ACCEPT_IOU = 0.7
@@ -89,3 +90,20 @@ def review_deltas(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, gt_
             cost = costs.fix if gl[j] == pl[i] else costs.fix + costs.class_change
         delta[i] = cost - miss[j]
     return ReviewDeltas(delta, miss)
+
+
+def expected_review_seconds(scores: np.ndarray, labels: np.ndarray, thresholds: Sequence[float] | np.ndarray,
+                            costs: CostModel, floor: float = 0.05) -> float:
+    """Review seconds an image is expected to cost from its predictions alone (no ground truth).
+
+    ``inspect``, then each proposal at or above its class threshold is taken as right with
+    probability = its score (accepted) and wrong otherwise (deleted); each candidate between
+    ``floor`` and the threshold is an object the person adds with probability = its score (drawn).
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    t = np.asarray(thresholds, dtype=np.float64)[np.asarray(labels, dtype=np.int64).reshape(-1)] \
+        if len(s) else np.zeros(0)
+    shown = s >= t
+    below = ~shown & (s >= floor)
+    return float(costs.inspect + (s[shown] * costs.accept + (1 - s[shown]) * costs.delete).sum()
+                 + (s[below] * costs.draw).sum())

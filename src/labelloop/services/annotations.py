@@ -6,14 +6,15 @@ history holds who or what did what, when, and the before/after of each annotatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from labelloop.core.geometry import polygons_bbox, rle_bbox_xyxy
+from labelloop.core.geometry import move_polygons, move_rle, polygons_bbox, rle_bbox_xyxy
 from labelloop.core.records import AnnotationRecord
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.project import ProjectContext
@@ -98,7 +99,22 @@ def _class_name(s: Session, class_id: int) -> str:
     return cls.name if cls else "?"
 
 
+def _check_rle(rle: Any, img: Image) -> None:
+    """A mask must be a decodable COCO RLE of the image's size."""
+    hint = "send {size: [height, width], counts: '...'} as pycocotools.mask.encode writes it"
+    size = rle.get("size") if isinstance(rle, dict) else None
+    if not isinstance(size, list | tuple) or [int(v) for v in size if isinstance(v, int | float)] != [img.height,
+                                                                                                     img.width]:
+        raise InvalidInputError(f"the mask's size is {size!r}, the image is [{img.height}, {img.width}]", hint)
+    try:
+        rle_bbox_xyxy(rle)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise InvalidInputError(f"the mask is not a valid COCO RLE ({exc})", hint) from exc
+
+
 def _validate(data: AnnotationInput, img: Image) -> tuple[float, float, float, float]:
+    if data.rle is not None:
+        _check_rle(data.rle, img)
     bbox = data.resolved_bbox()
     AnnotationRecord(label=data.label, bbox=bbox, polygons=data.polygons, score=data.score)  # validates
     x1, y1, x2, y2 = bbox
@@ -160,19 +176,60 @@ def _check_version(ann: Annotation, expected: int | None) -> None:
                             f"{ann.version})", "reload the image and apply your change again")
 
 
+#: coordinates closer than this are the same (clients round to 0.01 px)
+SAME_PX = 0.02
+
+
+def _same_box(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(abs(float(x) - float(y)) <= SAME_PX for x, y in zip(a, b, strict=True))
+
+
+def _repeats_rings(given: Sequence[Sequence[float]], stored: Sequence[Sequence[float]] | None) -> bool:
+    """``given`` repeats the stored rings (all, or the first ones: a client that shows one ring)."""
+    stored = stored or []
+    return 0 < len(given) <= len(stored) and all(
+        len(g) == len(r) and _same_box(g, r) for g, r in zip(given, stored, strict=False))
+
+
+def _edited_geometry(ann: Annotation, data: AnnotationInput, bbox: tuple[float, float, float, float]
+                     ) -> tuple[list[list[float]] | None, dict[str, Any] | None]:
+    """(polygons, rle) after an edit. A new mask or changed rings replace the shape (a mask then comes
+    from the rings); rings that repeat the stored ones, or none given, keep every ring and the mask,
+    moved and scaled with the box when the box moved; a relabel keeps the geometry as it is."""
+    old = (ann.x1, ann.y1, ann.x2, ann.y2)
+    if data.rle is not None:
+        return data.polygons, data.rle
+    if data.polygons is not None:
+        return (data.polygons or None), None
+    if _same_box(bbox, old):
+        return ann.polygons, ann.rle
+    return (move_polygons(ann.polygons, old, bbox) if ann.polygons else ann.polygons,
+            move_rle(ann.rle, old, bbox) if ann.rle is not None else None)
+
+
 def update_annotation(ctx: ProjectContext, annotation_id: int, data: AnnotationInput, *, actor: str,
                       expected_version: int | None, round_: int | None = None) -> dict[str, Any]:
-    """Move/reshape/relabel. On a model proposal this is a review edit (state ``edited``)."""
+    """Move/reshape/relabel. On a model proposal this is a review edit (state ``edited``).
+
+    Only what changed changes: a relabel (no geometry, or the stored geometry again) keeps every ring
+    and the mask; a moved or resized box moves its rings and mask with it; new rings or a new mask
+    replace the shape (see :func:`_edited_geometry`).
+    """
     try:
         with ctx.store.session() as s:
             ann = _annotation(s, ctx, annotation_id)
             _check_version(ann, expected_version)
             img = _image(s, ctx, ann.image_id)
             before = annotation_dict(ann, _class_name(s, ann.class_id))
+            relabel = data.bbox is None and not data.polygons and data.rle is None
+            repeats = data.rle is None and bool(data.polygons) and _repeats_rings(data.polygons or [], ann.polygons)
+            if relabel or repeats:  # the shape as stored (a viewer that shows one ring sends that ring back)
+                data = replace(data, bbox=(ann.x1, ann.y1, ann.x2, ann.y2), polygons=None)
             bbox = _validate(data, img)
+            polygons, rle = _edited_geometry(ann, data, bbox)
             ann.class_id = _class_id(s, ctx, data.label)
             ann.x1, ann.y1, ann.x2, ann.y2 = bbox
-            ann.polygons, ann.rle = data.polygons, data.rle
+            ann.polygons, ann.rle = polygons, rle
             if data.attributes is not None:
                 ann.attributes = data.attributes
             if ann.review_state in ("proposed", "accepted", "edited"):

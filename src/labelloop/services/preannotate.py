@@ -53,7 +53,8 @@ from labelloop.services.annotations import annotation_dict, refresh_image_status
 from labelloop.services.click import remember_candidates
 from labelloop.services.datasets import image_path, sample_for_images
 from labelloop.services.effort import cost_model
-from labelloop.store.images import write_json_atomic
+from labelloop.settings import get_settings
+from labelloop.store.images import decode_rgb, write_json_atomic
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainedModel
 
@@ -134,16 +135,9 @@ def load_model_predictor(ctx: ProjectContext, model: TrainedModel, backend: str 
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB pixels as stored (no EXIF rotation: boxes are in stored pixels)."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
-    try:
-        with PILImage.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError, PILImage.DecompressionBombError) as exc:
-        raise InvalidInputError(f"cannot decode image {path.name}: {exc}",
-                                "re-import a readable copy of the image") from exc
+    """``(H, W, 3)`` uint8 RGB pixels as stored (no EXIF rotation: boxes are in stored pixels), within
+    ``LABELLOOP_MAX_IMAGE_PIXELS``: the one decoder, :func:`labelloop.store.images.decode_rgb`."""
+    return np.asarray(decode_rgb(path, max_pixels=get_settings().max_image_pixels))
 
 
 def _parse_filter(spec: str) -> dict[str, str]:

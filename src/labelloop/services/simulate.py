@@ -63,7 +63,8 @@ __all__ = ["ACCEPT_IOU", "MATCH_IOU", "STRATEGIES", "annotate_from_scratch", "re
            "simulate"]
 
 Progress = Callable[[str, int, int], None]
-STRATEGIES = ("suggest", "random")
+#: ``suggest`` = the product's default strategy; the others as ``labelloop suggest --strategy``
+STRATEGIES = ("suggest", "random", "mixed", "diversity", "uncertainty", "class-deficit", "hybrid", "effort")
 ANNOTATOR = "simulated-annotator"
 
 
@@ -204,10 +205,12 @@ def _choose(ctx: ProjectContext, strategy: str, model_id: int, pool: list[str], 
             rng: random.Random, progress: Progress | None) -> list[str]:
     if strategy == "random":
         return rng.sample(pool, min(n, len(pool)))
-    from labelloop.services.suggest import suggest_images
+    from labelloop.services.suggest import DEFAULT_STRATEGY, suggest_images
 
     names = {ids[f]: f for f in pool}
-    picks = suggest_images(ctx, n=n, model_id=model_id, candidate_ids=list(names), progress=progress)
+    picks = suggest_images(ctx, n=n, model_id=model_id, candidate_ids=list(names), progress=progress,
+                           strategy=DEFAULT_STRATEGY if strategy == "suggest" else strategy,
+                           seed=rng.randrange(2**31))
     return [names[p["image_id"]] for p in picks]
 
 
@@ -226,7 +229,8 @@ def _train_progress(progress: Progress | None, rnd: int) -> Callable[[dict[str, 
 def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 20, round_size: int = 50,
              rounds: int = 3, strategy: str = "suggest", base: str | None = None, args: str = "",
              project_dir: Path | None = None, task: str = "detect", val_fraction: float = 0.15, seed: int = 0,
-             threshold: str = "auto", use_click: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+             threshold: str = "auto", use_click: bool = True, final_model: bool = False,
+             progress: Progress | None = None) -> dict[str, Any]:
     """Run the loop; returns ``{"dataset", "project", "strategy", ..., "rounds": [...], "summary": {...}}``.
 
     Each round: ``round``, ``model_id``, ``map50`` (validation mAP@.5 of the model used in the
@@ -238,6 +242,8 @@ def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 
     scratch over all rounds after round 0; ``summary.share_of_saving`` likewise;
     ``summary.final_map50``: the last model's validation mAP@.5.
     ``threshold``: as ``preannotate --threshold``; ``use_click=False`` draws every miss.
+    ``final_model``: also train on the labels of the last round and report its validation mAP@.5
+    as ``summary.after_last_round_map50`` (what the last round's picks bought; ``None`` otherwise).
     """
     if strategy not in STRATEGIES:
         raise InvalidInputError(f"unknown strategy {strategy!r}", f"expected one of: {', '.join(STRATEGIES)}")
@@ -284,7 +290,16 @@ def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 
             extra[model["round"]] = _round_extra(pre, started, trained, chosen)
             taken = set(batch)
             pool = [f for f in pool if f not in taken]
-        return _summarise(ctx, dataset, strategy, record.labels, models, extra, len(ids))
+        result = _summarise(ctx, dataset, strategy, record.labels, models, extra, len(ids))
+        after = None
+        if final_model and parent is not None:
+            from labelloop.services.training import train_project
+
+            last = train_project(ctx, base=base, args=args, from_model=parent,
+                                 progress=_train_progress(progress, len(models) + 1))
+            after = (last.get("metrics") or {}).get("map50") if last["status"] == "ready" else None
+        result["summary"]["after_last_round_map50"] = after
+        return result
     finally:
         ctx.close()
 

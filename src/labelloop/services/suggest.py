@@ -1,10 +1,11 @@
 """Where to annotate next: rank unlabelled images with a trained model.
 
 For each candidate the model predicts on the image and on its horizontal mirror (test-time
-augmentation) and embeds it; :func:`labelloop.selection.active.rank_suggestions` mixes
-uncertainty, mirror disagreement, class ambiguity and class deficit (classes below
-``target_per_class`` labelled objects first) with novelty on the embeddings (k-center style),
-so a batch is not 50 near-duplicates. Each suggestion says why it was picked.
+augmentation) and embeds it, and the image's expected review seconds are estimated from its
+predictions; a strategy of :mod:`labelloop.selection.strategies` ranks them (``mixed``, the
+default, blends uncertainty, mirror disagreement, class ambiguity and class deficit with
+novelty on the embeddings, so a batch is not 50 near-duplicates). Each suggestion says why it
+was picked, by which strategy and with which model round.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.errors import InvalidInputError
-from labelloop.selection.active import Candidate, SuggestWeights, rank_suggestions
+from labelloop.selection.active import Candidate, SuggestWeights
+from labelloop.selection.effort import CostModel
+from labelloop.selection.review_cost import expected_review_seconds
+from labelloop.selection.strategies import SelectionContext, check_strategy, rank_by_strategy
 from labelloop.selection.uncertainty import class_ambiguity, flip_disagreement, score_uncertainty
 from labelloop.services.datasets import image_path
+from labelloop.services.effort import cost_model
 from labelloop.services.preannotate import (
     IMAGE_STATUSES_UNLABELLED,
     THRESHOLDS_FILE,
@@ -36,7 +41,10 @@ from labelloop.settings import get_settings
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass
 
-__all__ = ["candidate_signals", "labelled_counts", "suggest_images"]
+__all__ = ["DEFAULT_STRATEGY", "candidate_signals", "labelled_counts", "suggest_images"]
+
+#: what ``suggest`` uses unless told otherwise (see the selection benchmark in the README)
+DEFAULT_STRATEGY = "mixed"
 
 Progress = Callable[[str, int, int], None]
 #: predictions at or above this score count towards a class's expected objects (without stored thresholds)
@@ -59,21 +67,27 @@ def labelled_counts(ctx: ProjectContext) -> dict[str, int]:
     return {n: counts.get(n, 0) for n in names if n != "background"}
 
 
-def _min_scores(ctx: ProjectContext, model_dir: str, classes: Sequence[str]) -> list[float]:
+def _stored_thresholds(ctx: ProjectContext, model_dir: str, classes: Sequence[str]) -> list[float]:
+    """The model's chosen class thresholds (``EXPECTED_MIN_SCORE`` where none was chosen yet)."""
     path = ctx.root / model_dir / THRESHOLDS_FILE
     try:
         stored = json.loads(path.read_text())["classes"] if path.is_file() else {}
     except (ValueError, KeyError):
         stored = {}
+    return [float(stored.get(n, {}).get("threshold", EXPECTED_MIN_SCORE)) for n in classes]
+
+
+def _min_scores(thresholds: Sequence[float]) -> list[float]:
     # never above EXPECTED_MIN_SCORE: a class too weak to pre-annotate is exactly the one whose
     # likely instances we want to find
-    return [min(float(stored.get(n, {}).get("threshold", EXPECTED_MIN_SCORE)), EXPECTED_MIN_SCORE)
-            for n in classes]
+    return [min(t, EXPECTED_MIN_SCORE) for t in thresholds]
 
 
 def candidate_signals(predictor: PredictorLike, pixels: np.ndarray, image_id: int, file_name: str,
-                      min_scores: Sequence[float], tta: bool = True) -> Candidate:
-    """The model's view of one image: uncertainty, mirror disagreement, ambiguity, expected objects."""
+                      min_scores: Sequence[float], tta: bool = True, thresholds: Sequence[float] | None = None,
+                      costs: CostModel | None = None) -> Candidate:
+    """The model's view of one image: uncertainty, mirror disagreement, ambiguity, expected objects,
+    and (with ``thresholds`` and ``costs``) the review seconds its proposals are expected to cost."""
     preds = predictor.predict(pixels)
     flip = 0.0
     if tta:
@@ -85,9 +99,11 @@ def candidate_signals(predictor: PredictorLike, pixels: np.ndarray, image_id: in
         sel = (preds.labels == k) & (preds.scores >= min_scores[k])
         if sel.any():
             expected[name] = float(preds.scores[sel].sum())
+    seconds = expected_review_seconds(preds.scores, preds.labels, thresholds, costs) \
+        if thresholds is not None and costs is not None else 0.0
     return Candidate(image_id, file_name, score_uncertainty(preds.scores), flip,
                      class_ambiguity(preds.boxes, preds.scores, preds.labels), expected,
-                     np.asarray(predictor.embed(pixels), dtype=np.float32))
+                     np.asarray(predictor.embed(pixels), dtype=np.float32), seconds)
 
 
 def _pool(ctx: ProjectContext, candidate_ids: Sequence[int] | None) -> list[tuple[int, str, str]]:
@@ -117,17 +133,22 @@ def _reference_embeddings(ctx: ProjectContext, predictor: PredictorLike, progres
 def suggest_images(ctx: ProjectContext, *, n: int = 50, model_id: int | None = None,
                    predictor: PredictorLike | None = None, candidate_ids: Sequence[int] | None = None,
                    backend: str = "auto", target: int | None = None, tta: bool = True,
-                   weights: SuggestWeights | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
+                   weights: SuggestWeights | None = None, strategy: str = DEFAULT_STRATEGY, seed: int = 0,
+                   progress: Progress | None = None) -> list[dict[str, Any]]:
     """The ``n`` unlabelled images (or of ``candidate_ids``) worth annotating next, best first.
 
     Each item: ``image_id``, ``file_name``, ``score``, ``reasons`` (short strings),
-    ``components`` (the signals in ``[0, 1]``) and ``rank`` (1-based). Undecodable images are left out.
+    ``components`` (the signals in ``[0, 1]``), ``rank`` (1-based), ``strategy`` and
+    ``model_id`` / ``model_round`` (the model that scored it). Undecodable images are left out.
+    ``strategy``: one of :data:`labelloop.selection.strategies.STRATEGIES`.
     """
     if n < 1:
         raise InvalidInputError(f"--n must be at least 1, got {n}")
+    check_strategy(strategy)
     model = resolve_model(ctx, model_id)
     predictor = predictor or load_model_predictor(ctx, model, backend)
-    min_scores = _min_scores(ctx, model.directory, predictor.classes)
+    thresholds = _stored_thresholds(ctx, model.directory, predictor.classes)
+    min_scores, costs = _min_scores(thresholds), cost_model(ctx)
     pool = _pool(ctx, candidate_ids)
     candidates = []
     for done, (image_id, name, path) in enumerate(pool, 1):
@@ -135,11 +156,12 @@ def suggest_images(ctx: ProjectContext, *, n: int = 50, model_id: int | None = N
             pixels = read_rgb(image_path(ctx, path))
         except InvalidInputError:
             continue
-        candidates.append(candidate_signals(predictor, pixels, image_id, name, min_scores, tta))
+        candidates.append(candidate_signals(predictor, pixels, image_id, name, min_scores, tta, thresholds, costs))
         if progress:
             progress("score images", done, len(pool))
     counts = labelled_counts(ctx)
     reference = _reference_embeddings(ctx, predictor, progress)
-    ranked = rank_suggestions(candidates, n, counts=counts, target=target or get_settings().target_per_class,
-                              labelled_embeddings=reference, weights=weights)
-    return [{**s.as_dict(), "rank": i + 1} for i, s in enumerate(ranked)]
+    chooser = SelectionContext(counts, target or get_settings().target_per_class, reference, weights, seed)
+    ranked = rank_by_strategy(strategy, candidates, n, chooser)
+    return [{**s.as_dict(), "rank": i + 1, "strategy": strategy, "model_id": model.id, "model_round": model.round}
+            for i, s in enumerate(ranked)]

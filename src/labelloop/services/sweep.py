@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +21,8 @@ from labelloop.errors import ConfigError, LabelloopError
 from labelloop.store.project import ProjectContext, open_project
 from labelloop.store.tables import ModelEpoch, TrainedModel
 
-__all__ = ["Executor", "LocalExecutor", "leaderboard", "parse_grid", "run_sweep", "sweep_slots"]
+__all__ = ["Executor", "LocalExecutor", "leaderboard", "parse_grid", "parse_variants", "run_sweep",
+           "sweep_configurations", "sweep_slots"]
 
 
 class Executor(Protocol):
@@ -62,8 +63,6 @@ class LocalExecutor:
 
 def parse_grid(text: str) -> list[dict[str, str]]:
     """``"base=a,b;lr=0.01,0.003"`` -> the cartesian product as a list of {key: value}."""
-    from labelloop.training.config import TrainConfig, parse_args_string
-
     axes: dict[str, list[str]] = {}
     for part in [p.strip() for p in text.replace("\n", ";").split(";") if p.strip()]:
         if "=" not in part:
@@ -77,11 +76,54 @@ def parse_grid(text: str) -> list[dict[str, str]]:
         raise ConfigError("empty grid", 'e.g. --grid "base=fcos-lite0;lr=0.01,0.003;epochs=10,30"')
     combos = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
     for combo in combos:  # validate every configuration before anything starts
-        rest = ";".join(f"{k}={v}" for k, v in combo.items() if k != "base")
-        if rest:
-            TrainConfig.from_args_string(rest)
-            parse_args_string(rest)
+        _validate(combo)
     return combos
+
+
+def _validate(combo: dict[str, str]) -> None:
+    from labelloop.training.config import TrainConfig
+
+    rest = ";".join(f"{k}={v}" for k, v in combo.items() if k != "base")
+    if rest:
+        TrainConfig.from_args_string(rest)
+
+
+def parse_variants(variants: Sequence[str]) -> list[dict[str, str]]:
+    """``["lr=0.01", "base=fasterrcnn-lite2;epochs=30"]``: one configuration per argument string."""
+    from labelloop.training.config import parse_args_string
+
+    if isinstance(variants, str) or not all(isinstance(v, str) for v in variants):
+        raise ConfigError("variants must be a list of argument strings", 'e.g. ["lr=0.01", "lr=0.001;epochs=30"]')
+    combos = []
+    for text in variants:
+        parse_args_string(text)  # names a bad key or value, or a part without '='
+        combo: dict[str, str] = {}
+        for part in (p.strip() for p in text.replace("\n", ";").split(";")):
+            if part:
+                key, _, value = part.partition("=")
+                combo[key.strip()] = value.strip()
+        base = combo.pop("base", None)
+        combos.append({**({"base": base} if base else {}), **combo})
+    if not combos:
+        raise ConfigError("no variants given", 'e.g. ["lr=0.01", "lr=0.001"]')
+    return combos
+
+
+def sweep_configurations(grid: str | None = None, variants: Sequence[str] | None = None, *,
+                         base: str | None = None, args: str = "") -> list[dict[str, str]]:
+    """The configurations of a sweep: a ``grid`` (cartesian product) or a list of ``variants``, each on
+    top of the shared ``base`` and ``args`` (a configuration's own keys win)."""
+    from labelloop.training.config import parse_args_string
+
+    if bool(grid and grid.strip()) == bool(variants):
+        raise ConfigError("a sweep needs either a grid or a list of variants (not both)",
+                          'e.g. grid "lr=0.01,0.003;epochs=10,30" or variants ["lr=0.01", "lr=0.001"]')
+    combos = parse_grid(grid) if grid and grid.strip() else parse_variants(variants or [])
+    shared = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in parse_args_string(args).items()}
+    out = [{**({"base": base} if base else {}), **shared, **c} for c in combos]
+    for combo in out:
+        _validate(combo)
+    return out
 
 
 def _train_job(project_root: str, base: str | None, args: str, sweep: str, threads: int) -> dict[str, Any]:
@@ -116,11 +158,12 @@ def leaderboard(ctx: ProjectContext, sweep: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -r["map50"])
 
 
-def run_sweep(ctx: ProjectContext, grid: str, *, executor: Executor | None = None,
+def run_sweep(ctx: ProjectContext, grid: str | None = None, *, variants: Sequence[str] | None = None,
+              base: str | None = None, args: str = "", executor: Executor | None = None,
               on_update: Callable[[list[dict[str, Any]]], None] | None = None,
               poll_seconds: float = 2.0) -> dict[str, Any]:
-    """Train every configuration of ``grid`` in parallel; mark and return the best model."""
-    combos = parse_grid(grid)
+    """Train every configuration (see :func:`sweep_configurations`) in parallel; mark and return the best model."""
+    combos = sweep_configurations(grid, variants, base=base, args=args)
     sweep = uuid.uuid4().hex[:12]
     parallel, threads = sweep_slots(len(combos))
     own = executor is None

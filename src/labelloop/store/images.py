@@ -18,7 +18,7 @@ from labelloop.errors import InvalidInputError
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageInfo", "inspect_image", "open_image", "save_atomically", "sha256_file", "store_blob",
+__all__ = ["ImageInfo", "decode_rgb", "inspect_image", "open_image", "save_atomically", "sha256_file", "store_blob",
            "write_json_atomic"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -82,6 +82,24 @@ def open_image(path: Path, *, max_pixels: int) -> Iterator[PILImage]:
             raise InvalidInputError(f"{path}: image of {width}x{height} pixels is over the limit of {max_pixels}",
                                     "raise LABELLOOP_MAX_IMAGE_PIXELS if this is a real image")
         yield img
+
+
+def decode_rgb(path: str | Path, *, max_pixels: int) -> Any:
+    """``(H, W, 3)`` uint8 RGB pixels of a stored image, through :func:`open_image` (size limit, bomb check).
+
+    The one convention of labelloop: pixels *as stored*, EXIF orientation not applied. Boxes,
+    tiles, thumbnails, the web viewer (``image-orientation: none``), training, pre-annotation and
+    exports all use these coordinates, so a rotated JPEG's boxes always sit on the pixels they were
+    drawn on. Every reader of pixels decodes through here.
+    """
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with open_image(path, max_pixels=max_pixels) as img:
+            return np.asarray(img.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise _corrupt(path, exc) from exc
 
 
 def _corrupt(path: Path, exc: Exception) -> InvalidInputError:

@@ -49,6 +49,13 @@ class TrainConfig:
         pretrained: start from the ImageNet backbone shipped in a local package.
         weights: a full state dict of the same base model to start from (``--weights PATH``).
         ema: evaluate and keep a moving average of the weights (smoother on small data).
+        copy_paste: probability that a training image gets 1-4 objects pasted from other training
+            images (box- and mask-aware; classes drawn uniformly, so a rare class is pasted as often
+            as a common one; pasted where they cover no annotated object). 0 = off.
+        balanced: repeat-factor sampling -- images holding a rare class are drawn more often
+            (``sqrt(f_max / f_class)``, at most 4x).
+        tta: predict on the image and its mirror and fuse the two (boxes averaged where both
+            views agree): ~2x inference time, tighter boxes and fewer misses.
     """
 
     base: str | None = None
@@ -68,6 +75,9 @@ class TrainConfig:
     pretrained: bool = True
     weights: str | None = None
     ema: bool = True
+    copy_paste: float = 0.0
+    balanced: bool = False
+    tta: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +91,8 @@ class TrainConfig:
         for name in ("patience", "workers", "tile_size", "seed", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: expected an integer >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.copy_paste <= 1.0:
+            raise ConfigError(f"copy_paste: expected a probability in [0, 1], got {self.copy_paste}")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError(f"lr: expected a positive number, got {self.lr}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
@@ -142,7 +154,8 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
 
 _EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.001", "image_size": "640", "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
-             "pretrained": "true", "ema": "false"}
+             "pretrained": "true", "ema": "false", "copy_paste": "0.5", "balanced": "true",
+             "tta": "true", "eval_every": "2", "device": "cpu"}
 
 
 def parse_args_string(text: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
@@ -24,21 +24,21 @@ from torchvision.transforms.v2 import functional as F
 
 from labelloop.core.geometry import polygons_to_rle, rle_to_mask
 from labelloop.core.samples import Sample
-from labelloop.errors import InvalidInputError
 from labelloop.models.semseg import IGNORE_INDEX
 
-__all__ = ["SampleDataset", "build_transforms", "collate", "load_rgb", "prepare_arrays"]
+__all__ = ["ObjectBank", "SampleDataset", "build_transforms", "collate", "load_rgb", "paste_objects", "prepare_arrays",
+           "repeat_factors"]
 
 FILL = 127  # grey, ~0 after normalisation: blacked-out pixels look like "no information"
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
-    """Read an image as ``(H, W, 3)`` uint8 RGB with EXIF orientation applied."""
-    try:
-        with Image.open(path) as im:
-            return np.array(ImageOps.exif_transpose(im).convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read image {path}: {exc}", "check the file exists and is an image") from exc
+    """Read an image as ``(H, W, 3)`` uint8 RGB as stored (EXIF orientation not applied: the boxes are
+    in stored pixels), within ``LABELLOOP_MAX_IMAGE_PIXELS`` (see :func:`labelloop.store.images.decode_rgb`)."""
+    from labelloop.settings import get_settings
+    from labelloop.store.images import decode_rgb
+
+    return np.array(decode_rgb(path, max_pixels=get_settings().max_image_pixels))
 
 
 def _object_masks(sample: Sample, h: int, w: int) -> np.ndarray:
@@ -146,10 +146,14 @@ def _downscale(image: np.ndarray, arrays: dict[str, Any], max_side: int) -> tupl
     return np.array(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)), out
 
 
+Paste = Callable[[np.ndarray, dict[str, Any], random.Random], tuple[np.ndarray, dict[str, Any]]]
+
+
 def prepare_arrays(sample: Sample, task: str, *, tile: int = 0, rng: random.Random | None = None,
-                   max_side: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Load ``sample``, apply training regions, (if ``tile``) a random tile crop, and (if
-    ``max_side``) shrink so the longest side is at most ``max_side``.
+                   max_side: int = 0, paste: Paste | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Load ``sample``, apply training regions, (if ``paste``) paste objects of other images,
+    (if ``tile``) a random tile crop, and (if ``max_side``) shrink so the longest side is at
+    most ``max_side``.
 
     Returns ``(H, W, 3)`` uint8 and numpy arrays ``boxes``, ``labels`` (1-based),
     ``masks`` / ``semantic`` depending on ``task``.
@@ -165,11 +169,132 @@ def prepare_arrays(sample: Sample, task: str, *, tile: int = 0, rng: random.Rand
             arrays["semantic"] = _semantic(arrays["labels"], masks, h, w)
     if sample.regions:
         image, arrays = _apply_regions(image, arrays, sample.regions)
+    rng = rng or random.Random()
+    if paste is not None:
+        image, arrays = paste(image, arrays, rng)
     if tile:
-        image, arrays = _random_tile(image, arrays, tile, rng or random.Random())
+        image, arrays = _random_tile(image, arrays, tile, rng)
     if max_side:
         image, arrays = _downscale(image, arrays, max_side)
     return image, arrays
+
+
+# ---------------------------------------------------------------- copy-paste
+
+#: objects pasted into one image at most, and how much of an annotated object a paste may cover
+PASTE_MAX_OBJECTS = 4
+PASTE_MAX_COVER = 0.2
+PASTE_SCALE = (0.8, 1.25)
+_BANK_IMAGES = 64  # donor images whose cut-outs are kept in memory
+
+
+def _cut_objects(image: np.ndarray, arrays: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """``(patch (h, w, 3), alpha (h, w) bool, label)`` per object: the mask where there is one, else the box."""
+    h, w = image.shape[:2]
+    out = []
+    for i, (box, label) in enumerate(zip(arrays["boxes"], arrays["labels"], strict=True)):
+        x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+        x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            out.append((np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), bool), int(label)))
+            continue
+        alpha = (arrays["masks"][i, y0:y1, x0:x1] > 0) if "masks" in arrays else np.ones((y1 - y0, x1 - x0), bool)
+        out.append((image[y0:y1, x0:x1].copy(), alpha, int(label)))
+    return out
+
+
+def _cover(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Fraction of each of ``boxes`` (xyxy) that ``box`` covers."""
+    if not len(boxes):
+        return np.zeros(0)
+    iw = np.clip(np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0]), 0, None)
+    ih = np.clip(np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1]), 0, None)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-6)
+    return iw * ih / area
+
+
+def _rescale(patch: np.ndarray, alpha: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    h, w = alpha.shape
+    size = (max(2, round(w * factor)), max(2, round(h * factor)))
+    return (np.asarray(Image.fromarray(patch).resize(size, Image.Resampling.BILINEAR)),
+            np.asarray(Image.fromarray(alpha.astype(np.uint8)).resize(size, Image.Resampling.NEAREST)) > 0)
+
+
+def paste_objects(image: np.ndarray, arrays: dict[str, Any],
+                  objects: Sequence[tuple[np.ndarray, np.ndarray, int]], rng: random.Random
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Paste ``objects`` (cut-outs) at random free places of ``image``: each covers at most 20% of any
+    object already there (no annotation is hidden), masks under a paste are cleared. Objects that
+    find no free place in 10 tries are skipped."""
+    h, w = image.shape[:2]
+    image = image.copy()
+    boxes, labels = list(arrays["boxes"]), list(arrays["labels"])
+    masks = list(arrays["masks"]) if "masks" in arrays else None
+    for patch, alpha, label in objects:
+        if not alpha.size:
+            continue
+        patch, alpha = _rescale(patch, alpha, rng.uniform(*PASTE_SCALE))
+        ph, pw = alpha.shape
+        if ph >= h or pw >= w:
+            continue
+        for _ in range(10):
+            x0, y0 = rng.randint(0, w - pw), rng.randint(0, h - ph)
+            ys, xs = np.nonzero(alpha)
+            box = np.array([x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1], np.float32)
+            if (_cover(np.asarray(boxes, np.float32).reshape(-1, 4), box) <= PASTE_MAX_COVER).all():
+                break
+        else:
+            continue
+        region = image[y0 : y0 + ph, x0 : x0 + pw]
+        region[alpha] = patch[alpha]
+        if masks is not None:
+            for m in masks:
+                m[y0 : y0 + ph, x0 : x0 + pw][alpha] = 0
+            full = np.zeros((h, w), np.uint8)
+            full[y0 : y0 + ph, x0 : x0 + pw] = alpha
+            masks.append(full)
+        boxes.append(box)
+        labels.append(label)
+    out = dict(arrays, boxes=np.asarray(boxes, np.float32).reshape(-1, 4), labels=np.asarray(labels, np.int64))
+    if masks is not None:
+        out["masks"] = np.stack(masks) if masks else np.zeros((0, h, w), np.uint8)
+    return image, out
+
+
+class ObjectBank:
+    """Cut-outs of the training objects for copy-paste, drawn class-balanced.
+
+    A class is drawn uniformly, then one of its objects: a class with 20 objects is pasted as often
+    as one with 2000. Donor images are decoded on first use; their cut-outs of the last 64 are kept.
+    """
+
+    def __init__(self, samples: Sequence[Sample], task: str) -> None:
+        self.samples, self.task = list(samples), task
+        self.by_class: dict[int, list[tuple[int, int]]] = {}
+        for si, smp in enumerate(self.samples):
+            for oi, label in enumerate(smp.labels):
+                self.by_class.setdefault(int(label) + 1, []).append((si, oi))
+        self._cache: dict[int, list[tuple[np.ndarray, np.ndarray, int]]] = {}
+
+    def _objects_of(self, si: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        if si not in self._cache:
+            if len(self._cache) >= _BANK_IMAGES:
+                self._cache.pop(next(iter(self._cache)))
+            image, arrays = prepare_arrays(self.samples[si], self.task)
+            self._cache[si] = _cut_objects(image, arrays)
+        return self._cache[si]
+
+    def draw(self, n: int, rng: random.Random) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """``n`` cut-outs, class-balanced (fewer when there are no objects)."""
+        if not self.by_class:
+            return []
+        classes = sorted(self.by_class)
+        picks = [rng.choice(self.by_class[rng.choice(classes)]) for _ in range(n)]
+        return [self._objects_of(si)[oi] for si, oi in picks if oi < len(self._objects_of(si))]
+
+    def __call__(self, image: np.ndarray, arrays: dict[str, Any], rng: random.Random
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+        return paste_objects(image, arrays, self.draw(rng.randint(1, PASTE_MAX_OBJECTS), rng), rng)
 
 
 class _RandomCrop:
@@ -218,10 +343,12 @@ class SampleDataset(Dataset[tuple[Tensor, dict[str, Any]]]):
     """Training items from :class:`Sample` records (see module docstring for shapes)."""
 
     def __init__(self, samples: Sequence[Sample], task: str, image_size: int, augment: str = "medium",
-                 tile_size: int = 0) -> None:
+                 tile_size: int = 0, copy_paste: float = 0.0) -> None:
         self.samples = list(samples)
         self.task = task
         self.tile_size = tile_size
+        self.copy_paste = copy_paste if task != "regions" else 0.0
+        self.bank = ObjectBank(self.samples, task) if self.copy_paste > 0 else None
         self.max_side = int(image_size * 1.5)  # headroom for zoom-in crops
         self.transforms = build_transforms(augment, image_size, task)
 
@@ -230,8 +357,10 @@ class SampleDataset(Dataset[tuple[Tensor, dict[str, Any]]]):
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Any]]:
         sample = self.samples[index]
-        image, arrays = prepare_arrays(sample, self.task, tile=self.tile_size,
-                                       rng=random.Random(random.getrandbits(32)), max_side=self.max_side)
+        rng = random.Random(random.getrandbits(32))
+        paste = self.bank if self.bank is not None and rng.random() < self.copy_paste else None
+        image, arrays = prepare_arrays(sample, self.task, tile=self.tile_size, rng=rng, max_side=self.max_side,
+                                       paste=paste)
         h, w = image.shape[:2]
         img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
         target: dict[str, Any] = {
@@ -247,6 +376,23 @@ class SampleDataset(Dataset[tuple[Tensor, dict[str, Any]]]):
         target["image_id"] = sample.image_id
         return img.as_subclass(Tensor), {k: (v.as_subclass(Tensor) if isinstance(v, Tensor) else v)
                                          for k, v in target.items()}
+
+
+def repeat_factors(samples: Sequence[Sample], cap: float = 4.0) -> list[float]:
+    """Repeat-factor sampling weights (LVIS-style, relative to the most frequent class).
+
+    A class in a fraction ``f_c`` of the images gets ``r_c = sqrt(f_max / f_c)`` (at most ``cap``);
+    an image is weighted by the largest ``r_c`` of the classes it holds (1 when it holds none).
+    """
+    counts: dict[int, int] = {}
+    for smp in samples:
+        for c in set(int(x) for x in smp.labels):
+            counts[c] = counts.get(c, 0) + 1
+    if not counts:
+        return [1.0] * len(samples)
+    top = max(counts.values())
+    r = {c: min(cap, float(np.sqrt(top / n))) for c, n in counts.items()}
+    return [max((r[int(c)] for c in smp.labels), default=1.0) for smp in samples]
 
 
 def collate(batch: list[tuple[Tensor, dict[str, Any]]]) -> tuple[list[Tensor], list[dict[str, Any]]]:

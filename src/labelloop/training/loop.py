@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
 
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import ConfigError, TrainingError
@@ -41,7 +41,7 @@ from labelloop.training.checkpoint import (
     write_json,
 )
 from labelloop.training.config import TrainConfig, base_model_for_task
-from labelloop.training.data import SampleDataset, collate, load_rgb
+from labelloop.training.data import SampleDataset, collate, load_rgb, repeat_factors
 from labelloop.training.ema import WeightEma
 from labelloop.training.metrics import evaluate_predictions
 from labelloop.training.report import choose_flipbook_ids, write_flipbook_frame, write_plots
@@ -161,10 +161,14 @@ def _schedule(total_steps: int) -> Callable[[int], float]:
 
 def _loader(job: _Job, rank: int, world: int, device: torch.device) -> DataLoader:
     cfg = job.config
-    dataset = SampleDataset(job.data.train, job.data.task, cfg.image_size, cfg.augment, cfg.tile_size)
+    dataset = SampleDataset(job.data.train, job.data.task, cfg.image_size, cfg.augment, cfg.tile_size,
+                            copy_paste=cfg.copy_paste)
     sampler: Any
     if world > 1:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    elif cfg.balanced:
+        sampler = WeightedRandomSampler(repeat_factors(job.data.train), len(dataset), replacement=True,
+                                        generator=torch.Generator().manual_seed(cfg.seed))
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
@@ -177,7 +181,7 @@ def _set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
     sampler = loader.sampler
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)
-    elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
+    elif isinstance(sampler, RandomSampler | WeightedRandomSampler) and sampler.generator is not None:
         sampler.generator.manual_seed(seed * 1000 + epoch)
 
 

@@ -21,7 +21,8 @@ Reviewer = Annotated[UserInfo, Depends(permission("review"))]
 
 
 def _input(body: AnnotationIn) -> AnnotationInput:
-    return AnnotationInput(label=body.label, bbox=body.bbox, polygons=body.polygons, attributes=body.attributes)
+    return AnnotationInput(label=body.label, bbox=body.bbox, polygons=body.polygons, rle=body.rle,
+                           attributes=body.attributes)
 
 
 @router.get("/images/{image_id}/annotations", summary="An image's annotations and proposals")

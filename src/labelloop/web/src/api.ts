@@ -108,6 +108,7 @@ export interface AnnotationData {
   label: string;
   bbox: [number, number, number, number];
   polygons: number[][] | null;
+  rle?: Record<string, unknown> | null;
   source: string;
   score: number | null;
   review_state: string | null;

@@ -20,7 +20,37 @@ export type Kind = "annotation" | "region";
 
 export interface Shape {
   bbox: [number, number, number, number];
-  polygon: number[] | null; // a flat ring, or null for a box
+  polygon: number[] | null; // the ring the canvas shows and edits, or null for a box
+  /** Every stored ring and the stored mask, when the shape comes from the API (the canvas shows ring 0). */
+  rings?: number[][] | null;
+  rle?: Record<string, unknown> | null;
+}
+
+type Body = { label: string; bbox?: [number, number, number, number]; polygons?: number[][] | null; rle?: Record<string, unknown> };
+
+/** A new annotation: the whole shape (every ring and the mask when it is a stored one being restored). */
+export function createBody(label: string, shape: Shape): Body {
+  const polygons = shape.rings && shape.rings.length ? shape.rings : shape.polygon ? [shape.polygon] : null;
+  return { label, bbox: shape.bbox, polygons, ...(shape.rle ? { rle: shape.rle } : {}) };
+}
+
+/** An edit sends only what changed: a moved box or a dragged polygon as its new box alone (the server moves
+ *  every ring and the mask with it); a reshaped ring with the other rings kept; a whole stored shape as it was. */
+export function editBody(label: string, shape: Shape, stored?: AnnotationData): Body {
+  if ((shape.rings && shape.rings.length) || shape.rle) return { label, bbox: shape.bbox, polygons: shape.rings ?? null, ...(shape.rle ? { rle: shape.rle } : {}) };
+  if (!shape.polygon) return { label, bbox: shape.bbox };
+  const old = stored?.polygons?.[0];
+  const ring = shape.polygon;
+  if (stored && old && old.length === ring.length) {
+    const dx = ring[0] - old[0];
+    const dy = ring[1] - old[1];
+    if (old.every((v, i) => Math.abs(v + (i % 2 === 0 ? dx : dy) - ring[i]) < 0.05)) {
+      const [x1, y1, x2, y2] = stored.bbox;  // the whole annotation's box (all rings), moved
+      return { label, bbox: [round(x1 + dx), round(y1 + dy), round(x2 + dx), round(y2 + dy)] };
+    }
+  }
+  // a reshaped ring: the box follows from all the rings
+  return { label, polygons: [ring, ...(stored?.polygons ?? []).slice(1)] };
 }
 
 export interface CanvasItem {
@@ -483,7 +513,7 @@ export class ImageCanvas {
 export function itemFromApi(a: AnnotationData): { item: CanvasItem; shape: Shape } {
   return {
     item: { localId: `a${a.id}`, kind: "annotation", label: a.label, score: a.score, reviewState: a.review_state },
-    shape: { bbox: a.bbox, polygon: a.polygons && a.polygons.length ? a.polygons[0] : null },
+    shape: { bbox: a.bbox, polygon: a.polygons && a.polygons.length ? a.polygons[0] : null, rings: a.polygons, rle: a.rle ?? null },
   };
 }
 

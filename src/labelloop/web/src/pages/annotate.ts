@@ -2,7 +2,7 @@
 // zoom/pan, undo, autosave, training regions and image upload.
 import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type ImageItem } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, imageSource, itemFromApi, regionItems, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, createBody, editBody, imageSource, itemFromApi, regionItems, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 
 type Tool = "rectangle" | "polygon" | "region" | "click";
@@ -326,8 +326,8 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     if (!error && text === "Saved") saveState.classList.remove("error");
   }
 
-  function payload(label: string, shape: Shape) {
-    return { label, bbox: shape.bbox, polygons: shape.polygon ? [shape.polygon] : null };
+  function stored(localId: string): AnnotationData | undefined {
+    return detail?.annotations.find((a) => `a${a.id}` === localId);
   }
 
   function onCreate(localId: string, shape: Shape): void {
@@ -346,7 +346,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     canvas.upsert({ localId, kind: "annotation", label: cls.name, score: null, reviewState: null }, null);
     const imageId = detail.id;
     void enqueue(localId, async () => {
-      const a = await api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, payload(cls.name, shape));
+      const a = await api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, createBody(cls.name, shape));
       known.set(localId, { id: a.id, version: a.version, label: a.label });
       undo.push({ type: "create", localId });
       renderAnnList();
@@ -359,11 +359,11 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       return;
     }
     const before = known.get(localId);
-    const beforeShape = detail?.annotations.find((a) => `a${a.id}` === localId);
+    const beforeShape = stored(localId);
     void enqueue(localId, async () => {
       const k = known.get(localId);
       if (!k) return;
-      const a = await api.patch<AnnotationData>(`${base}/annotations/${k.id}`, { ...payload(k.label, shape), version: k.version });
+      const a = await api.patch<AnnotationData>(`${base}/annotations/${k.id}`, { ...editBody(k.label, shape, stored(localId)), version: k.version });
       if (before) undo.push({ type: "update", localId, label: before.label, shape: beforeShape ? itemFromApi(beforeShape).shape : shape });
       known.set(localId, { id: a.id, version: a.version, label: a.label });
       rememberShape(a);
@@ -377,13 +377,15 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
 
   async function relabel(localId: string, label: string): Promise<void> {
     const k = known.get(localId);
-    const shape = canvas.shape(localId);
+    const before = stored(localId);
+    const shape = before ? itemFromApi(before).shape : canvas.shape(localId);
     if (!k || !shape || k.label === label) return;
     const item = canvas.item(localId);
     undo.push({ type: "update", localId, label: k.label, shape });
     await enqueue(localId, async () => {
       const cur = known.get(localId)!;
-      const a = await api.patch<AnnotationData>(`${base}/annotations/${cur.id}`, { ...payload(label, shape), version: cur.version });
+      // a relabel sends the label alone: the shape (every ring, the mask) stays as stored
+      const a = await api.patch<AnnotationData>(`${base}/annotations/${cur.id}`, { label, version: cur.version });
       known.set(localId, { id: a.id, version: a.version, label: a.label });
       rememberShape(a);
       canvas.upsert({ ...(item as CanvasItem), label: a.label, reviewState: a.review_state }, null);
@@ -403,7 +405,8 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       return;
     }
     const k = known.get(localId);
-    const shape = canvas.shape(localId);
+    const kept = stored(localId);
+    const shape = kept ? itemFromApi(kept).shape : canvas.shape(localId);  // undo restores every ring and the mask
     canvas.remove(localId);
     if (!k) return;
     known.delete(localId);
@@ -450,13 +453,13 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
         if (!k) return;
         await enqueue(op.localId, async () => {
           const cur = known.get(op.localId)!;
-          const a = await api.patch<AnnotationData>(`${base}/annotations/${cur.id}`, { ...payload(op.label, op.shape), version: cur.version });
+          const a = await api.patch<AnnotationData>(`${base}/annotations/${cur.id}`, { ...editBody(op.label, op.shape, stored(op.localId)), version: cur.version });
           known.set(op.localId, { id: a.id, version: a.version, label: a.label });
           rememberShape(a);
           canvas.upsert({ ...(canvas.item(op.localId) as CanvasItem), label: a.label }, op.shape);
         });
       } else {
-        const a = await enqueue("undo", () => api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, payload(op.label, op.shape)));
+        const a = await enqueue("undo", () => api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, createBody(op.label, op.shape)));
         const { item, shape } = itemFromApi(a);
         known.set(item.localId, { id: a.id, version: a.version, label: a.label });
         rememberShape(a);

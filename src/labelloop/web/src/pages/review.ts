@@ -2,7 +2,7 @@
 // accept all on the image; the queue sorts by confidence or by suggestion rank.
 import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type Job } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, imageSource, itemFromApi, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, editBody, imageSource, itemFromApi, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 import { jobCard, watchJob, type JobWatch } from "../jobs";
 
@@ -212,7 +212,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     const a = detail?.annotations.find((x) => `a${x.id}` === localId);
     if (!a) return;
     try {
-      const updated = await api.patch<AnnotationData>(`${base}/annotations/${a.id}`, { label: a.label, bbox: shape.bbox, polygons: shape.polygon ? [shape.polygon] : null, version: a.version });
+      const updated = await api.patch<AnnotationData>(`${base}/annotations/${a.id}`, { ...editBody(a.label, shape, a), version: a.version });
       show((detail?.annotations ?? []).map((x) => (x.id === a.id ? updated : x)));
       toast("Edited and accepted", "ok");
       await afterDecision();

@@ -1,0 +1,168 @@
+"""Does "what to annotate next" beat random picking? Every strategy, several seeds, several datasets.
+
+For each dataset, seed and strategy, ``labelloop simulate`` replays the loop (the ground truth is
+the annotator; thresholds and click-to-box as the product's defaults) and one more model is
+trained on the last round's labels (``--final-model``), so every round's picks are judged by
+the model they bought. Within a seed every strategy sees the same seed images and the same
+validation images; the seeds change both.
+
+Printed per dataset, strategies ranked by mean final mAP@.5:
+
+- mAP@.5 of the model trained on the labels of rounds 0..k, for each k (mean ± spread over seeds;
+  spread = standard deviation, 0 with one seed);
+- labelled images and human seconds (loop time, click-to-box and review included) until the
+  mean mAP first reaches 95 % of the best strategy's final mean mAP (``—`` if never);
+- total loop seconds;
+- whether the winner's lead over the runner-up (and over ``random``) exceeds the seed spread.
+
+    .venv/bin/python benchmarks/selection.py --datasets dense,pennfudan,raccoon --seeds 0,1,2
+    .venv/bin/python benchmarks/selection.py --quick      # generated shapes, 1 seed, tiny rounds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+STRATEGIES = "random,mixed,diversity,uncertainty,class-deficit,hybrid,effort"
+REACH = 0.95
+
+
+def shapes_dataset(cache: Path) -> tuple[Path, str]:
+    """A generated multi-class set (no ../shared needed): the quick tier's data."""
+    from labelloop.formats import WriteOptions, get_format
+    from labelloop.services.demo import make_shapes_dataset
+
+    out = cache / "shapes-coco"
+    if not (out / "annotations.json").is_file():
+        data = make_shapes_dataset(cache / "shapes", n_images=40, size=(96, 128), seed=5, with_polygons=False)
+        get_format("coco").write(data, out, WriteOptions())
+    return out, "coco"
+
+
+def dataset_path(name: str, cache: Path) -> tuple[Path, str | None]:
+    if name == "shapes":
+        return shapes_dataset(cache)
+    from loop_value import dataset_path as shared_path
+
+    return shared_path(name, cache)
+
+
+def run_one(name: str, strategy: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from labelloop.services.simulate import simulate
+
+    path, fmt = dataset_path(name, args.cache)
+    started = time.monotonic()
+    result = simulate(path, format=fmt, seed_per_class=args.seed_per_class, round_size=args.round_size,
+                      rounds=args.rounds, strategy=strategy, args=args.train_args, seed=seed, final_model=True,
+                      project_dir=Path(tempfile.mkdtemp(prefix=f"select-{name}-{strategy}-{seed}-")))
+    rounds = [r for r in result["rounds"] if r["round"] > 0]
+    # the model after the labels of rounds 0..k: round k+1's model, the final one after the last round
+    maps = [r["map50"] for r in rounds[1:]] + [result["summary"]["after_last_round_map50"]]
+    maps = [rounds[0]["map50"], *maps]  # index k: labels of rounds 0..k
+    seed_images = result["rounds"][0]["images"]
+    seconds, images = [0.0], [seed_images]
+    for r in rounds:
+        seconds.append(seconds[-1] + r["seconds_loop"])
+        images.append(images[-1] + r["images"])
+    return {"map": maps, "seconds": seconds, "images": images, "wall": round(time.monotonic() - started, 1),
+            "loop_seconds": result["summary"]["seconds_loop"]}
+
+
+def _mean_sd(values: list[float | None]) -> tuple[float, float]:
+    v = [x for x in values if x is not None]
+    if not v:
+        return float("nan"), 0.0
+    return statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per strategy: mean/sd mAP per k, images and seconds to reach 95 % of the best final mAP."""
+    rows = []
+    for strategy, seeds in runs.items():
+        per_k = list(zip(*[s["map"] for s in seeds], strict=True))
+        rows.append({"strategy": strategy, "map": [_mean_sd(list(k)) for k in per_k],
+                     "seconds": [statistics.fmean(k) for k in zip(*[s["seconds"] for s in seeds], strict=True)],
+                     "images": [statistics.fmean(k) for k in zip(*[s["images"] for s in seeds], strict=True)],
+                     "loop_seconds": _mean_sd([s["loop_seconds"] for s in seeds])})
+    best = max(r["map"][-1][0] for r in rows)
+    for r in rows:
+        reach = next((k for k, (m, _) in enumerate(r["map"]) if m >= REACH * best), None)
+        r["reach_images"] = r["images"][reach] if reach is not None else None
+        r["reach_seconds"] = r["seconds"][reach] if reach is not None else None
+    return sorted(rows, key=lambda r: -r["map"][-1][0])
+
+
+def verdict(rows: list[dict[str, Any]]) -> list[str]:
+    """Whether the winner's lead exceeds the seed spread (over the runner-up and over random)."""
+    out = []
+    win = rows[0]
+    for other in [r for r in rows[1:2]] + [r for r in rows if r["strategy"] == "random" and r is not win]:
+        lead = win["map"][-1][0] - other["map"][-1][0]
+        spread = max(win["map"][-1][1], other["map"][-1][1])
+        word = "exceeds" if lead > spread and spread > 0 else ("within" if spread > 0 else "one seed: no spread for")
+        out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5, {word} the seed spread "
+                   f"({spread:.3f})")
+    return out
+
+
+def _f(x: Any, d: int = 3) -> str:
+    return "—" if x is None else f"{x:.{d}f}" if isinstance(x, float) else str(x)
+
+
+def table(name: str, rows: list[dict[str, Any]]) -> str:
+    ks = len(rows[0]["map"])
+    head = " | ".join(f"mAP after r{k}" for k in range(ks))
+    lines = [f"### {name}", f"| strategy | {head} | images to {REACH:.0%} | seconds to {REACH:.0%} | loop seconds |",
+             "|" + "---|" * (ks + 4)]
+    for r in rows:
+        maps = " | ".join(f"{m:.3f} ± {sd:.3f}" for m, sd in r["map"])
+        lines.append(f"| {r['strategy']} | {maps} | {_f(r['reach_images'], 0)} | {_f(r['reach_seconds'], 0)} | "
+                     f"{r['loop_seconds'][0]:.0f} ± {r['loop_seconds'][1]:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="dense,pennfudan,raccoon")
+    ap.add_argument("--strategies", default=STRATEGIES)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--round-size", type=int, default=50)
+    ap.add_argument("--seed-per-class", type=int, default=20)
+    ap.add_argument("--train-args", default="")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "labelloop-bench")
+    ap.add_argument("--json", type=Path, help="also write every run here")
+    ap.add_argument("--quick", action="store_true", help="generated shapes, 1 seed, 2 rounds of 4, 1 epoch")
+    args = ap.parse_args()
+    if args.quick:
+        args.datasets, args.seeds, args.rounds, args.round_size, args.seed_per_class = "shapes", "0", 2, 4, 3
+        args.train_args = args.train_args or "epochs=1;image_size=128;batch_size=4"
+    args.cache.mkdir(parents=True, exist_ok=True)
+    everything: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name in args.datasets.split(","):
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for strategy in args.strategies.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                print(f"... {name} / {strategy} / seed {seed}", file=sys.stderr, flush=True)
+                runs.setdefault(strategy, []).append(run_one(name, strategy, seed, args))
+        everything[name] = runs
+        rows = summarise(runs)
+        print(table(name, rows))
+        for line in verdict(rows):
+            print(line)
+        print(flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=2))
+
+
+if __name__ == "__main__":
+    main()
