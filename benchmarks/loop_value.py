@@ -15,7 +15,9 @@ Configurations (``--configs``, comma-separated):
 - ``copy-paste``, ``balanced``, ``tta``: ``click`` + one training lever (``copy_paste=0.5``:
   class-balanced copy-paste of objects; ``balanced=true``: repeat-factor sampling;
   ``tta=true``: mirror test-time augmentation with box fusion at pre-annotation);
-- ``all``: ``click`` + the three levers.
+- ``self-train``: ``click`` + ``self_train=true`` (from round 2 on, the previous model's confident boxes on
+  unlabelled images join the training at half weight);
+- ``all``: ``click`` + copy-paste, balanced and tta.
 
 Datasets (``--datasets``): ``dense`` (built by ``dense_data.py`` from real images: 10-30
 objects of 3 imbalanced classes per image), ``raccoon``, ``pennfudan`` and ``coco128`` from
@@ -47,6 +49,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "copy-paste": {"threshold": "auto", "use_click": True, "args": "copy_paste=0.5"},
     "balanced": {"threshold": "auto", "use_click": True, "args": "balanced=true"},
     "tta": {"threshold": "auto", "use_click": True, "args": "tta=true"},
+    "self-train": {"threshold": "auto", "use_click": True, "args": "self_train=true"},
     "all": {"threshold": "auto", "use_click": True, "args": "copy_paste=0.5;balanced=true;tta=true"},
 }
 

@@ -184,3 +184,23 @@ def test_ddp_two_cpu_processes(detect_data: TrainingData, tmp_path: Path) -> Non
     start = next(e for e in events if e["type"] == "start")
     assert start["steps_per_epoch"] == 2  # 16 images / (2 clones x batch 4)
     assert (tmp_path / "ddp/best.pt").is_file() and time.time() - t0 < 300
+
+
+def test_unreadable_images_are_left_out_and_reported(tmp_path: Path) -> None:
+    data = make_training_data(tmp_path / "d", n_train=8, n_val=4)
+    broken_train, broken_val = data.train[2], data.val[1]
+    raw = broken_train.path.read_bytes()
+    broken_train.path.write_bytes(raw[: len(raw) // 3])  # truncated
+    broken_val.path.write_bytes(b"")  # zero bytes
+    events: list[dict] = []
+    result = train_model(data, TrainConfig(epochs=1, **FAST), tmp_path / "run", progress=events.append)
+    assert result.reason == "completed" and result.best_epoch == 1
+    assert sorted(s["image_id"] for s in result.skipped) == sorted([broken_train.image_id, broken_val.image_id])
+    assert all(s["reason"] and s["file"] for s in result.skipped)
+    assert next(e for e in events if e["type"] == "skipped")["images"] == result.skipped
+    frame = json.loads((tmp_path / "run/flipbook/epoch_001.json").read_text())
+    assert broken_val.image_id not in [im["image_id"] for im in frame["images"]]  # the flipbook picks others
+    for sample in data.train[:6]:  # too many broken: the run fails up front, naming them
+        sample.path.write_bytes(b"not an image")
+    with pytest.raises(TrainingError, match="cannot be read"):
+        train_model(data, TrainConfig(epochs=1, **FAST), tmp_path / "run2")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from labelloop.cli.common import JsonOpt, ProjectOpt, emit_json, out, progress_bar, project_from
@@ -57,6 +58,9 @@ def import_(
               f"{report.annotations_added} annotations from {report.format}")
     if report.labels_added:
         out.print(f"new classes: {', '.join(report.labels_added)}")
+    for d in report.damaged[:50]:
+        out.print(f"[yellow]warning:[/] {escape(d['file_name'])} is damaged, imported as it decodes: "
+                  f"{escape(d['reason'])}")
     if report.skipped:
         out.print(f"[yellow]skipped {len(report.skipped)} invalid records:[/]")
         for line in report.skipped[:50]:
@@ -99,6 +103,8 @@ def stats(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
               f"{data['annotations']['total']} annotations, {data['annotations']['proposals']} proposals")
     out.print("  by status: " + ", ".join(f"{k} {v}" for k, v in sorted(imgs["by_status"].items())))
     out.print("  by split:  " + ", ".join(f"{k} {v}" for k, v in sorted(imgs["by_split"].items())))
+    if imgs.get("damaged"):
+        out.print(f"  [yellow]damaged: {imgs['damaged']}[/] (truncated, missing or changed files: `labelloop doctor`)")
     table = Table("class", "annotations", f"target {data['target_per_class']}", "proposals")
     for c in data["classes"]:
         done = min(1.0, c["annotations"] / max(1, c["target"]))
@@ -107,6 +113,32 @@ def stats(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
     out.print(table)
     out.print("ready for a first training round" if data["ready_to_train"] else
               "annotate the classes below target before the first training round")
+
+
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="record each problem on its image (shown in stats and the "
+                                      "web app, filterable), clear it where the file is whole again")] = False,
+    project: ProjectOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-read every stored image: missing, changed since import, damaged (truncated) or unreadable files."""
+    from labelloop.services.doctor import check_images
+
+    with project_from(project) as ctx, progress_bar(not json_out) as progress:
+        report = check_images(ctx, fix=fix, progress=progress)
+    if json_out:
+        emit_json(report)
+        return
+    if not report["problems"]:
+        out.print(f"all {report['checked']} images are whole")
+        return
+    table = Table("image", "file", "problem", "why")
+    for p in report["problems"][:200]:
+        table.add_row(str(p["image_id"]), p["file_name"], p["problem"], p["reason"])
+    out.print(table)
+    counts = ", ".join(f"{n} {k}" for k, n in report["counts"].items())
+    out.print(f"{len(report['problems'])} of {report['checked']} images have a problem ({counts}); "
+              + (f"recorded on {report['fixed']} images" if fix else "`labelloop doctor --fix` records them"))
 
 
 def split(
@@ -132,4 +164,5 @@ def register(app: typer.Typer) -> None:
     app.command("import")(import_)
     app.command()(export)
     app.command()(stats)
+    app.command()(doctor)
     app.command()(split)

@@ -35,7 +35,10 @@ def _training_display(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None
 
     def on_event(event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "start":
+        if kind == "skipped":
+            for img in event["images"]:
+                console.print(f"[yellow]warning:[/] image {img['image_id']} left out: {img['reason']}")
+        elif kind == "start":
             bars.start()  # only once training starts: an early error prints alone
             ids["epoch"] = bars.add_task("epochs", total=event["epochs"], info="",
                                          completed=event.get("start_epoch", 1) - 1)

@@ -28,6 +28,7 @@ class Sample:
         masks: ``None`` for detection, else N COCO RLE dicts (``{"size": [h, w], "counts": str}``).
         regions: polygons (flat ``[x0, y0, x1, y1, ...]`` in pixels) inside which the
             annotation is complete; empty means the whole image is annotated.
+        weight: how often training draws the image relative to a labelled one (pseudo-labels < 1).
     """
 
     image_id: int
@@ -38,6 +39,7 @@ class Sample:
     labels: np.ndarray
     masks: list[dict[str, Any]] | None = None
     regions: list[list[float]] = field(default_factory=list)
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)

@@ -41,7 +41,10 @@ class _TrainProgress:
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         self.job.event({**event, "variant": self.prefix} if self.prefix else dict(event))
-        if kind == "start":
+        if kind == "skipped":
+            for img in event.get("images") or []:
+                self.job.log(f"{self.prefix}warning: image {img.get('image_id')} left out: {img.get('reason')}")
+        elif kind == "start":
             self.epochs = max(1, int(event.get("epochs") or 1))
             self.steps = max(1, int(event.get("steps_per_epoch") or 1))
             self._report(0.0, f"training {self.epochs} epochs")
@@ -97,7 +100,10 @@ def train(job: JobContext) -> dict[str, Any]:
                            from_model=p.get("from_model"), resume=bool(p.get("resume")),
                            progress=_TrainProgress(job), stop_event=job.stop_event)
     model = record if isinstance(record, dict) else {"record": str(record)}
-    return {"model": model, "model_id": model.get("id"), "message": f"model {model.get('id', '')} trained"}
+    left_out = model.get("unreadable_images") or []
+    warn = f" ({len(left_out)} unreadable image(s) left out, listed in the result)" if left_out else ""
+    return {"model": model, "model_id": model.get("id"), "warnings": len(left_out),
+            "message": f"model {model.get('id', '')} trained{warn}"}
 
 
 def sweep(job: JobContext) -> dict[str, Any]:

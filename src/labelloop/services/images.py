@@ -53,7 +53,7 @@ class AddedImages:
 
 def _view(img: Image) -> dict[str, Any]:
     return {"id": img.id, "file_name": img.file_name, "width": img.width, "height": img.height,
-            "status": img.status, "split": img.split, "sha256": img.sha256,
+            "status": img.status, "split": img.split, "sha256": img.sha256, "damaged": img.damaged,
             "created_at": img.created_at.isoformat() if img.created_at else None}
 
 
@@ -95,7 +95,8 @@ def add_image_files(ctx: ProjectContext, files: list[tuple[str, Path]], *, actor
             name = _unique_name(taken, name)
             taken.add(name)
             img = Image(project_id=ctx.id, file_name=name, storage_path=str(blob.relative_to(ctx.root)),
-                        linked=False, width=info.width, height=info.height, sha256=sha, status="new")
+                        linked=False, width=info.width, height=info.height, sha256=sha, status="new",
+                        damaged=info.damaged)
             s.add(img)
             s.flush()
             report.added.append(_view(img))
@@ -123,6 +124,7 @@ class ImageFilter:
     min_score: float | None = None  # images with a proposal scoring in [min_score, max_score]
     max_score: float | None = None
     search: str | None = None  # file name contains
+    damaged: bool | None = None  # True: only damaged images (truncated, missing, changed); False: only whole ones
 
     def validate(self) -> None:
         if self.status and self.status not in STATUSES:
@@ -145,6 +147,8 @@ def _filtered(ctx: ProjectContext, flt: ImageFilter, s: Any) -> Any:
         q = q.where(Image.split == flt.split)
     if flt.search:
         q = q.where(Image.file_name.contains(flt.search, autoescape=True))
+    if flt.damaged is not None:
+        q = q.where(Image.damaged.is_not(None) if flt.damaged else Image.damaged.is_(None))
     if flt.label:
         cid = s.scalars(select(LabelClass.id).where(LabelClass.project_id == ctx.id, LabelClass.name == flt.label,
                                                     LabelClass.active.is_(True))).first()

@@ -48,11 +48,13 @@ class ImportReport:
     annotations_added: int = 0
     labels_added: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: imported with a warning: ``{"file_name", "reason"}`` of files whose pixels are only partly there
+    damaged: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"format": self.format, "images_added": self.images_added,
                 "images_matched": self.images_matched, "annotations_added": self.annotations_added,
-                "labels_added": self.labels_added, "skipped": self.skipped}
+                "labels_added": self.labels_added, "skipped": self.skipped, "damaged": self.damaged}
 
 
 @dataclass
@@ -63,6 +65,7 @@ class _Prepared:
     sha: str
     existing_id: int | None = None
     storage_path: str = ""
+    damaged: str | None = None
 
 
 def import_path(ctx: ProjectContext, source: Path, *, format: str | None = None, link: bool = False,
@@ -160,7 +163,7 @@ def _prepare_one(rec: ImageRecord, recorder: Recorder, allow_missing: bool, max_
                          f"{info.width}x{info.height}", "were the images resized after annotating?")
         return None
     width, height = (rec.width, rec.height) if rec.width and rec.height else (info.width, info.height)
-    return _Prepared(record=rec, width=width, height=height, sha=sha256_file(rec.path))
+    return _Prepared(record=rec, width=width, height=height, sha=sha256_file(rec.path), damaged=info.damaged)
 
 
 def _valid_annotations(rec: ImageRecord, prepared: _Prepared, recorder: Recorder) -> list[AnnotationRecord]:
@@ -234,7 +237,8 @@ def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared
         new = [p for p in prepared if p.existing_id is None]
         rows = [{"project_id": ctx.id, "file_name": p.record.file_name, "storage_path": p.storage_path,
                  "linked": link, "width": p.width, "height": p.height, "sha256": p.sha,
-                 "split": p.record.split, "status": _status(p.record), "created_at": now, "updated_at": now}
+                 "split": p.record.split, "status": _status(p.record), "damaged": p.damaged,
+                 "created_at": now, "updated_at": now}
                 for p in new]
         for start in range(0, len(rows), _CHUNK):
             ids = s.connection().execute(insert(_IMAGES).returning(
@@ -245,6 +249,7 @@ def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared
                 progress("images", min(start + _CHUNK, len(rows)), len(rows))
         report.images_added = len(new)
         report.images_matched = len(prepared) - len(new)
+        report.damaged = [{"file_name": p.record.file_name, "reason": p.damaged} for p in new if p.damaged]
         report.annotations_added = _insert_annotations(s, ctx, prepared, class_ids, actor, now, progress)
         _insert_regions(s, prepared, now)
         s.add(AnnotationEvent(project_id=ctx.id, action="import", actor=actor, actor_kind="import", at=now,

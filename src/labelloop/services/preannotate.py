@@ -198,8 +198,9 @@ def _val_image_ids(ctx: ProjectContext, model: TrainedModel) -> list[int]:
 
 def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, *,
                       target_precision: float | None = None, rule: str = "min-time",
-                      progress: Progress | None = None) -> dict[str, ClassThreshold]:
-    """Per-class thresholds on the model's validation images; cached in ``thresholds.json``.
+                      progress: Progress | None = None, cache: bool = True) -> dict[str, ClassThreshold]:
+    """Per-class thresholds on the model's validation images; cached in ``thresholds.json`` (``cache=False``:
+    computed without reading or replacing that file, e.g. for another purpose than pre-annotation).
 
     ``rule``: ``min-time`` (least expected review seconds per image under the project's cost
     model) or ``best-f1``; a ``target_precision`` takes the lowest threshold reaching it. Every
@@ -212,11 +213,13 @@ def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: Predi
     costs = cost_model(ctx)
     key = {"target_precision": target_precision, "rule": rule, "costs": costs.as_dict()}
     path = ctx.root / model.directory / THRESHOLDS_FILE
-    cached = _read_cached(path, key, predictor.classes)
+    cached = _read_cached(path, key, predictor.classes) if cache else None
     if cached is not None:
         return cached
     curves, n_images = _validation_curves(ctx, model, predictor, costs, progress)
     chosen = {name: _pick(curves[k], rule, target_precision, n_images) for k, name in enumerate(predictor.classes)}
+    if not cache:
+        return chosen
     expected = costs.inspect + sum(t.expected_seconds or 0.0 for t in chosen.values())
     write_json_atomic(path, {**key, "val_images": n_images, "expected_seconds_per_image": round(expected, 4),
                              "classes": {n: t.as_dict() for n, t in chosen.items()}})

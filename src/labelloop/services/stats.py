@@ -23,6 +23,8 @@ def project_stats(ctx: ProjectContext, target_per_class: int | None = None) -> d
                                    .group_by(Image.status)).all())
         by_split = {k or "none": v for k, v in s.execute(
             select(Image.split, func.count()).where(Image.project_id == ctx.id).group_by(Image.split)).all()}
+        damaged = s.scalar(select(func.count()).select_from(Image).where(Image.project_id == ctx.id,
+                                                                          Image.damaged.is_not(None))) or 0
         classes = s.execute(select(LabelClass.id, LabelClass.name, LabelClass.color)
                             .where(LabelClass.project_id == ctx.id, LabelClass.active.is_(True))
                             .order_by(LabelClass.position)).all()
@@ -38,7 +40,8 @@ def project_stats(ctx: ProjectContext, target_per_class: int | None = None) -> d
     return {
         "project": ctx.name,
         "task": ctx.task,
-        "images": {"total": sum(by_status.values()), "by_status": by_status, "by_split": by_split},
+        "images": {"total": sum(by_status.values()), "by_status": by_status, "by_split": by_split,
+                   "damaged": damaged},
         "annotations": {"total": sum(labelled.values()), "proposals": sum(proposed.values())},
         "classes": per_class,
         "target_per_class": target,

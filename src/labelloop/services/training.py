@@ -90,6 +90,12 @@ def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_mod
     if parent is not None and base is None:
         base = parent.base
     config = derive_defaults(data, base=base, overrides=args or None)
+    seen = snapshot(data)
+    if config.self_train:  # the pseudo-labelled images share the run's budget with the labelled ones
+        from labelloop.services.pseudo import add_pseudo_labels
+
+        data, seen["pseudo_labelled_images"] = add_pseudo_labels(ctx, data, parent, seed=seed)
+        config = derive_defaults(data, base=base, overrides=args or None)
     previous = (parent.snapshot or {}).get("flipbook_ids") if parent is not None else None
     flipbook_ids = choose_flipbook_ids(data.val, previous)
     with ctx.store.session() as s:
@@ -97,7 +103,7 @@ def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_mod
         m = TrainedModel(project_id=ctx.id, name=name or f"round {rnd}", base=config.base, task=ctx.task,
                          args=config.to_dict(), parent_id=parent.id if parent else None, round=rnd,
                          status="training", classes=list(data.classes),
-                         snapshot={**snapshot(data), "flipbook_ids": flipbook_ids, "args_string": args},
+                         snapshot={**seen, "flipbook_ids": flipbook_ids, "args_string": args},
                          sweep=sweep)
         s.add(m)
         s.flush()
@@ -153,7 +159,7 @@ def train_project(ctx: ProjectContext, *, base: str | None = None, args: str = "
                      error=None if status != "failed" else "no epoch finished")
     if status == "ready" and export:
         record = _export_onnx(ctx, model_id) or record
-    return record
+    return {**record, "unreadable_images": result.skipped}  # left out of this training, each with its reason
 
 
 def _export_onnx(ctx: ProjectContext, model_id: int) -> dict[str, Any] | None:

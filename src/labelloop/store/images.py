@@ -29,13 +29,42 @@ class ImageInfo:
     width: int
     height: int
     format: str
+    #: why the pixels are only partly there (a truncated file that still decodes), else None
+    damaged: str | None = None
 
 
-def inspect_image(path: Path, *, max_pixels: int, max_bytes: int) -> ImageInfo:
-    """Width, height and format from the header, refusing bombs and absurd sizes.
+_LENIENT = threading.Lock()
+
+
+def _load_pixels(img: PILImage, path: Path) -> str | None:
+    """Decode every pixel of an opened image: ``None`` when whole, the reason when the file is cut short
+    but what is there decodes (missing pixels come out grey); :class:`InvalidInputError` when nothing does."""
+    from PIL import ImageFile
+
+    try:
+        img.load()
+        return None
+    except OSError as exc:
+        if "truncated" not in str(exc) and "broken data stream" not in str(exc):
+            raise _corrupt(path, exc) from exc
+        reason = f"truncated file, the missing pixels are grey ({exc})"
+    with _LENIENT:  # Pillow's switch is global: only this block decodes leniently
+        old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, True
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise _corrupt(path, exc) from exc
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = old
+    return reason
+
+
+def inspect_image(path: Path, *, max_pixels: int, max_bytes: int, decode: bool = True) -> ImageInfo:
+    """Width, height and format, refusing bombs and absurd sizes; with ``decode`` (the default) every
+    pixel is decoded once, so a truncated file is caught at import (``damaged``) and not in training.
 
     Raises InvalidInputError naming the file when it is missing, not an image, too large,
-    or truncated (the pixels are decoded lazily: ``verify`` checks the stream).
+    or corrupt beyond decoding.
     """
     try:
         size = path.stat().st_size
@@ -45,16 +74,20 @@ def inspect_image(path: Path, *, max_pixels: int, max_bytes: int) -> ImageInfo:
     if size > max_bytes:
         raise InvalidInputError(f"{path}: file is {size} bytes, over the limit of {max_bytes}",
                                 "raise LABELLOOP_MAX_IMAGE_BYTES if this is intended")
+    damaged = None
     try:
         with open_image(path, max_pixels=max_pixels) as img:
             width, height = img.size
             fmt = img.format or ""
-            img.verify()
+            if decode:
+                damaged = _load_pixels(img, path)
+            else:
+                img.verify()
     except (OSError, SyntaxError, ValueError) as exc:
         raise _corrupt(path, exc) from exc
     if width <= 0 or height <= 0:
         raise InvalidInputError(f"{path}: image has no pixels ({width}x{height})")
-    return ImageInfo(width=width, height=height, format=fmt)
+    return ImageInfo(width=width, height=height, format=fmt, damaged=damaged)
 
 
 @contextmanager
@@ -97,6 +130,7 @@ def decode_rgb(path: str | Path, *, max_pixels: int) -> Any:
     path = Path(path)
     try:
         with open_image(path, max_pixels=max_pixels) as img:
+            _load_pixels(img, path)  # a truncated file decodes what it holds (imported as damaged)
             return np.asarray(img.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as exc:
         raise _corrupt(path, exc) from exc

@@ -100,6 +100,9 @@ class Image(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     split: Mapped[str | None] = mapped_column(String(8), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="new")
+    #: why the pixels are only partly there (a truncated file), or that the file is missing or changed
+    #: (``labelloop doctor --fix``); None for a whole image
+    damaged: Mapped[str | None] = mapped_column(String(300), nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

@@ -56,6 +56,9 @@ class TrainConfig:
             (``sqrt(f_max / f_class)``, at most 4x).
         tta: predict on the image and its mirror and fuse the two (boxes averaged where both
             views agree): ~2x inference time, tighter boxes and fewer misses.
+        self_train: when fine-tuning from a previous model, that model pseudo-labels unlabelled images
+            (high per-class thresholds) for this run only, drawn half as often as labelled ones
+            (:mod:`labelloop.services.pseudo`); pseudo-labels never enter the store.
     """
 
     base: str | None = None
@@ -78,6 +81,7 @@ class TrainConfig:
     copy_paste: float = 0.0
     balanced: bool = False
     tta: bool = False
+    self_train: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -155,7 +159,7 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
 _EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.001", "image_size": "640", "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
              "pretrained": "true", "ema": "false", "copy_paste": "0.5", "balanced": "true",
-             "tta": "true", "eval_every": "2", "device": "cpu"}
+             "tta": "true", "eval_every": "2", "device": "cpu", "self_train": "true"}
 
 
 def parse_args_string(text: str) -> dict[str, Any]:

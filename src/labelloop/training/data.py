@@ -8,6 +8,7 @@ int64 (255 = ignore) for ``regions``.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,11 +25,13 @@ from torchvision.transforms.v2 import functional as F
 
 from labelloop.core.geometry import polygons_to_rle, rle_to_mask
 from labelloop.core.samples import Sample
+from labelloop.errors import InvalidInputError
 from labelloop.models.semseg import IGNORE_INDEX
 
 __all__ = ["ObjectBank", "SampleDataset", "build_transforms", "collate", "load_rgb", "paste_objects", "prepare_arrays",
            "repeat_factors"]
 
+log = logging.getLogger(__name__)
 FILL = 127  # grey, ~0 after normalisation: blacked-out pixels look like "no information"
 
 
@@ -356,6 +359,17 @@ class SampleDataset(Dataset[tuple[Tensor, dict[str, Any]]]):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Any]]:
+        """The item at ``index``; an image that became unreadable since training started (deleted,
+        replaced on disk) is replaced by the next readable one, so one file never stops an epoch."""
+        for step in range(len(self.samples)):
+            try:
+                return self._item((index + step) % len(self.samples))
+            except InvalidInputError as err:
+                log.warning("training image %s skipped: %s", self.samples[(index + step) % len(self.samples)].image_id,
+                            err.message)
+        raise InvalidInputError("no training image can be read", "run `labelloop doctor` to find the broken files")
+
+    def _item(self, index: int) -> tuple[Tensor, dict[str, Any]]:
         sample = self.samples[index]
         rng = random.Random(random.getrandbits(32))
         paste = self.bank if self.bank is not None and rng.random() < self.copy_paste else None

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
 
 from labelloop.core.samples import Sample, TrainingData
-from labelloop.errors import ConfigError, TrainingError
+from labelloop.errors import ConfigError, InvalidInputError, TrainingError
 from labelloop.inference.predictions import Predictions
 from labelloop.inference.torch_engine import predict_arrays
 from labelloop.models import BaseModelSpec, get_base_model
@@ -61,6 +61,8 @@ class TrainResult:
     best_metrics: dict[str, Any]
     epochs: list[dict[str, Any]] = field(default_factory=list)
     reason: str = "completed"
+    #: images left out because they could not be read: ``{"image_id", "file", "reason"}``
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -166,8 +168,11 @@ def _loader(job: _Job, rank: int, world: int, device: torch.device) -> DataLoade
     sampler: Any
     if world > 1:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-    elif cfg.balanced:
-        sampler = WeightedRandomSampler(repeat_factors(job.data.train), len(dataset), replacement=True,
+    elif cfg.balanced or any(smp.weight != 1.0 for smp in job.data.train):
+        weights = [smp.weight for smp in job.data.train]
+        if cfg.balanced:
+            weights = [w * r for w, r in zip(weights, repeat_factors(job.data.train), strict=True)]
+        sampler = WeightedRandomSampler(weights, len(dataset), replacement=True,
                                         generator=torch.Generator().manual_seed(cfg.seed))
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
@@ -380,6 +385,36 @@ def _check(data: TrainingData, config: TrainConfig) -> None:
         raise ConfigError(f"num_clones={config.num_clones} but only {len(data.train)} training images")
 
 
+#: training fails (listing them) when more than this share of its images cannot be read
+MAX_UNREADABLE_SHARE = 0.2
+
+
+def drop_unreadable(data: TrainingData, max_share: float = MAX_UNREADABLE_SHARE
+                    ) -> tuple[TrainingData, list[dict[str, Any]]]:
+    """``data`` without the images that cannot be decoded (missing, truncated, replaced by garbage), and
+    those images; a :class:`TrainingError` listing them when they are more than ``max_share`` of all."""
+    skipped: list[dict[str, Any]] = []
+
+    def keep(samples: Sequence[Sample]) -> list[Sample]:
+        out = []
+        for smp in samples:
+            try:
+                load_rgb(smp.path)
+            except InvalidInputError as err:
+                skipped.append({"image_id": smp.image_id, "file": str(smp.path), "reason": err.message})
+            else:
+                out.append(smp)
+        return out
+
+    clean = TrainingData(data.classes, data.task, keep(data.train), keep(data.val))
+    total = len(data.train) + len(data.val)
+    if skipped and len(skipped) > max_share * total:
+        listed = "; ".join(f"image {s['image_id']} ({s['reason']})" for s in skipped[:10])
+        raise TrainingError(f"{len(skipped)} of {total} images cannot be read: {listed}",
+                            "run `labelloop doctor`, or re-import or delete those images")
+    return clean, skipped
+
+
 def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *, progress: Progress | None = None,
                 init_from: str | Path | None = None, resume: bool = False,
                 flipbook_ids: Sequence[int] | None = None,
@@ -389,8 +424,12 @@ def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *,
     ``progress`` receives dict events (start / step / epoch / end). SIGINT, SIGTERM or
     ``stop_event`` save ``last.pt`` and return with ``reason="interrupted"``; ``resume``
     continues from ``out_dir/last.pt``; ``init_from`` fine-tunes an earlier model,
-    matching classes by name.
+    matching classes by name. Images that cannot be read are left out (a ``skipped`` progress event,
+    ``TrainResult.skipped``) unless they are more than :data:`MAX_UNREADABLE_SHARE` of all.
     """
+    data, skipped = drop_unreadable(data)
+    if skipped and progress:
+        progress({"type": "skipped", "images": skipped})
     _check(data, config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -400,10 +439,13 @@ def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *,
     job = _Job(data, config.replace(base=spec.name), out, Path(init_from) if init_from else None, resume,
                choose_flipbook_ids(data.val, flipbook_ids))
     if config.num_clones > 1:
-        return _spawn(job, progress, stop_event)
-    flag = threading.Event()
-    with _signals(flag.set):
-        return _run(0, 1, job, progress, lambda: flag.is_set() or bool(stop_event and stop_event.is_set()))
+        result = _spawn(job, progress, stop_event)
+    else:
+        flag = threading.Event()
+        with _signals(flag.set):
+            result = _run(0, 1, job, progress, lambda: flag.is_set() or bool(stop_event and stop_event.is_set()))
+    result.skipped = skipped
+    return result
 
 
 def _free_port() -> int:

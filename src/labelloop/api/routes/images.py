@@ -27,9 +27,9 @@ CACHE_A_DAY = {"Cache-Control": "private, max-age=86400"}
 
 
 def _filter(status: str | None, split: str | None, label: str | None, min_score: float | None,
-            max_score: float | None, q: str | None) -> ImageFilter:
+            max_score: float | None, q: str | None, damaged: bool | None = None) -> ImageFilter:
     return ImageFilter(status=status or None, split=split or None, label=label or None, min_score=min_score,
-                       max_score=max_score, search=q or None)
+                       max_score=max_score, search=q or None, damaged=damaged)
 
 
 @router.post("", status_code=201, summary="Upload image files (multipart field 'files')")
@@ -64,10 +64,12 @@ def list_images(ctx: Project,
                 min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
                 max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
                 q: Annotated[str | None, Query(description="file name contains")] = None,
+                damaged: Annotated[bool | None, Query(description="true: only damaged images (truncated, "
+                                                      "missing or changed files); false: only whole ones")] = None,
                 after: int | None = None, before: int | None = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
                 total: bool = False) -> dict[str, Any]:
-    flt = _filter(status, split, label, min_score, max_score, q)
+    flt = _filter(status, split, label, min_score, max_score, q, damaged)
     return image_service.list_images(ctx, flt, after=after, before=before, limit=limit, with_total=total)
 
 

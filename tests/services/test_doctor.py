@@ -1,0 +1,89 @@
+"""Broken images among many: import decodes every file once (a truncated one is kept and flagged
+damaged, undecodable ones are refused by name), and `doctor` finds what broke on disk afterwards."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
+from labelloop.errors import FormatError
+from labelloop.services.doctor import check_images
+from labelloop.services.images import ImageFilter, list_images
+from labelloop.services.importing import import_dataset
+from labelloop.services.stats import project_stats
+from labelloop.store.project import init_project
+from labelloop.store.tables import Image
+
+LABELLOOP = str(Path(sys.executable).parent / "labelloop")
+N = 1000
+
+
+def _jpeg(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    PILImage.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _dataset(root: Path) -> tuple[DatasetRecord, dict[str, str]]:
+    """N images; four broken on purpose: truncated (still decodes), cut to 20 bytes, zero bytes, not an image."""
+    root.mkdir(parents=True)
+    broken = {"img_0007.jpg": "truncated", "img_0100.jpg": "20 bytes", "img_0500.jpg": "empty",
+              "img_0900.jpg": "garbage"}
+    images = []
+    for i in range(N):
+        name = f"img_{i:04d}.jpg"
+        data = _jpeg(i)
+        kind = broken.get(name)
+        data = {"truncated": data[: len(data) * 2 // 3], "20 bytes": data[:20], "empty": b"",
+                "garbage": b"this is not a picture" * 10}.get(kind, data) if kind else data
+        (root / name).write_bytes(data)
+        images.append(ImageRecord(file_name=name, path=root / name, annotations=[
+            AnnotationRecord(label="thing", bbox=(2, 2, 12, 12))]))
+    return DatasetRecord(labels=["thing"], images=images), broken
+
+
+def test_import_decodes_every_image_and_doctor_finds_what_broke_later(tmp_path: Path) -> None:
+    data, broken = _dataset(tmp_path / "data")
+    ctx = init_project(tmp_path / "p", labels=["thing"])
+    with pytest.raises(FormatError):  # all or nothing: three files cannot be decoded
+        import_dataset(ctx, data)
+    assert project_stats(ctx)["images"]["total"] == 0
+    report = import_dataset(ctx, data, skip_invalid=True)
+    refused = {name for name, kind in broken.items() if kind != "truncated"}
+    assert report.images_added == N - 3
+    assert len(report.skipped) == 3 and all(any(name in line for line in report.skipped) for name in refused)
+    assert [d["file_name"] for d in report.damaged] == ["img_0007.jpg"] and "truncated" in report.damaged[0]["reason"]
+    stats = project_stats(ctx)["images"]
+    assert stats["damaged"] == 1
+    flagged = list_images(ctx, ImageFilter(damaged=True))["items"]
+    assert [i["file_name"] for i in flagged] == ["img_0007.jpg"] and flagged[0]["damaged"]
+    assert list_images(ctx, ImageFilter(damaged=False), with_total=True)["total"] == N - 4
+
+    # on disk afterwards: one file removed, one overwritten with other pixels
+    with ctx.store.session() as s:
+        rows = {i.file_name: i for i in s.query(Image).filter(Image.project_id == ctx.id)}
+        gone, replaced = rows["img_0001.jpg"], rows["img_0002.jpg"]
+        (ctx.root / gone.storage_path).unlink()
+        (ctx.root / replaced.storage_path).write_bytes(_jpeg(12345))
+    found = check_images(ctx)
+    assert found["checked"] == N - 3 and found["counts"] == {"damaged": 1, "missing": 1, "changed": 1}
+    assert {p["file_name"]: p["problem"] for p in found["problems"]} == {
+        "img_0007.jpg": "damaged", "img_0001.jpg": "missing", "img_0002.jpg": "changed"}
+    assert found["fixed"] == 0 and project_stats(ctx)["images"]["damaged"] == 1  # a report changes nothing
+    fixed = check_images(ctx, fix=True)
+    assert fixed["fixed"] == 2 and project_stats(ctx)["images"]["damaged"] == 3
+    ctx.close()
+    r = subprocess.run([LABELLOOP, "doctor", "--json", "-p", str(tmp_path / "p")], capture_output=True, text=True,
+                       env={**os.environ, "LABELLOOP_DEBUG": ""}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["counts"] == {"damaged": 1, "missing": 1, "changed": 1}
