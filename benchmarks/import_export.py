@@ -9,7 +9,11 @@ in a fresh subprocess so peak memory is clean:
 
 Targets (issue #2): import time <= 3x baseline; import peak memory <= 2x the parsed JSON.
 
-    python benchmarks/import_export.py [--images 100000] [--boxes 1000000]
+Then, on real JPEGs (``--jpegs``: ../shared/datasets/raccoon's, copied ``--copies`` times under new
+names), the cost of decoding every pixel at import: ``labelloop import`` of that folder against
+decoding the same files alone (Pillow ``convert("RGB")``) and against hashing them alone, in the same run.
+
+    python benchmarks/import_export.py [--images 100000] [--boxes 1000000] [--jpegs DIR]
 """
 
 from __future__ import annotations
@@ -86,10 +90,51 @@ def run_child(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def decode_cost(jpegs: Path, copies: int, tmpdir: Path) -> None:
+    """Import of real JPEGs (every pixel decoded once) as ratios to decoding and to hashing the same files."""
+    import hashlib
+
+    from PIL import Image
+
+    from labelloop.core.records import DatasetRecord, ImageRecord
+    from labelloop.formats import WriteOptions, get_format
+
+    files = sorted(jpegs.glob("*.jpg"))
+    if not files:
+        print(f"decode cost: no JPEGs in {jpegs}, skipped")
+        return
+    folder = tmpdir / "jpegs"
+    folder.mkdir()
+    records = []
+    for k in range(copies):
+        for f in files:
+            dst = folder / f"{k}_{f.name}"
+            dst.write_bytes(f.read_bytes())
+            records.append(ImageRecord(file_name=dst.name, path=dst))
+    get_format("coco").write(DatasetRecord(labels=["x"], images=records), tmpdir / "jpeg-coco",
+                             WriteOptions(images="link"))
+    t = time.perf_counter()
+    for r in records:
+        with Image.open(r.path) as im:
+            im.convert("RGB")
+    decode = time.perf_counter() - t
+    t = time.perf_counter()
+    for r in records:
+        hashlib.sha256(r.path.read_bytes()).hexdigest()
+    hashing = time.perf_counter() - t
+    imp = run_child("import", str(tmpdir / "jpeg-coco" / "annotations.json"), str(tmpdir / "jproj"))
+    print(f"import of {len(records)} real JPEGs with every pixel decoded: {imp['seconds']:.2f}s = "
+          f"{imp['seconds'] / decode:.2f}x decoding them alone ({decode:.2f}s), "
+          f"{imp['seconds'] / hashing:.1f}x hashing them alone ({hashing:.2f}s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--boxes", type=int, default=1_000_000)
+    parser.add_argument("--jpegs", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
+                        / "raccoon" / "images")
+    parser.add_argument("--copies", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
@@ -101,6 +146,10 @@ def main() -> None:
         base = run_child("baseline", str(coco))
         imp = run_child("import", str(coco), str(tmpdir / "proj"))
         exp = run_child("export", str(coco), str(tmpdir / "proj"), str(tmpdir / "out"))
+        jpeg_dir = Path(tmpdir) / "jpeg-bench"
+        jpeg_dir.mkdir()
+        if args.jpegs.is_dir():
+            decode_cost(args.jpegs, args.copies, jpeg_dir)
     print(f"baseline json.load + COCO index: {base['seconds']:.2f}s, parsed JSON {base['parsed_mb']:.0f} MB")
     print(f"import: {imp['seconds']:.2f}s = {imp['seconds'] / base['seconds']:.2f}x baseline (target <= 3x); "
           f"peak {imp['peak_mb']:.0f} MB = {imp['peak_mb'] / base['parsed_mb']:.2f}x parsed JSON (target <= 2x)")

@@ -82,3 +82,17 @@ def test_rings_and_masks_move_and_scale_with_their_box() -> None:
     mask[10:20, 10:30] = 1
     moved = rle_to_mask(move_rle(mask_to_rle(mask), (10, 10, 30, 20), (25, 30, 65, 40)))  # right, down, 2x wide
     assert moved.shape == (50, 60) and moved[30:40, 25:60].all() and moved.sum() == 10 * 35  # clipped at x = 60
+
+
+def test_a_mask_dragged_by_fractions_of_a_pixel_keeps_its_size_and_its_box() -> None:
+    from labelloop.core.geometry import move_rle, rle_bbox_xyxy, snap_move
+
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:21, 10:21] = 1
+    rle, box = mask_to_rle(mask), (10.0, 10.0, 21.0, 21.0)
+    for _ in range(6):  # six drags of 1.37 px, as a browser reports them, each snapped as the service does
+        new = snap_move(box, (box[0] + 1.37, box[1] + 1.37, box[2] + 1.37, box[3] + 1.37))
+        rle, box = move_rle(rle, box, new), new
+    moved = rle_to_mask(rle)
+    assert moved.sum() == 121 and rle_bbox_xyxy(rle) == pytest.approx(box)  # the box still hugs its mask
+    assert box == (16.0, 16.0, 27.0, 27.0)

@@ -182,3 +182,5 @@ def test_an_image_in_two_folders_is_an_error_naming_both(tmp_path: Path) -> None
     with pytest.raises(FormatError) as err:
         _voc().read(root, ReadOptions())
     assert "img_000.png" in str(err.value) and "pics" in str(err.value) and "backup" in str(err.value)
+    ds = _voc().read(root, ReadOptions(skip_invalid=True))  # --skip-invalid: that record, not the whole import
+    assert [i.file_name for i in ds.images] == ["img_001.png"] and "img_000.png" in " ".join(ds.skipped)

@@ -68,6 +68,10 @@ def test_import_decodes_every_image_and_doctor_finds_what_broke_later(tmp_path: 
     flagged = list_images(ctx, ImageFilter(damaged=True))["items"]
     assert [i["file_name"] for i in flagged] == ["img_0007.jpg"] and flagged[0]["damaged"]
     assert list_images(ctx, ImageFilter(damaged=False), with_total=True)["total"] == N - 4
+    from labelloop.services.images import thumbnail
+
+    with PILImage.open(thumbnail(ctx, flagged[0]["id"], 128)) as thumb:  # a damaged image still shows
+        assert thumb.size == (32, 24)
 
     # on disk afterwards: one file removed, one overwritten with other pixels
     with ctx.store.session() as s:

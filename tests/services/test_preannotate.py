@@ -92,7 +92,7 @@ def test_undecodable_image_is_skipped_and_the_rest_done(loop):
     path.write_bytes(b"not a jpeg")
     result = preannotate(ctx, model_id=m, predictor=oracle, threshold="0.5")
     assert [s["file_name"] for s in result["skipped"]] == ["shapes_0007.jpg"]
-    assert "cannot decode" in result["skipped"][0]["reason"]
+    assert "not a readable image" in result["skipped"][0]["reason"]
     assert result["images"] == 3 and result["proposals"] > 0
 
 

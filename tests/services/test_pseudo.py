@@ -62,6 +62,6 @@ def test_a_round_with_self_training_trains_on_labels_and_pseudo_labels(tmp_path)
     from labelloop.services.training import model_row
 
     seen = model_row(ctx, second["id"]).snapshot
-    assert "pseudo_labelled_images" in seen and seen["n_train_images"] == len(training_data(ctx).train)
+    assert "n_pseudo_labelled" in seen and seen["n_train_images"] == len(training_data(ctx).train)
     assert _counts(ctx) == before
     ctx.close()

@@ -112,6 +112,11 @@ def test_pasted_objects_never_hide_an_annotated_object(tmp_path: Path) -> None:
         # the original object's mask loses exactly the pixels a paste covers
         assert got["masks"][0].sum() == masks[0].sum() - (masks[0] & (got["masks"][1:].max(0) > 0)).sum()
         assert (image == 90).all()  # the input is not modified
+    # a mask with no pixels (a degenerate polygon) has nothing to paste, and pasting it changes nothing
+    empty = _cut_objects(donor, {"boxes": np.array([[10, 10, 30, 30]], np.float32), "labels": np.array([2]),
+                                 "masks": np.zeros((1, 40, 40), np.uint8)})
+    out, got = paste_objects(image, arrays, empty, random.Random(0))
+    assert len(got["boxes"]) == 1 and (out == image).all()
 
 
 def test_copy_paste_draws_classes_evenly(tmp_path: Path) -> None:

@@ -188,10 +188,11 @@ def test_ddp_two_cpu_processes(detect_data: TrainingData, tmp_path: Path) -> Non
 
 def test_unreadable_images_are_left_out_and_reported(tmp_path: Path) -> None:
     data = make_training_data(tmp_path / "d", n_train=8, n_val=4)
-    broken_train, broken_val = data.train[2], data.val[1]
-    raw = broken_train.path.read_bytes()
-    broken_train.path.write_bytes(raw[: len(raw) // 3])  # truncated
+    broken_train, broken_val, cut = data.train[2], data.val[1], data.train[3]
+    broken_train.path.write_bytes(b"not an image at all" * 20)  # garbage
     broken_val.path.write_bytes(b"")  # zero bytes
+    raw = cut.path.read_bytes()
+    cut.path.write_bytes(raw[: len(raw) * 2 // 3])  # truncated: decodes partly (grey), so it is kept
     events: list[dict] = []
     result = train_model(data, TrainConfig(epochs=1, **FAST), tmp_path / "run", progress=events.append)
     assert result.reason == "completed" and result.best_epoch == 1

@@ -80,3 +80,31 @@ def test_relabel_and_drag_keep_every_ring_and_the_mask(page: Any, web_server: Li
         assert reshaped["version"] > moved["version"] and len(reshaped["polygons"]) == 2
         assert reshaped["polygons"][1] == moved["polygons"][1]
         assert reshaped["polygons"][0] != moved["polygons"][0] and max(reshaped["polygons"][0][0::2]) > cx + 10
+
+
+def test_a_damaged_upload_is_flagged_and_filterable(page: Any, web_server: LiveServer) -> None:
+    import io
+
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.fromarray(np.random.default_rng(3).integers(0, 255, (H, W, 3), dtype=np.uint8)).save(buf, "JPEG")
+    truncated = buf.getvalue()[: len(buf.getvalue()) * 2 // 3]
+    with web_server.client() as c:
+        slug = c.post("/api/projects", json={"name": "Damaged", "labels": ["cat"]}).json()["slug"]
+        files = [("files", ("whole.png", png_bytes(H, W, seed=5), "image/png")),
+                 ("files", ("cut.jpg", truncated, "image/jpeg"))]
+        added = c.post(f"/api/projects/{slug}/images", files=files).json()["added"]
+        assert [a["damaged"] is not None for a in added] == [False, True]
+        assert c.get(f"/api/projects/{slug}/images", params={"damaged": "true"}).json()["items"][0]["file_name"] \
+            == "cut.jpg"
+    page.goto(f"{web_server.url}/")
+    page.wait_for_timeout(1000)
+    if page.locator("input[name=username]").count():  # run alone: log in first
+        log_in(page, web_server.url)
+    page.goto(f"{web_server.url}/#/p/{slug}/annotate/{added[1]['id']}")
+    page.wait_for_selector("[data-testid=damaged]")
+    assert "truncated" in (page.get_attribute("[data-testid=damaged]", "title") or "")
+    page.select_option("select.small", "damaged")
+    page.wait_for_selector(".thumb-damaged")
+    assert page.locator(".thumb").count() == 1

@@ -29,6 +29,7 @@ __all__ = [
     "rle_bbox_xyxy",
     "rle_iou",
     "rle_to_mask",
+    "snap_move",
     "xywh_to_xyxy",
     "xyxy_to_xywh",
 ]
@@ -154,21 +155,46 @@ def move_polygons(polygons: Sequence[Sequence[float]], old: Sequence[float], new
 
 
 def move_rle(rle: dict[str, Any], old: Sequence[float], new: Sequence[float]) -> dict[str, Any]:
-    """The mask moved and scaled with its box (nearest-neighbour), in an image of the same size."""
+    """The mask moved and scaled with its box (nearest-neighbour), in an image of the same size.
+
+    A box moved without resizing shifts the mask by whole pixels, ``round(new - old)`` (see
+    :func:`snap_move`): a mask cannot move by a fraction, and rounding each of many small drags
+    separately would let mask and box drift apart.
+    """
     from PIL import Image
 
     mask = rle_to_mask(rle)
     h, w = mask.shape
+    if _same_size(old, new):
+        dx, dy = round(float(new[0] - old[0])), round(float(new[1] - old[1]))
+        out = np.zeros_like(mask)
+        ys, xs = slice(max(0, dy), min(h, h + dy)), slice(max(0, dx), min(w, w + dx))
+        out[ys, xs] = mask[ys.start - dy : ys.stop - dy, xs.start - dx : xs.stop - dx]
+        return mask_to_rle(out)
     x0, y0 = max(0, int(np.floor(old[0]))), max(0, int(np.floor(old[1])))
     x1, y1 = min(w, int(np.ceil(old[2]))), min(h, int(np.ceil(old[3])))
-    nx0, ny0 = round(float(new[0])), round(float(new[1]))
-    nw, nh = max(1, round(float(new[2] - new[0]))), max(1, round(float(new[3] - new[1])))
+    sx, sy, tx, ty = _box_map(old, new)  # the pixel window taken, mapped
+    nx0, ny0 = round(x0 * sx + tx), round(y0 * sy + ty)
+    nw, nh = max(1, round((x1 - x0) * sx)), max(1, round((y1 - y0) * sy))
     out = np.zeros_like(mask)
     if x1 > x0 and y1 > y0:
         patch = np.asarray(Image.fromarray(mask[y0:y1, x0:x1] * 255).resize((nw, nh), Image.Resampling.NEAREST)) > 0
         ys, xs = slice(max(0, ny0), min(h, ny0 + nh)), slice(max(0, nx0), min(w, nx0 + nw))
         out[ys, xs] = patch[ys.start - ny0 : ys.stop - ny0, xs.start - nx0 : xs.stop - nx0]
     return mask_to_rle(out)
+
+
+def _same_size(a: Sequence[float], b: Sequence[float], tol: float = 0.02) -> bool:
+    return abs((a[2] - a[0]) - (b[2] - b[0])) <= tol and abs((a[3] - a[1]) - (b[3] - b[1])) <= tol
+
+
+def snap_move(old: Sequence[float], new: Sequence[float]) -> tuple[float, float, float, float]:
+    """The box a masked annotation ends at: a move without resizing by whole pixels (as its mask moves),
+    anything else as given."""
+    if not _same_size(old, new):
+        return float(new[0]), float(new[1]), float(new[2]), float(new[3])
+    dx, dy = round(float(new[0] - old[0])), round(float(new[1] - old[1]))
+    return float(old[0] + dx), float(old[1] + dy), float(old[2] + dx), float(old[3] + dy)
 
 
 def rle_area(rle: dict[str, Any]) -> float:

@@ -235,7 +235,11 @@ def _read_xml(file: Path, recorder: Recorder, finder: ImageFinder) -> ImageRecor
     except FormatError as err:
         recorder.invalid(file, err.record or "<filename>", err.reason, err.hint)
         return None
-    path = _locate_image(name, finder, file.parent)
+    try:
+        path = _locate_image(name, finder, file.parent)
+    except FormatError as err:  # the name is in several folders: this record, not the whole import
+        recorder.invalid(file, "<filename>", err.reason, err.hint)
+        return None
     width, height = _size(root, path)
     image = ImageRecord(file_name=name, width=width, height=height, path=path)
     for i, obj in enumerate(root.findall("object")):

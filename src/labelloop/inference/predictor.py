@@ -72,6 +72,10 @@ class Predictor:
         """Boxes in original pixels, scores, 0-based labels, RLE masks (segment / regions)."""
         return self._predict_one(_check_image(image))
 
+    def predict_single(self, image: np.ndarray) -> Predictions:
+        """One view, without the mirror fusion of ``tta`` (what disagreement between views is measured on)."""
+        return self._predict_view(_check_image(image))
+
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[Predictions]:
         return [self.predict(im) for im in images]
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from labelloop.core.geometry import move_polygons, move_rle, polygons_bbox, rle_bbox_xyxy
+from labelloop.core.geometry import move_polygons, move_rle, polygons_bbox, rle_bbox_xyxy, snap_move
 from labelloop.core.records import AnnotationRecord
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.project import ProjectContext
@@ -191,19 +191,25 @@ def _repeats_rings(given: Sequence[Sequence[float]], stored: Sequence[Sequence[f
         len(g) == len(r) and _same_box(g, r) for g, r in zip(given, stored, strict=False))
 
 
-def _edited_geometry(ann: Annotation, data: AnnotationInput, bbox: tuple[float, float, float, float]
-                     ) -> tuple[list[list[float]] | None, dict[str, Any] | None]:
-    """(polygons, rle) after an edit. A new mask or changed rings replace the shape (a mask then comes
-    from the rings); rings that repeat the stored ones, or none given, keep every ring and the mask,
-    moved and scaled with the box when the box moved; a relabel keeps the geometry as it is."""
+Box = tuple[float, float, float, float]
+
+
+def _edited_geometry(ann: Annotation, data: AnnotationInput, bbox: Box
+                     ) -> tuple[Box, list[list[float]] | None, dict[str, Any] | None]:
+    """(bbox, polygons, rle) after an edit. A new mask or changed rings replace the shape (a mask then
+    comes from the rings); rings that repeat the stored ones, or none given, keep every ring and the
+    mask, moved and scaled with the box when the box moved (a masked box moves by whole pixels, as its
+    mask does); a relabel keeps the geometry as it is."""
     old = (ann.x1, ann.y1, ann.x2, ann.y2)
     if data.rle is not None:
-        return data.polygons, data.rle
+        return bbox, data.polygons, data.rle
     if data.polygons is not None:
-        return (data.polygons or None), None
+        return bbox, (data.polygons or None), None
     if _same_box(bbox, old):
-        return ann.polygons, ann.rle
-    return (move_polygons(ann.polygons, old, bbox) if ann.polygons else ann.polygons,
+        return old, ann.polygons, ann.rle
+    if ann.rle is not None:
+        bbox = snap_move(old, bbox)
+    return (bbox, move_polygons(ann.polygons, old, bbox) if ann.polygons else ann.polygons,
             move_rle(ann.rle, old, bbox) if ann.rle is not None else None)
 
 
@@ -225,8 +231,7 @@ def update_annotation(ctx: ProjectContext, annotation_id: int, data: AnnotationI
             repeats = data.rle is None and bool(data.polygons) and _repeats_rings(data.polygons or [], ann.polygons)
             if relabel or repeats:  # the shape as stored (a viewer that shows one ring sends that ring back)
                 data = replace(data, bbox=(ann.x1, ann.y1, ann.x2, ann.y2), polygons=None)
-            bbox = _validate(data, img)
-            polygons, rle = _edited_geometry(ann, data, bbox)
+            bbox, polygons, rle = _edited_geometry(ann, data, _validate(data, img))
             ann.class_id = _class_id(s, ctx, data.label)
             ann.x1, ann.y1, ann.x2, ann.y2 = bbox
             ann.polygons, ann.rle = polygons, rle

@@ -22,10 +22,15 @@ from labelloop.store.images import inspect_image, sha256_file
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Image
 
-__all__ = ["PROBLEMS", "check_images"]
+__all__ = ["PROBLEMS", "check_images", "damage_note"]
 
 PROBLEMS = ("missing", "changed", "damaged", "unreadable")
 Progress = Callable[[str, int, int], None]
+
+
+def damage_note(problem: str, reason: str) -> str:
+    """What ``images.damaged`` records: ``"<problem>: <reason>"`` (import writes ``damaged: ...`` the same way)."""
+    return f"{problem}: {reason}"[:300]
 
 
 def _problem(ctx: ProjectContext, storage_path: str, sha: str) -> tuple[str, str] | None:
@@ -55,9 +60,7 @@ def check_images(ctx: ProjectContext, *, fix: bool = False, progress: Progress |
         found = _problem(ctx, storage, sha)
         if found is not None:
             problems.append({"image_id": image_id, "file_name": name, "problem": found[0], "reason": found[1]})
-        mark = f"{found[0]}: {found[1]}"[:300] if found else None
-        if found and found[0] == "damaged" and was:  # flagged at import already
-            mark = was
+        mark = damage_note(*found) if found else None
         if mark != was:
             marks[image_id] = mark
         if progress:

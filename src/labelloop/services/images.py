@@ -16,7 +16,15 @@ from sqlalchemy import exists, func, select
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.datasets import image_path
 from labelloop.settings import get_settings
-from labelloop.store.images import IMAGE_EXTENSIONS, inspect_image, open_image, save_atomically, sha256_file, store_blob
+from labelloop.store.images import (
+    IMAGE_EXTENSIONS,
+    inspect_image,
+    load_pixels,
+    open_image,
+    save_atomically,
+    sha256_file,
+    store_blob,
+)
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainingRegion
 
@@ -96,7 +104,7 @@ def add_image_files(ctx: ProjectContext, files: list[tuple[str, Path]], *, actor
             taken.add(name)
             img = Image(project_id=ctx.id, file_name=name, storage_path=str(blob.relative_to(ctx.root)),
                         linked=False, width=info.width, height=info.height, sha256=sha, status="new",
-                        damaged=info.damaged)
+                        damaged=f"damaged: {info.damaged}"[:300] if info.damaged else None)
             s.add(img)
             s.flush()
             report.added.append(_view(img))
@@ -268,6 +276,7 @@ def thumbnail(ctx: ProjectContext, image_id: int, size: int = 256) -> Path:
         return thumb
     with open_image(img.path, max_pixels=get_settings().max_image_pixels) as src:
         src.draft("RGB", (size, size))  # JPEG decodes at a fraction of the size: much faster
+        load_pixels(src, img.path)  # a damaged (truncated) file shows what it holds
         im = src.convert("RGB")  # no EXIF rotation: boxes are in stored pixel coordinates
     im.thumbnail((size, size))
     save_atomically(im, thumb, "JPEG", quality=82)

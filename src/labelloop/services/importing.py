@@ -157,10 +157,13 @@ def _prepare_one(rec: ImageRecord, recorder: Recorder, allow_missing: bool, max_
     except InvalidInputError as err:
         recorder.invalid(rec.file_name, "image", err.message.split(": ", 1)[-1], err.hint)
         return None
-    if rec.width and rec.height and (rec.width, rec.height) != (info.width, info.height) and (
-            rec.height, rec.width) != (info.width, info.height):
+    if rec.width and rec.height and (rec.width, rec.height) != (info.width, info.height):
+        swapped = (rec.height, rec.width) == (info.width, info.height)
         recorder.invalid(rec.file_name, "image", f"annotations say {rec.width}x{rec.height} but the file is "
-                         f"{info.width}x{info.height}", "were the images resized after annotating?")
+                         f"{info.width}x{info.height}" + (" (its EXIF rotation applied)" if swapped else ""),
+                         "labelloop reads pixels as stored: rotate the files themselves (e.g. `mogrify "
+                         "-auto-orient *.jpg`) before annotating" if swapped else
+                         "were the images resized after annotating?")
         return None
     width, height = (rec.width, rec.height) if rec.width and rec.height else (info.width, info.height)
     return _Prepared(record=rec, width=width, height=height, sha=sha256_file(rec.path), damaged=info.damaged)
@@ -237,7 +240,8 @@ def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared
         new = [p for p in prepared if p.existing_id is None]
         rows = [{"project_id": ctx.id, "file_name": p.record.file_name, "storage_path": p.storage_path,
                  "linked": link, "width": p.width, "height": p.height, "sha256": p.sha,
-                 "split": p.record.split, "status": _status(p.record), "damaged": p.damaged,
+                 "split": p.record.split, "status": _status(p.record),
+                 "damaged": f"damaged: {p.damaged}"[:300] if p.damaged else None,
                  "created_at": now, "updated_at": now}
                 for p in new]
         for start in range(0, len(rows), _CHUNK):

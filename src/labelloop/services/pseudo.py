@@ -3,9 +3,11 @@
 With the training argument ``self_train=true`` and a parent model (``train --from``, every round of
 the loop), the parent predicts on up to twice as many unlabelled images as there are labelled
 training images; its boxes above a high per-class threshold (the lowest reaching 90 % precision on
-its validation images, never below 0.5) become *pseudo-labels*. The images join the training split
-with half the sampling weight of a labelled image. Pseudo-labels live in memory for that run: they
-never enter the store as annotations, proposals or history.
+its validation images, never below 0.5; a class that never reaches it gets none) become
+*pseudo-labels*. The images join the training split with half the sampling weight of a labelled
+image. Pseudo-labels live in memory for that run: they never enter the store as annotations,
+proposals or history. (A resumed run trains without them; with ``num_clones > 1`` the weights are
+not applied.)
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ def pseudo_samples(ctx: ProjectContext, parent: TrainedModel, classes: list[str]
     """
     predictor = predictor or load_model_predictor(ctx, parent)
     chosen = choose_thresholds(ctx, parent, predictor, target_precision=PSEUDO_MIN_PRECISION, cache=False)
-    floor = np.array([max(PSEUDO_MIN_SCORE, chosen[n].threshold if n in chosen else 1.0) for n in predictor.classes])
+    # a class whose validation boxes never reach the precision gets no pseudo-labels (threshold above 1)
+    floor = np.array([max(PSEUDO_MIN_SCORE, chosen[n].threshold) if n in chosen and chosen[n].method ==
+                      "target-precision" else 2.0 for n in predictor.classes])
     to_train = np.array([classes.index(n) if n in classes else -1 for n in predictor.classes], dtype=np.int64)
     pool = _pool(ctx, n_images, seed)
     out: list[Sample] = []

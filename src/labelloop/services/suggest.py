@@ -88,10 +88,12 @@ def candidate_signals(predictor: PredictorLike, pixels: np.ndarray, image_id: in
                       costs: CostModel | None = None) -> Candidate:
     """The model's view of one image: uncertainty, mirror disagreement, ambiguity, expected objects,
     and (with ``thresholds`` and ``costs``) the review seconds its proposals are expected to cost."""
-    preds = predictor.predict(pixels)
+    # single views: a model with mirror TTA fuses both in predict(), which would hide their disagreement
+    single = getattr(predictor, "predict_single", predictor.predict)
+    preds = single(pixels)
     flip = 0.0
     if tta:
-        mirrored = predictor.predict(np.ascontiguousarray(pixels[:, ::-1]))
+        mirrored = single(np.ascontiguousarray(pixels[:, ::-1]))
         flip = flip_disagreement(preds.boxes, preds.scores, preds.labels, mirrored.boxes, mirrored.scores,
                                  mirrored.labels, pixels.shape[1])
     expected: dict[str, float] = {}

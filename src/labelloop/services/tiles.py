@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 from labelloop.errors import ConflictError, NotFoundError
 from labelloop.services.images import StoredImage, stored_image
 from labelloop.settings import get_settings
-from labelloop.store.images import open_image, save_atomically
+from labelloop.store.images import load_pixels, open_image, save_atomically
 from labelloop.store.project import ProjectContext
 
 if TYPE_CHECKING:
@@ -230,6 +230,7 @@ def _decode(img: StoredImage, pyramid: Pyramid, level: int) -> PILImage:
             raise ConflictError(f"the file of image {img.name} is {src.width}x{src.height} pixels, the project "
                                 f"says {img.width}x{img.height}", "re-import the image")
         src.draft("RGB", size)  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that still covers ``size``
+        load_pixels(src, img.path)  # a damaged (truncated) file shows what it holds
         pixels = src.convert("RGB")  # no EXIF rotation: annotations are in stored pixel coordinates
     if pixels.size != size:
         pixels = pixels.resize(size, PILImageModule.Resampling.BOX)

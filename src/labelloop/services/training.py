@@ -94,7 +94,7 @@ def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_mod
     if config.self_train:  # the pseudo-labelled images share the run's budget with the labelled ones
         from labelloop.services.pseudo import add_pseudo_labels
 
-        data, seen["pseudo_labelled_images"] = add_pseudo_labels(ctx, data, parent, seed=seed)
+        data, seen["n_pseudo_labelled"] = add_pseudo_labels(ctx, data, parent, seed=seed)
         config = derive_defaults(data, base=base, overrides=args or None)
     previous = (parent.snapshot or {}).get("flipbook_ids") if parent is not None else None
     flipbook_ids = choose_flipbook_ids(data.val, previous)

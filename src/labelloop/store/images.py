@@ -18,8 +18,8 @@ from labelloop.errors import InvalidInputError
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageInfo", "decode_rgb", "inspect_image", "open_image", "save_atomically", "sha256_file", "store_blob",
-           "write_json_atomic"]
+__all__ = ["ImageInfo", "decode_rgb", "inspect_image", "load_pixels", "open_image", "save_atomically", "sha256_file",
+           "store_blob", "write_json_atomic"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
@@ -36,13 +36,21 @@ class ImageInfo:
 _LENIENT = threading.Lock()
 
 
-def _load_pixels(img: PILImage, path: Path) -> str | None:
+def load_pixels(img: PILImage, path: Path, *, strict: bool = False) -> str | None:
     """Decode every pixel of an opened image: ``None`` when whole, the reason when the file is cut short
-    but what is there decodes (missing pixels come out grey); :class:`InvalidInputError` when nothing does."""
+    but what is there decodes (missing pixels come out grey); :class:`InvalidInputError` when nothing does.
+
+    Pillow's truncation switch is process-global: a lenient decode sets it under a lock, so a ``strict``
+    check (import: is this file whole?) takes the same lock and is never fooled by another thread.
+    """
     from PIL import ImageFile
 
     try:
-        img.load()
+        if strict:
+            with _LENIENT:
+                img.load()
+        else:
+            img.load()
         return None
     except OSError as exc:
         if "truncated" not in str(exc) and "broken data stream" not in str(exc):
@@ -80,7 +88,7 @@ def inspect_image(path: Path, *, max_pixels: int, max_bytes: int, decode: bool =
             width, height = img.size
             fmt = img.format or ""
             if decode:
-                damaged = _load_pixels(img, path)
+                damaged = load_pixels(img, path, strict=True)
             else:
                 img.verify()
     except (OSError, SyntaxError, ValueError) as exc:
@@ -130,8 +138,8 @@ def decode_rgb(path: str | Path, *, max_pixels: int) -> Any:
     path = Path(path)
     try:
         with open_image(path, max_pixels=max_pixels) as img:
-            _load_pixels(img, path)  # a truncated file decodes what it holds (imported as damaged)
-            return np.asarray(img.convert("RGB"))
+            load_pixels(img, path)  # a truncated file decodes what it holds (imported as damaged)
+            return np.array(img.convert("RGB"))  # writable (torch.from_numpy warns on read-only arrays)
     except (OSError, SyntaxError, ValueError) as exc:
         raise _corrupt(path, exc) from exc
 

@@ -41,7 +41,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
     from labelloop.settings import get_settings
     from labelloop.store.images import decode_rgb
 
-    return np.array(decode_rgb(path, max_pixels=get_settings().max_image_pixels))
+    return np.asarray(decode_rgb(path, max_pixels=get_settings().max_image_pixels))
 
 
 def _object_masks(sample: Sample, h: int, w: int) -> np.ndarray:
@@ -202,7 +202,9 @@ def _cut_objects(image: np.ndarray, arrays: dict[str, Any]) -> list[tuple[np.nda
             out.append((np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), bool), int(label)))
             continue
         alpha = (arrays["masks"][i, y0:y1, x0:x1] > 0) if "masks" in arrays else np.ones((y1 - y0, x1 - x0), bool)
-        out.append((image[y0:y1, x0:x1].copy(), alpha, int(label)))
+        if not alpha.any():  # a mask with no pixels (a degenerate polygon): nothing to paste
+            alpha = np.zeros((0, 0), bool)
+        out.append((image[y0:y1, x0:x1].copy() if alpha.size else np.zeros((0, 0, 3), np.uint8), alpha, int(label)))
     return out
 
 
@@ -238,7 +240,7 @@ def paste_objects(image: np.ndarray, arrays: dict[str, Any],
             continue
         patch, alpha = _rescale(patch, alpha, rng.uniform(*PASTE_SCALE))
         ph, pw = alpha.shape
-        if ph >= h or pw >= w:
+        if ph >= h or pw >= w or not alpha.any():  # too big here, or a thin mask the rescale lost
             continue
         for _ in range(10):
             x0, y0 = rng.randint(0, w - pw), rng.randint(0, h - ph)
@@ -283,17 +285,27 @@ class ObjectBank:
         if si not in self._cache:
             if len(self._cache) >= _BANK_IMAGES:
                 self._cache.pop(next(iter(self._cache)))
-            image, arrays = prepare_arrays(self.samples[si], self.task)
-            self._cache[si] = _cut_objects(image, arrays)
+            try:
+                image, arrays = prepare_arrays(self.samples[si], self.task)
+                self._cache[si] = _cut_objects(image, arrays)
+            except InvalidInputError:  # an unreadable donor gives nothing; the image being built goes on
+                self._cache[si] = []
         return self._cache[si]
 
     def draw(self, n: int, rng: random.Random) -> list[tuple[np.ndarray, np.ndarray, int]]:
-        """``n`` cut-outs, class-balanced (fewer when there are no objects)."""
+        """``n`` cut-outs (fewer when some are not available), class-balanced."""
         if not self.by_class:
             return []
         classes = sorted(self.by_class)
-        picks = [rng.choice(self.by_class[rng.choice(classes)]) for _ in range(n)]
-        return [self._objects_of(si)[oi] for si, oi in picks if oi < len(self._objects_of(si))]
+        out = []
+        for _ in range(n):
+            label = rng.choice(classes)
+            si, oi = rng.choice(self.by_class[label])
+            objects = self._objects_of(si)
+            # training regions may drop objects, shifting the indices: keep only a cut-out of the class drawn
+            if oi < len(objects) and objects[oi][2] == label:
+                out.append(objects[oi])
+        return out
 
     def __call__(self, image: np.ndarray, arrays: dict[str, Any], rng: random.Random
                  ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -407,8 +407,11 @@ def drop_unreadable(data: TrainingData, max_share: float = MAX_UNREADABLE_SHARE
         return out
 
     clean = TrainingData(data.classes, data.task, keep(data.train), keep(data.val))
+    weight = {smp.image_id: smp.weight for smp in [*data.train, *data.val]}
+    labelled = sum(1 for smp in [*data.train, *data.val] if smp.weight >= 1.0)  # pseudo-labelled ones aside
+    broken = sum(1 for s in skipped if weight.get(s["image_id"], 1.0) >= 1.0)
     total = len(data.train) + len(data.val)
-    if skipped and len(skipped) > max_share * total:
+    if broken > max_share * max(1, labelled):
         listed = "; ".join(f"image {s['image_id']} ({s['reason']})" for s in skipped[:10])
         raise TrainingError(f"{len(skipped)} of {total} images cannot be read: {listed}",
                             "run `labelloop doctor`, or re-import or delete those images")

@@ -76,11 +76,11 @@ def list_images(ctx: Project,
 @router.get("/{image_id}", summary="One image with its annotations, training regions and neighbours")
 def get_image(image_id: int, ctx: Project, status: str | None = None, split: str | None = None,
               label: str | None = None, min_score: float | None = None, max_score: float | None = None,
-              q: str | None = None, include_rejected: bool = False) -> dict[str, Any]:
+              q: str | None = None, damaged: bool | None = None, include_rejected: bool = False) -> dict[str, Any]:
     image = image_service.get_image(ctx, image_id)
     image["annotations"] = ann_service.image_annotations(ctx, image_id, include_rejected=include_rejected)
     image["neighbours"] = image_service.image_neighbours(
-        ctx, image_id, _filter(status, split, label, min_score, max_score, q))
+        ctx, image_id, _filter(status, split, label, min_score, max_score, q, damaged))
     return image
 
 

@@ -93,6 +93,8 @@ export interface ImageItem {
   height: number;
   status: string;
   split: string | null;
+  /** why the file is only partly there (truncated, missing, changed), else null */
+  damaged?: string | null;
   annotations?: number;
   proposals?: number;
 }

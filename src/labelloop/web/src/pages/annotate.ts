@@ -16,7 +16,7 @@ type UndoOp =
   | { type: "update"; localId: string; label: string; shape: Shape }
   | { type: "delete"; label: string; shape: Shape };
 
-const STATUSES = ["", "new", "pre-annotated", "annotated", "reviewed"];
+const STATUSES = ["", "new", "pre-annotated", "annotated", "reviewed", "damaged"];
 
 export async function annotatePage({ root, params, query }: PageContext): Promise<Cleanup> {
   const slug = params.slug;
@@ -50,7 +50,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   const canvas = new ImageCanvas({ onCreate, onUpdate, onDelete, onSelect: () => renderAnnList(), onPoint: (x, y) => void clickToBox(x, y) }, style, can("annotate"));
   canvas.element.addEventListener("zoom", (e) => (zoomLabel.textContent = `${Math.round((e as CustomEvent).detail * 100)}%`));
   const uploadInput = h("input", { type: "file", multiple: true, accept: "image/*", class: "hidden", "data-testid": "upload-input", onchange: () => upload(uploadInput.files) });
-  const filter = h("select", { class: "small", onchange: () => { statusFilter = filter.value; void loadList(true); } }, STATUSES.map((s) => h("option", { value: s, selected: s === statusFilter }, s || "all images")));
+  const filter = h("select", { class: "small", onchange: () => { statusFilter = filter.value; void loadList(true); } }, STATUSES.map((s) => h("option", { value: s, selected: s === statusFilter }, s === "damaged" ? "damaged files" : s || "all images")));
 
   const toolBtn = (t: Tool, label: string, key: string) => {
     const titles: Partial<Record<Tool, string>> = {
@@ -212,7 +212,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       nextAfter = null;
       imageList.replaceChildren();
     }
-    const page = await api.get<ImagePage>(`${base}/images`, { status: statusFilter, after: nextAfter, limit: 60 });
+    const page = await api.get<ImagePage>(`${base}/images`, { ...listFilter(), after: nextAfter, limit: 60 });
     nextAfter = page.next_after;
     moreBtn.style.display = nextAfter ? "" : "none";
     imageList.append(...page.items.map(thumb));
@@ -223,6 +223,11 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   }
   moreBtn.addEventListener("click", () => void loadList(false));
 
+  /** The list's filter as query parameters: a status, or the damaged files (a flag, not a status). */
+  function listFilter(): Record<string, string> {
+    return statusFilter === "damaged" ? { damaged: "true" } : { status: statusFilter };
+  }
+
   function thumb(img: ImageItem): HTMLElement {
     return h(
       "button",
@@ -230,6 +235,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       h("img", { src: `${base}/images/${img.id}/thumb?size=128`, loading: "lazy", alt: "" }),
       h("span", { class: `dot status-${img.status}` }),
       h("span", { class: "thumb-name" }, img.file_name),
+      img.damaged ? h("span", { class: "thumb-damaged", title: img.damaged }, "⚠") : null,
       (img.annotations ?? 0) + (img.proposals ?? 0) ? h("span", { class: "thumb-count" }, String((img.annotations ?? 0) + (img.proposals ?? 0))) : null,
     );
   }
@@ -243,7 +249,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   async function openImage(id: number): Promise<void> {
     await Promise.all([...queues.values()]).catch(() => undefined);
     try {
-      detail = await api.get<ImageDetail>(`${base}/images/${id}`, { status: statusFilter });
+      detail = await api.get<ImageDetail>(`${base}/images/${id}`, listFilter());
     } catch (err) {
       showError(err);
       return;
@@ -251,7 +257,8 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     history.replaceState(null, "", `#/p/${slug}/annotate/${id}`);
     known.clear();
     undo.length = 0;
-    clear(imageTitle, h("b", null, detail.file_name), h("span", { class: "muted small" }, ` ${detail.width}×${detail.height} · ${detail.status}`));
+    clear(imageTitle, h("b", null, detail.file_name), h("span", { class: "muted small" }, ` ${detail.width}×${detail.height} · ${detail.status}`),
+      detail.damaged ? h("span", { class: "badge warn", "data-testid": "damaged", title: detail.damaged }, "damaged file") : null);
     prevBtn.disabled = !detail.neighbours.previous;
     nextBtn.disabled = !detail.neighbours.next;
     await canvas.load(imageSource(base, detail));
