@@ -108,9 +108,13 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
     for other in [r for r in rows[1:2]] + [r for r in rows if r["strategy"] == "random" and r is not win]:
         lead = win["map"][-1][0] - other["map"][-1][0]
         spread = max(win["map"][-1][1], other["map"][-1][1])
-        word = "exceeds" if lead > spread and spread > 0 else ("within" if spread > 0 else "one seed: no spread for")
-        out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5, {word} the seed spread "
-                   f"({spread:.3f})")
+        if spread > 0:
+            word = "exceeds" if lead > spread else "is within"
+            out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5, which {word} the seed "
+                       f"spread ({spread:.3f})")
+        else:
+            out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5 (one seed: no spread to "
+                       "judge it by)")
     return out
 
 
