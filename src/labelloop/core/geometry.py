@@ -17,6 +17,7 @@ __all__ = [
     "clip_xyxy",
     "cvat_rle_to_mask",
     "ellipse_to_polygon",
+    "flip_xyxy",
     "mask_to_cvat_rle",
     "mask_to_polygons",
     "mask_to_rle",
@@ -53,6 +54,12 @@ def clip_xyxy(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
     b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
     b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
     return b
+
+
+def flip_xyxy(boxes: np.ndarray, width: float) -> np.ndarray:
+    """Mirror ``(N, 4)`` xyxy boxes horizontally in an image ``width`` pixels wide (an involution)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], axis=1)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AnnotationRecord", "DatasetRecord", "ImageRecord", "RegionRecord"]
+__all__ = ["IMAGE_EXTENSIONS", "AnnotationRecord", "DatasetRecord", "ImageRecord", "RegionRecord"]
+
+#: file name suffixes of the images labelloop imports and looks for
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 
 
 def _finite(values: tuple[float, ...] | list[float]) -> bool:

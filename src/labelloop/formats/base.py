@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from labelloop.core.records import AnnotationRecord, DatasetRecord
+from labelloop.core.records import IMAGE_EXTENSIONS, AnnotationRecord, DatasetRecord
 from labelloop.errors import ConfigError, FormatError
 
 __all__ = [
@@ -176,7 +176,6 @@ def place_image(src: Path | None, dst: Path, mode: str) -> None:
         shutil.copyfile(src, dst)
 
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 #: a search for images anywhere under a dataset stops after this many files (a wrong root, e.g. ``/``)
 MAX_INDEXED_FILES = 2_000_000
 
@@ -189,7 +188,7 @@ def _index_images(root: Path) -> dict[str, list[Path]]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             seen += 1
-            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 index.setdefault(name, []).append(Path(folder) / name)
         if seen > MAX_INDEXED_FILES:
             raise FormatError(f"{root} holds more than {MAX_INDEXED_FILES} files: too many to search for images",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from labelloop.core.geometry import box_iou
+from labelloop.core.geometry import box_iou, flip_xyxy
 
 __all__ = ["FUSE_IOU", "Predictions", "from_model_output", "fuse_views", "merge_tiles", "mirror",
            "semantic_to_predictions", "tile_windows"]
@@ -110,13 +110,11 @@ def from_model_output(output: dict[str, Any], mask_threshold: float = 0.5) -> Pr
 
 def mirror(p: Predictions, width: int) -> Predictions:
     """Predictions made on the horizontally flipped image, mapped back to the original image."""
-    boxes = p.boxes.copy()
-    boxes[:, [0, 2]] = width - p.boxes[:, [2, 0]]
     masks = None
     if p.masks is not None:
         masks = encode_masks(np.stack([mask_utils.decode(r)[:, ::-1] for r in p.masks]).astype(bool)) \
             if p.masks else []
-    return Predictions(boxes, p.scores, p.labels, masks)
+    return Predictions(flip_xyxy(p.boxes, width), p.scores, p.labels, masks)
 
 
 def fuse_views(views: list[Predictions], iou: float = FUSE_IOU, max_detections: int = 1000) -> Predictions:

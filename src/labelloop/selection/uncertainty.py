@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelloop.core.geometry import box_iou
+from labelloop.core.geometry import flip_xyxy as flip_boxes_xyxy
 from labelloop.selection.matching import greedy_pairs
 
 __all__ = ["binary_entropy", "class_ambiguity", "flip_boxes_xyxy", "flip_disagreement", "score_uncertainty"]
@@ -45,12 +46,6 @@ def class_ambiguity(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, *
     ratio = np.minimum(s[:, None], s[None, :]) / np.maximum(s[:, None], s[None, :])
     cand = np.where(ov & other, ratio, 0.0)
     return float(cand.max())
-
-
-def flip_boxes_xyxy(boxes: np.ndarray, width: float) -> np.ndarray:
-    """Mirror ``(N, 4)`` xyxy boxes horizontally in an image ``width`` pixels wide."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], axis=1)
 
 
 def flip_disagreement(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, flipped_boxes: np.ndarray,

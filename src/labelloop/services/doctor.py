@@ -18,19 +18,14 @@ from sqlalchemy import select
 from labelloop.errors import InvalidInputError
 from labelloop.services.datasets import image_path
 from labelloop.settings import get_settings
-from labelloop.store.images import inspect_image, sha256_file
+from labelloop.store.images import damage_note, inspect_image, sha256_file
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Image
 
-__all__ = ["PROBLEMS", "check_images", "damage_note"]
+__all__ = ["PROBLEMS", "check_images"]
 
 PROBLEMS = ("missing", "changed", "damaged", "unreadable")
 Progress = Callable[[str, int, int], None]
-
-
-def damage_note(problem: str, reason: str) -> str:
-    """What ``images.damaged`` records: ``"<problem>: <reason>"`` (import writes ``damaged: ...`` the same way)."""
-    return f"{problem}: {reason}"[:300]
 
 
 def _problem(ctx: ProjectContext, storage_path: str, sha: str) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ from labelloop.services.datasets import image_path
 from labelloop.settings import get_settings
 from labelloop.store.images import (
     IMAGE_EXTENSIONS,
+    damage_note,
     inspect_image,
     load_pixels,
     open_image,
@@ -104,7 +105,7 @@ def add_image_files(ctx: ProjectContext, files: list[tuple[str, Path]], *, actor
             taken.add(name)
             img = Image(project_id=ctx.id, file_name=name, storage_path=str(blob.relative_to(ctx.root)),
                         linked=False, width=info.width, height=info.height, sha256=sha, status="new",
-                        damaged=f"damaged: {info.damaged}"[:300] if info.damaged else None)
+                        damaged=damage_note("damaged", info.damaged) if info.damaged else None)
             s.add(img)
             s.flush()
             report.added.append(_view(img))

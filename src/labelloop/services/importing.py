@@ -22,7 +22,7 @@ from labelloop.errors import InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
 from labelloop.formats.base import Recorder
 from labelloop.settings import get_settings
-from labelloop.store.images import inspect_image, sha256_file, store_blob
+from labelloop.store.images import damage_note, inspect_image, sha256_file, store_blob
 from labelloop.store.project import ProjectContext, palette_color
 from labelloop.store.tables import (
     Annotation,
@@ -241,7 +241,7 @@ def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared
         rows = [{"project_id": ctx.id, "file_name": p.record.file_name, "storage_path": p.storage_path,
                  "linked": link, "width": p.width, "height": p.height, "sha256": p.sha,
                  "split": p.record.split, "status": _status(p.record),
-                 "damaged": f"damaged: {p.damaged}"[:300] if p.damaged else None,
+                 "damaged": damage_note("damaged", p.damaged) if p.damaged else None,
                  "created_at": now, "updated_at": now}
                 for p in new]
         for start in range(0, len(rows), _CHUNK):

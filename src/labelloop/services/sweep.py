@@ -88,6 +88,11 @@ def _validate(combo: dict[str, str]) -> None:
         TrainConfig.from_args_string(rest)
 
 
+def _as_strings(values: dict[str, object]) -> dict[str, str]:
+    """Parsed training arguments back as ``k=v`` strings (booleans as ``true``/``false``)."""
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+
+
 def parse_variants(variants: Sequence[str]) -> list[dict[str, str]]:
     """``["lr=0.01", "base=fasterrcnn-lite2;epochs=30"]``: one configuration per argument string."""
     from labelloop.training.config import parse_args_string
@@ -96,14 +101,9 @@ def parse_variants(variants: Sequence[str]) -> list[dict[str, str]]:
         raise ConfigError("variants must be a list of argument strings", 'e.g. ["lr=0.01", "lr=0.001;epochs=30"]')
     combos = []
     for text in variants:
-        parse_args_string(text)  # names a bad key or value, or a part without '='
-        combo: dict[str, str] = {}
-        for part in (p.strip() for p in text.replace("\n", ";").split(";")):
-            if part:
-                key, _, value = part.partition("=")
-                combo[key.strip()] = value.strip()
-        base = combo.pop("base", None)
-        combos.append({**({"base": base} if base else {}), **combo})
+        parsed = parse_args_string(text)  # names a bad key or value, or a part without '='
+        base = parsed.pop("base", None)
+        combos.append({**({"base": base} if base else {}), **_as_strings(parsed)})
     if not combos:
         raise ConfigError("no variants given", 'e.g. ["lr=0.01", "lr=0.001"]')
     return combos
@@ -119,7 +119,7 @@ def sweep_configurations(grid: str | None = None, variants: Sequence[str] | None
         raise ConfigError("a sweep needs either a grid or a list of variants (not both)",
                           'e.g. grid "lr=0.01,0.003;epochs=10,30" or variants ["lr=0.01", "lr=0.001"]')
     combos = parse_grid(grid) if grid and grid.strip() else parse_variants(variants or [])
-    shared = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in parse_args_string(args).items()}
+    shared = _as_strings(parse_args_string(args))
     out = [{**({"base": base} if base else {}), **shared, **c} for c in combos]
     for combo in out:
         _validate(combo)

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labelloop.core.records import IMAGE_EXTENSIONS
 from labelloop.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageInfo", "decode_rgb", "inspect_image", "load_pixels", "open_image", "save_atomically", "sha256_file",
-           "store_blob", "write_json_atomic"]
+__all__ = ["ImageInfo", "damage_note", "decode_rgb", "inspect_image", "load_pixels", "open_image", "save_atomically",
+           "sha256_file", "store_blob", "write_json_atomic"]
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,12 @@ class ImageInfo:
     format: str
     #: why the pixels are only partly there (a truncated file that still decodes), else None
     damaged: str | None = None
+
+
+def damage_note(problem: str, reason: str) -> str:
+    """What ``images.damaged`` records: ``"<problem>: <reason>"`` (import: ``damaged: ...``; ``doctor``:
+    also ``missing``, ``changed``, ``unreadable``)."""
+    return f"{problem}: {reason}"[:300]
 
 
 _LENIENT = threading.Lock()

@@ -198,13 +198,13 @@ def _cut_objects(image: np.ndarray, arrays: dict[str, Any]) -> list[tuple[np.nda
     for i, (box, label) in enumerate(zip(arrays["boxes"], arrays["labels"], strict=True)):
         x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
         x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        alpha = np.zeros((0, 0), bool)
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            alpha = (arrays["masks"][i, y0:y1, x0:x1] > 0) if "masks" in arrays else np.ones((y1 - y0, x1 - x0), bool)
+        if not alpha.any():  # too small, or a mask with no pixels (a degenerate polygon): nothing to paste
             out.append((np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), bool), int(label)))
-            continue
-        alpha = (arrays["masks"][i, y0:y1, x0:x1] > 0) if "masks" in arrays else np.ones((y1 - y0, x1 - x0), bool)
-        if not alpha.any():  # a mask with no pixels (a degenerate polygon): nothing to paste
-            alpha = np.zeros((0, 0), bool)
-        out.append((image[y0:y1, x0:x1].copy() if alpha.size else np.zeros((0, 0, 3), np.uint8), alpha, int(label)))
+        else:
+            out.append((image[y0:y1, x0:x1].copy(), alpha, int(label)))
     return out
 
 
@@ -374,11 +374,11 @@ class SampleDataset(Dataset[tuple[Tensor, dict[str, Any]]]):
         """The item at ``index``; an image that became unreadable since training started (deleted,
         replaced on disk) is replaced by the next readable one, so one file never stops an epoch."""
         for step in range(len(self.samples)):
+            at = (index + step) % len(self.samples)
             try:
-                return self._item((index + step) % len(self.samples))
+                return self._item(at)
             except InvalidInputError as err:
-                log.warning("training image %s skipped: %s", self.samples[(index + step) % len(self.samples)].image_id,
-                            err.message)
+                log.warning("training image %s skipped: %s", self.samples[at].image_id, err.message)
         raise InvalidInputError("no training image can be read", "run `labelloop doctor` to find the broken files")
 
     def _item(self, index: int) -> tuple[Tensor, dict[str, Any]]:

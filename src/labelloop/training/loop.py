@@ -392,8 +392,9 @@ MAX_UNREADABLE_SHARE = 0.2
 def drop_unreadable(data: TrainingData, max_share: float = MAX_UNREADABLE_SHARE
                     ) -> tuple[TrainingData, list[dict[str, Any]]]:
     """``data`` without the images that cannot be decoded (missing, truncated, replaced by garbage), and
-    those images; a :class:`TrainingError` listing them when they are more than ``max_share`` of all."""
-    skipped: list[dict[str, Any]] = []
+    those images; a :class:`TrainingError` listing them when they are more than ``max_share`` of the
+    labelled images (pseudo-labelled ones, ``weight < 1``, are not counted)."""
+    bad: list[tuple[Sample, str]] = []
 
     def keep(samples: Sequence[Sample]) -> list[Sample]:
         out = []
@@ -401,19 +402,17 @@ def drop_unreadable(data: TrainingData, max_share: float = MAX_UNREADABLE_SHARE
             try:
                 load_rgb(smp.path)
             except InvalidInputError as err:
-                skipped.append({"image_id": smp.image_id, "file": str(smp.path), "reason": err.message})
+                bad.append((smp, err.message))
             else:
                 out.append(smp)
         return out
 
     clean = TrainingData(data.classes, data.task, keep(data.train), keep(data.val))
-    weight = {smp.image_id: smp.weight for smp in [*data.train, *data.val]}
-    labelled = sum(1 for smp in [*data.train, *data.val] if smp.weight >= 1.0)  # pseudo-labelled ones aside
-    broken = sum(1 for s in skipped if weight.get(s["image_id"], 1.0) >= 1.0)
-    total = len(data.train) + len(data.val)
-    if broken > max_share * max(1, labelled):
+    skipped = [{"image_id": smp.image_id, "file": str(smp.path), "reason": why} for smp, why in bad]
+    labelled = sum(1 for smp in [*data.train, *data.val] if smp.weight >= 1.0)
+    if sum(1 for smp, _ in bad if smp.weight >= 1.0) > max_share * max(1, labelled):
         listed = "; ".join(f"image {s['image_id']} ({s['reason']})" for s in skipped[:10])
-        raise TrainingError(f"{len(skipped)} of {total} images cannot be read: {listed}",
+        raise TrainingError(f"{len(skipped)} of {len(data.train) + len(data.val)} images cannot be read: {listed}",
                             "run `labelloop doctor`, or re-import or delete those images")
     return clean, skipped
 
