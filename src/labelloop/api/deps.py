@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 
-from labelloop.api.errors import NotAvailableError
 from labelloop.jobs.executor import Executor
 from labelloop.services import users
 from labelloop.services.projects import ProjectRegistry
@@ -17,7 +15,7 @@ from labelloop.services.users import UserInfo
 from labelloop.store.db import Store
 from labelloop.store.project import ProjectContext
 
-__all__ = ["COOKIE", "CurrentUser", "Project", "ServerState", "optional_service", "permission", "state"]
+__all__ = ["COOKIE", "CurrentUser", "Project", "ServerState", "permission", "state"]
 
 COOKIE = "labelloop_session"
 
@@ -78,14 +76,3 @@ async def project_context(slug: Annotated[str, Path(description="the project's f
 Project = Annotated[ProjectContext, Depends(project_context)]
 
 
-def optional_service(module: str, name: str, feature: str) -> Any:
-    """A service function by name, or a 501 "not available yet" when its module is not there."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        raise NotAvailableError(f"{feature} is not available yet on this server",
-                                f"{exc.name} is not installed") from exc
-    func = getattr(mod, name, None)
-    if func is None:
-        raise NotAvailableError(f"{feature} is not available yet on this server", f"{module}.{name} is missing")
-    return func

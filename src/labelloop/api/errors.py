@@ -16,15 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labelloop.errors import LabelloopError
 
-__all__ = ["NotAvailableError", "error_body", "install_error_handlers"]
+__all__ = ["error_body", "install_error_handlers"]
 
 log = logging.getLogger("labelloop.api")
-
-
-class NotAvailableError(LabelloopError):
-    """A feature whose service is not installed (or not written yet)."""
-
-    http_status = 501
 
 
 def error_body(kind: str, message: str, hint: str | None = None) -> dict[str, Any]:

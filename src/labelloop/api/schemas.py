@@ -14,7 +14,6 @@ __all__ = [
     "JobIn",
     "LoginIn",
     "MergeIn",
-    "PasswordIn",
     "ProjectIn",
     "RegionsIn",
     "RenameIn",
@@ -46,10 +45,6 @@ class UserIn(BaseModel):
 class UserUpdateIn(BaseModel):
     password: str | None = Field(default=None, min_length=8, max_length=1000)
     role: Role | None = None
-
-
-class PasswordIn(BaseModel):
-    password: str = Field(min_length=8, max_length=1000)
 
 
 class ProjectIn(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from labelloop.cli.common import JsonOpt, ProjectOpt, console, emit_json, out, project_from
+from labelloop.core.progress import TrainEvent, TrainProgress
 
 __all__ = ["register"]
 
@@ -24,7 +25,7 @@ def _fmt(value: Any) -> str:
 
 
 @contextmanager
-def _training_display(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None]]:
+def _training_display(enabled: bool) -> Iterator[TrainProgress]:
     """Epoch and step bars with ETA, and one line per finished epoch (losses, mAP)."""
     if not enabled:
         yield lambda event: None
@@ -33,29 +34,27 @@ def _training_display(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
     ids: dict[str, Any] = {}
 
-    def on_event(event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "skipped":
+    def on_event(event: TrainEvent) -> None:
+        if event["type"] == "skipped":
             for img in event["images"]:
                 console.print(f"[yellow]warning:[/] image {img['image_id']} left out: {img['reason']}")
-        elif kind == "start":
+        elif event["type"] == "start":
             bars.start()  # only once training starts: an early error prints alone
-            ids["epoch"] = bars.add_task("epochs", total=event["epochs"], info="",
-                                         completed=event.get("start_epoch", 1) - 1)
+            ids["epoch"] = bars.add_task("epochs", total=event["epochs"], info="", completed=event["start_epoch"] - 1)
             ids["step"] = bars.add_task("steps", total=event["steps_per_epoch"], info="")
-        elif kind == "step" and ids:
+        elif event["type"] == "step" and ids:
             bars.update(ids["step"], completed=event["step"], info=f"loss {event['loss']:.3f}")
-        elif kind == "epoch" and ids:
-            m = event.get("metrics", {})
+        elif event["type"] == "epoch" and ids:
+            m = event["metrics"]
             score = " ".join(f"{k} {_fmt(m[k])}" for k in ("map50", "map", "miou", "precision", "recall") if k in m)
             bars.update(ids["epoch"], completed=event["epoch"], info=score)
             bars.reset(ids["step"], info="")
             bars.console.print(f"epoch {event['epoch']:>3}  loss {event['losses'].get('loss', 0):.4f}  {score}  "
-                               f"({event.get('seconds', 0):.0f}s)")
-        elif kind == "end":
+                               f"({event['seconds']:.0f}s)")
+        elif event["type"] == "end":
             if "step" in ids:
                 bars.remove_task(ids.pop("step"))
-            bars.console.print(f"stopped: {event['reason']}; best epoch {event.get('best_epoch')}")
+            bars.console.print(f"stopped: {event['reason']}; best epoch {event['best_epoch']}")
 
     try:
         yield on_event
@@ -150,17 +149,16 @@ def _flipbook_ids(ctx: Any, model_id: int, ids: list[int]) -> list[int]:
 @models_app.command("catalog")
 def catalog(json_out: JsonOpt = False) -> None:
     """Base models to start from, with guidance."""
-    from labelloop.models import list_base_models
+    from labelloop.services.models import base_model_catalog
 
-    specs = list_base_models()
+    specs = base_model_catalog()
     if json_out:
-        emit_json([{"name": s.name, "task": s.task, "summary": s.summary, "guidance": s.guidance,
-                    "input_size": s.input_size, "default": getattr(s, "default", False)} for s in specs])
+        emit_json(specs)
         return
     t = Table("name", "task", "input", "what it is", "when to use it")
     for s in specs:
-        t.add_row(s.name + (" (default)" if getattr(s, "default", False) else ""), s.task, str(s.input_size),
-                  s.summary, s.guidance)
+        t.add_row(s["name"] + (" (default)" if s["default"] else ""), s["task"], str(s["input_size"]),
+                  s["summary"], s["guidance"])
     out.print(t)
 
 

@@ -10,11 +10,11 @@ again. Nothing is deleted: jobs already leave such images out and report them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
+from labelloop.core.progress import StageProgress
 from labelloop.errors import InvalidInputError
 from labelloop.services.datasets import image_path
 from labelloop.settings import get_settings
@@ -25,7 +25,6 @@ from labelloop.store.tables import Image
 __all__ = ["PROBLEMS", "check_images"]
 
 PROBLEMS = ("missing", "changed", "damaged", "unreadable")
-Progress = Callable[[str, int, int], None]
 
 
 def _problem(ctx: ProjectContext, storage_path: str, sha: str) -> tuple[str, str] | None:
@@ -44,7 +43,7 @@ def _problem(ctx: ProjectContext, storage_path: str, sha: str) -> tuple[str, str
     return None
 
 
-def check_images(ctx: ProjectContext, *, fix: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+def check_images(ctx: ProjectContext, *, fix: bool = False, progress: StageProgress | None = None) -> dict[str, Any]:
     """``{"checked", "problems": [{"image_id", "file_name", "problem", "reason"}], "counts", "fixed"}``."""
     with ctx.store.session() as s:
         rows = s.execute(select(Image.id, Image.file_name, Image.storage_path, Image.sha256, Image.damaged)

@@ -10,13 +10,14 @@ Files copied by a failed import are removed again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, insert, select
 
+from labelloop.core.progress import StageProgress
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
@@ -35,7 +36,6 @@ from labelloop.store.tables import (
 
 __all__ = ["ImportReport", "import_dataset", "import_path"]
 
-Progress = Callable[[str, int, int], None]
 _IMAGES: Table = Image.__table__  # type: ignore[assignment]  # Core table: bulk inserts skip the ORM's per-row bookkeeping
 _CHUNK = 20_000
 
@@ -70,7 +70,7 @@ class _Prepared:
 
 def import_path(ctx: ProjectContext, source: Path, *, format: str | None = None, link: bool = False,
                 skip_invalid: bool = False, allow_missing_images: bool = False,
-                progress: Progress | None = None, actor: str = "import") -> ImportReport:
+                progress: StageProgress | None = None, actor: str = "import") -> ImportReport:
     """Read ``source`` (format given or detected) and import it into the project."""
     fmt = get_format(format) if format else detect_format(source)
     if progress:
@@ -84,7 +84,7 @@ def import_path(ctx: ProjectContext, source: Path, *, format: str | None = None,
 
 def import_dataset(ctx: ProjectContext, dataset: DatasetRecord, *, link: bool = False,
                    skip_invalid: bool = False, allow_missing_images: bool = False,
-                   progress: Progress | None = None, actor: str = "import") -> ImportReport:
+                   progress: StageProgress | None = None, actor: str = "import") -> ImportReport:
     recorder = Recorder(ReadOptions(skip_invalid=skip_invalid))
     recorder.skipped.extend(dataset.skipped)
     existing = _existing_images(ctx)
@@ -113,7 +113,7 @@ def _existing_images(ctx: ProjectContext) -> dict[str, tuple[int, str]]:
 
 def _prepare_images(ctx: ProjectContext, dataset: DatasetRecord, recorder: Recorder,
                     existing: dict[str, tuple[int, str]], allow_missing: bool,
-                    progress: Progress | None) -> list[_Prepared]:
+                    progress: StageProgress | None) -> list[_Prepared]:
     settings = get_settings()
     out: list[_Prepared] = []
     seen: set[str] = set()
@@ -189,7 +189,7 @@ def _valid_annotations(rec: ImageRecord, prepared: _Prepared, recorder: Recorder
 
 
 def _copy_blobs(ctx: ProjectContext, prepared: list[_Prepared], created: list[Path],
-                progress: Progress | None) -> None:
+                progress: StageProgress | None) -> None:
     total = len(prepared)
     for i, p in enumerate(prepared):
         if progress and i % 50 == 0:
@@ -231,7 +231,7 @@ def _status(rec: ImageRecord) -> str:
 
 
 def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared], link: bool, actor: str,
-           progress: Progress | None) -> ImportReport:
+           progress: StageProgress | None) -> ImportReport:
     report = ImportReport()
     dataset.ensure_labels()
     now = utcnow()
@@ -292,7 +292,7 @@ def _bulk_insert_annotations(s: Any, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _insert_annotations(s: Any, ctx: ProjectContext, prepared: list[_Prepared], class_ids: dict[str, int],
-                        actor: str, now: Any, progress: Progress | None) -> int:
+                        actor: str, now: Any, progress: StageProgress | None) -> int:
     matched = [p.existing_id for p in prepared if p.record.annotations and p.existing_id is not None]
     present = _present_keys(s, matched)
     total = sum(len(p.record.annotations) for p in prepared)

@@ -11,7 +11,7 @@ from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.project import ProjectContext, palette_color
 from labelloop.store.tables import Annotation, AnnotationEvent, ClassEvent, LabelClass, utcnow
 
-__all__ = ["add_labels", "class_map", "list_labels", "merge_labels", "rename_label"]
+__all__ = ["add_labels", "list_labels", "merge_labels", "rename_label"]
 
 
 def _get(s: Session, ctx: ProjectContext, name: str) -> LabelClass:
@@ -22,14 +22,6 @@ def _get(s: Session, ctx: ProjectContext, name: str) -> LabelClass:
                                                         LabelClass.active.is_(True))).all()
         raise NotFoundError(f"no class named {name!r}", f"classes: {', '.join(known) or 'none yet'}")
     return cls
-
-
-def class_map(ctx: ProjectContext) -> dict[str, int]:
-    """Active class name -> id, in display order."""
-    with ctx.store.session() as s:
-        rows = s.execute(select(LabelClass.name, LabelClass.id).where(
-            LabelClass.project_id == ctx.id, LabelClass.active.is_(True)).order_by(LabelClass.position)).all()
-    return {n: i for n, i in rows}
 
 
 def list_labels(ctx: ProjectContext) -> list[dict[str, Any]]:

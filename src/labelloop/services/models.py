@@ -8,16 +8,23 @@ from typing import Any
 
 from sqlalchemy import select
 
-from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.errors import InvalidInputError
 from labelloop.services.datasets import sample_for_images
 from labelloop.services.training import model_record, model_row
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Image, ModelEpoch, TrainedModel
 
-__all__ = ["compare_models", "export_model", "flipbook", "get_model", "latest_model", "list_models",
-           "model_dir", "model_epochs"]
+__all__ = ["base_model_catalog", "compare_models", "export_model", "flipbook", "get_model", "list_models",
+           "model_dir", "model_epochs", "model_lineage"]
 
 EXPORT_FORMATS = ("onnx", "cvat-function")
+
+
+def base_model_catalog(task: str | None = None) -> list[dict[str, Any]]:
+    """The base models one can train from (of ``task``, or all), as the CLI and the API show them."""
+    from labelloop.models import list_base_models
+
+    return [spec.describe() for spec in list_base_models(task)]
 
 
 def model_dir(ctx: ProjectContext, model_id: int) -> Path:
@@ -39,16 +46,6 @@ def get_model(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
     return record
 
 
-def latest_model(ctx: ProjectContext) -> dict[str, Any]:
-    """The newest ready model (the one pre-annotation uses by default)."""
-    with ctx.store.session() as s:
-        m = s.scalars(select(TrainedModel).where(TrainedModel.project_id == ctx.id, TrainedModel.status == "ready")
-                      .order_by(TrainedModel.id.desc())).first()
-        if m is None:
-            raise NotFoundError("the project has no trained model yet", "train one with `labelloop train`")
-        return model_record(m)
-
-
 def model_epochs(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
     with ctx.store.session() as s:
         rows = s.scalars(select(ModelEpoch).where(ModelEpoch.model_id == model_id).order_by(ModelEpoch.epoch))
@@ -65,6 +62,20 @@ def _lineage(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
                       "train_images": (m.snapshot or {}).get("n_train_images")})
         current = m.parent_id
     return chain[::-1]
+
+
+def model_lineage(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
+    """The model, its ancestors (parent first) and its children (models fine-tuned from it)."""
+    model = model_record(model_row(ctx, model_id))
+    ancestors: list[dict[str, Any]] = []
+    parent = model["parent_id"]
+    while parent is not None and len(ancestors) < 100:
+        ancestors.append(model_record(model_row(ctx, parent)))
+        parent = ancestors[-1]["parent_id"]
+    with ctx.store.session() as s:
+        children = [model_record(m) for m in s.scalars(select(TrainedModel).where(
+            TrainedModel.project_id == ctx.id, TrainedModel.parent_id == model_id).order_by(TrainedModel.id))]
+    return {"ancestors": ancestors, "model": model, "children": children}
 
 
 def flipbook(ctx: ProjectContext, model_id: int) -> dict[str, Any]:

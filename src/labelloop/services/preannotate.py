@@ -26,7 +26,7 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
+from labelloop.core.progress import StageProgress
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import REPEAT_IOU
 from labelloop.selection.effort import CostModel
@@ -72,7 +73,6 @@ __all__ = [
     "write_proposals",
 ]
 
-Progress = Callable[[str, int, int], None]
 IMAGE_STATUSES_UNLABELLED = ("new", "pre-annotated")
 THRESHOLDS_FILE = "thresholds.json"
 _EPS = 1e-6  # scores are float32
@@ -198,7 +198,7 @@ def _val_image_ids(ctx: ProjectContext, model: TrainedModel) -> list[int]:
 
 def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, *,
                       target_precision: float | None = None, rule: str = "min-time",
-                      progress: Progress | None = None, cache: bool = True) -> dict[str, ClassThreshold]:
+                      progress: StageProgress | None = None, cache: bool = True) -> dict[str, ClassThreshold]:
     """Per-class thresholds on the model's validation images; cached in ``thresholds.json`` (``cache=False``:
     computed without reading or replacing that file, e.g. for another purpose than pre-annotation).
 
@@ -238,7 +238,7 @@ class _Curve:
 
 
 def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, costs: CostModel,
-                       progress: Progress | None) -> tuple[list[_Curve], int]:
+                       progress: StageProgress | None) -> tuple[list[_Curve], int]:
     samples = sample_for_images(ctx, _val_image_ids(ctx, model))
     project_classes = _project_class_names(ctx)
     to_model = {i: predictor.classes.index(n) for i, n in enumerate(project_classes) if n in predictor.classes}
@@ -376,7 +376,7 @@ def write_proposals(ctx: ProjectContext, image_id: int, model: TrainedModel,
 def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str = "unlabeled",
                 threshold: str | float | None = "auto", target_precision: float | None = None,
                 backend: str = "auto", predictor: PredictorLike | None = None,
-                image_ids: Sequence[int] | None = None, progress: Progress | None = None) -> dict[str, Any]:
+                image_ids: Sequence[int] | None = None, progress: StageProgress | None = None) -> dict[str, Any]:
     """Pre-annotate ``images`` (or exactly ``image_ids``) with a model; returns a summary.
 
     Summary: ``model_id``, ``round``, ``backend``, ``images`` (pre-annotated), ``proposals``

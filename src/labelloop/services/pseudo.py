@@ -13,13 +13,13 @@ not applied.)
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
+from labelloop.core.progress import StageProgress
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import InvalidInputError
 from labelloop.services.datasets import image_path
@@ -43,7 +43,6 @@ PSEUDO_MIN_SCORE = 0.5
 #: at most this many unlabelled images per labelled training image
 PSEUDO_PER_LABELLED = 2
 
-Progress = Callable[[str, int, int], None]
 
 
 def _pool(ctx: ProjectContext, n: int, seed: int) -> list[tuple[int, str, int, int]]:
@@ -56,7 +55,7 @@ def _pool(ctx: ProjectContext, n: int, seed: int) -> list[tuple[int, str, int, i
 
 
 def pseudo_samples(ctx: ProjectContext, parent: TrainedModel, classes: list[str], n_images: int, *, seed: int = 0,
-                   predictor: Any = None, progress: Progress | None = None) -> list[Sample]:
+                   predictor: Any = None, progress: StageProgress | None = None) -> list[Sample]:
     """Pseudo-labelled samples (``weight`` :data:`PSEUDO_WEIGHT`) of up to ``n_images`` unlabelled images.
 
     ``classes`` is the training class order; parent classes not in it are dropped. Images the parent
@@ -88,7 +87,7 @@ def pseudo_samples(ctx: ProjectContext, parent: TrainedModel, classes: list[str]
 
 
 def add_pseudo_labels(ctx: ProjectContext, data: TrainingData, parent: TrainedModel | None, *, seed: int = 0,
-                      predictor: Any = None, progress: Progress | None = None) -> tuple[TrainingData, int]:
+                      predictor: Any = None, progress: StageProgress | None = None) -> tuple[TrainingData, int]:
     """``data`` with the parent's pseudo-labelled images added to the train split, and how many were added
     (none without a parent, for ``regions`` or when the parent is not ready)."""
     if parent is None or parent.status != "ready" or data.task == "regions":

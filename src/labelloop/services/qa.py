@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
+from labelloop.core.progress import EpochStages, StageProgress
 from labelloop.errors import InvalidInputError
 from labelloop.selection.qa import (
     LabelIssue,
@@ -39,7 +40,6 @@ from labelloop.store.tables import Annotation, Image, LabelClass
 
 __all__ = ["GroundTruth", "find_label_issues", "ground_truth"]
 
-Progress = Callable[[str, int, int], None]
 _GT = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(("accepted", "edited")))
 
 
@@ -78,7 +78,7 @@ def ground_truth(ctx: ProjectContext) -> tuple[list[str], list[GroundTruth]]:
 
 
 def _model_issues(ctx: ProjectContext, predictor: PredictorLike, classes: Sequence[str],
-                  images: Sequence[GroundTruth], th: QAThresholds, progress: Progress | None,
+                  images: Sequence[GroundTruth], th: QAThresholds, progress: StageProgress | None,
                   stage: str = "predict") -> list[LabelIssue]:
     """Compare predictions with ground truth; model labels are mapped to project classes by name."""
     to_project = np.array([classes.index(n) if n in classes else -1 for n in predictor.classes] or [-1])
@@ -101,16 +101,8 @@ def _fold_of(image_id: int, folds: int) -> int:
     return int(hashlib.sha256(f"qa:{image_id}".encode()).hexdigest(), 16) % folds
 
 
-def _fold_progress(progress: Progress | None, k: int, epochs: int) -> Callable[[dict[str, Any]], None]:
-    def on_event(event: dict[str, Any]) -> None:
-        if progress is not None and event.get("type") == "epoch":
-            progress(f"train fold {k + 1}", int(event.get("epoch", 0)), epochs)
-
-    return on_event
-
-
 def _out_of_fold_issues(ctx: ProjectContext, folds: int, args: str, base: str | None, classes: Sequence[str],
-                        images: Sequence[GroundTruth], th: QAThresholds, progress: Progress | None
+                        images: Sequence[GroundTruth], th: QAThresholds, progress: StageProgress | None
                         ) -> list[LabelIssue]:
     """Train ``folds`` quick models, each predicting the fold it did not see."""
     from labelloop.core.samples import TrainingData
@@ -131,7 +123,7 @@ def _out_of_fold_issues(ctx: ProjectContext, folds: int, args: str, base: str | 
                                 val=[samples[g.image_id] for g in held])
             config = derive_defaults(data, base=base, overrides=args or None)
             out = work / f"fold-{k}"
-            train_model(data, config, out, progress=_fold_progress(progress, k, config.epochs))
+            train_model(data, config, out, progress=EpochStages(progress, f"train fold {k + 1}", config.epochs))
             predictor = load_predictor(out, backend="torch")
             issues.extend(_model_issues(ctx, predictor, classes, held, th, progress, f"check fold {k + 1}"))
     finally:
@@ -141,7 +133,7 @@ def _out_of_fold_issues(ctx: ProjectContext, folds: int, args: str, base: str | 
 
 def find_label_issues(ctx: ProjectContext, *, model_id: int | None = None, folds: int = 0, args: str = "",
                       base: str | None = None, predictor: PredictorLike | None = None, min_score: float = 0.5,
-                      backend: str = "auto", limit: int | None = None, progress: Progress | None = None
+                      backend: str = "auto", limit: int | None = None, progress: StageProgress | None = None
                       ) -> list[dict[str, Any]]:
     """Likely label errors, most likely first.
 

@@ -7,11 +7,11 @@ stamped with the round of the model that made the proposal (for effort accountin
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
+from labelloop.core.progress import StageProgress
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.annotations import review_annotation
 from labelloop.services.preannotate import default_actor
@@ -20,7 +20,6 @@ from labelloop.store.tables import Annotation, Image, TrainedModel
 
 __all__ = ["open_proposals", "review_proposals"]
 
-Progress = Callable[[str, int, int], None]
 
 
 def _check(value: float | None, name: str) -> None:
@@ -52,7 +51,7 @@ def _rounds(ctx: ProjectContext) -> dict[int, int]:
 
 def review_proposals(ctx: ProjectContext, *, accept_above: float | None = None, reject_below: float | None = None,
                      image_id: int | None = None, model_id: int | None = None, reviewer: str | None = None,
-                     progress: Progress | None = None) -> dict[str, Any]:
+                     progress: StageProgress | None = None) -> dict[str, Any]:
     """Accept proposals scoring >= ``accept_above`` and reject those < ``reject_below``.
 
     Returns ``{"reviewer", "accepted", "rejected", "left", "images"}`` (``left``: proposals

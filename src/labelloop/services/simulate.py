@@ -29,7 +29,7 @@ import random
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
+from labelloop.core.progress import EpochStages, StageProgress
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
@@ -62,7 +63,6 @@ from labelloop.store.tables import Image
 __all__ = ["ACCEPT_IOU", "MATCH_IOU", "STRATEGIES", "annotate_from_scratch", "review_with_ground_truth",
            "simulate"]
 
-Progress = Callable[[str, int, int], None]
 #: ``suggest`` = the product's default strategy; the others as ``labelloop suggest --strategy``
 STRATEGIES = ("suggest", "random", "mixed", "diversity", "uncertainty", "class-deficit", "hybrid", "effort")
 ANNOTATOR = "simulated-annotator"
@@ -202,7 +202,7 @@ def _setup(dataset: DatasetRecord, root: Path, task: str, val_fraction: float, s
 
 
 def _choose(ctx: ProjectContext, strategy: str, model_id: int, pool: list[str], ids: dict[str, int], n: int,
-            rng: random.Random, progress: Progress | None) -> list[str]:
+            rng: random.Random, progress: StageProgress | None) -> list[str]:
     if strategy == "random":
         return rng.sample(pool, min(n, len(pool)))
     from labelloop.services.suggest import DEFAULT_STRATEGY, suggest_images
@@ -214,23 +214,11 @@ def _choose(ctx: ProjectContext, strategy: str, model_id: int, pool: list[str], 
     return [names[p["image_id"]] for p in picks]
 
 
-def _train_progress(progress: Progress | None, rnd: int) -> Callable[[dict[str, Any]], None]:
-    def on_event(event: dict[str, Any]) -> None:
-        if progress is None:
-            return
-        if event.get("type") == "start":
-            on_event.epochs = int(event.get("epochs", 1))  # type: ignore[attr-defined]
-        elif event.get("type") == "epoch":
-            progress(f"round {rnd} train", int(event["epoch"]), getattr(on_event, "epochs", int(event["epoch"])))
-
-    return on_event
-
-
 def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 20, round_size: int = 50,
              rounds: int = 3, strategy: str = "suggest", base: str | None = None, args: str = "",
              project_dir: Path | None = None, task: str = "detect", val_fraction: float = 0.15, seed: int = 0,
              threshold: str = "auto", use_click: bool = True, final_model: bool = False,
-             progress: Progress | None = None) -> dict[str, Any]:
+             progress: StageProgress | None = None) -> dict[str, Any]:
     """Run the loop; returns ``{"dataset", "project", "strategy", ..., "rounds": [...], "summary": {...}}``.
 
     Each round: ``round``, ``model_id``, ``map50`` (validation mAP@.5 of the model used in the
@@ -271,7 +259,8 @@ def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 
             from labelloop.services.training import train_project
 
             started = time.monotonic()
-            model = train_project(ctx, base=base, args=args, from_model=parent, progress=_train_progress(progress, rnd))
+            model = train_project(ctx, base=base, args=args, from_model=parent,
+                                  progress=EpochStages(progress, f"round {rnd} train"))
             if model["status"] != "ready":
                 raise InvalidInputError(f"round {rnd}: training ended {model['status']} ({model.get('error')})",
                                         "give more epochs in --args")
@@ -296,7 +285,7 @@ def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 
             from labelloop.services.training import train_project
 
             last = train_project(ctx, base=base, args=args, from_model=parent,
-                                 progress=_train_progress(progress, len(models) + 1))
+                                 progress=EpochStages(progress, f"round {len(models) + 1} train"))
             after = (last.get("metrics") or {}).get("map50") if last["status"] == "ready" else None
         result["summary"]["after_last_round_map50"] = after
         return result

@@ -14,12 +14,13 @@ import contextlib
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
+from labelloop.core.progress import StageProgress
 from labelloop.errors import InvalidInputError
 from labelloop.selection.active import Candidate, SuggestWeights
 from labelloop.selection.effort import CostModel
@@ -46,7 +47,6 @@ __all__ = ["DEFAULT_STRATEGY", "candidate_signals", "labelled_counts", "suggest_
 #: what ``suggest`` uses unless told otherwise (see the selection benchmark in the README)
 DEFAULT_STRATEGY = "mixed"
 
-Progress = Callable[[str, int, int], None]
 #: predictions at or above this score count towards a class's expected objects (without stored thresholds)
 EXPECTED_MIN_SCORE = 0.3
 #: at most this many labelled images are embedded as the novelty reference
@@ -116,7 +116,7 @@ def _pool(ctx: ProjectContext, candidate_ids: Sequence[int] | None) -> list[tupl
         return [(i, f, p) for i, f, p in s.execute(q.order_by(Image.id)).all()]
 
 
-def _reference_embeddings(ctx: ProjectContext, predictor: PredictorLike, progress: Progress | None
+def _reference_embeddings(ctx: ProjectContext, predictor: PredictorLike, progress: StageProgress | None
                           ) -> np.ndarray | None:
     with ctx.store.session() as s:
         rows = s.execute(select(Image.id, Image.storage_path).where(
@@ -136,7 +136,7 @@ def suggest_images(ctx: ProjectContext, *, n: int = 50, model_id: int | None = N
                    predictor: PredictorLike | None = None, candidate_ids: Sequence[int] | None = None,
                    backend: str = "auto", target: int | None = None, tta: bool = True,
                    weights: SuggestWeights | None = None, strategy: str = DEFAULT_STRATEGY, seed: int = 0,
-                   progress: Progress | None = None) -> list[dict[str, Any]]:
+                   progress: StageProgress | None = None) -> list[dict[str, Any]]:
     """The ``n`` unlabelled images (or of ``candidate_ids``) worth annotating next, best first.
 
     Each item: ``image_id``, ``file_name``, ``score``, ``reasons`` (short strings),

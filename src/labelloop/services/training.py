@@ -6,13 +6,12 @@ snapshot it saw, metrics per epoch, best checkpoint, class list and an ONNX expo
 
 from __future__ import annotations
 
-import shutil
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 
+from labelloop.core.progress import TrainEvent, TrainProgress
 from labelloop.errors import LabelloopError, NotFoundError, TrainingError
 from labelloop.services.datasets import snapshot, training_data
 from labelloop.store.project import ProjectContext
@@ -20,7 +19,6 @@ from labelloop.store.tables import ModelEpoch, TrainedModel, utcnow
 
 __all__ = ["model_record", "model_row", "resumable_model", "train_project"]
 
-Progress = Callable[[dict[str, Any]], None]
 
 
 def model_record(m: TrainedModel) -> dict[str, Any]:
@@ -52,19 +50,19 @@ def resumable_model(ctx: ProjectContext) -> TrainedModel:
     return m
 
 
-def _epoch_recorder(ctx: ProjectContext, model_id: int, progress: Progress | None) -> Progress:
-    def on_event(event: dict[str, Any]) -> None:
-        if event.get("type") == "epoch":
+def _epoch_recorder(ctx: ProjectContext, model_id: int, progress: TrainProgress | None) -> TrainProgress:
+    def on_event(event: TrainEvent) -> None:
+        if event["type"] == "epoch":
             with ctx.store.session() as s:
                 old = s.scalars(select(ModelEpoch).where(ModelEpoch.model_id == model_id,
                                                          ModelEpoch.epoch == event["epoch"])).first()
                 if old is not None:
                     s.delete(old)
                     s.flush()
-                s.add(ModelEpoch(model_id=model_id, epoch=event["epoch"], losses=event.get("losses", {}),
-                                 metrics=event.get("metrics", {}), seconds=event.get("seconds", 0.0)))
+                s.add(ModelEpoch(model_id=model_id, epoch=event["epoch"], losses=event["losses"],
+                                 metrics=event["metrics"], seconds=event["seconds"]))
         if progress is not None:
-            progress({**event, "model_id": model_id})
+            progress(cast(TrainEvent, {**event, "model_id": model_id}))
 
     return on_event
 
@@ -125,7 +123,7 @@ def _finish(ctx: ProjectContext, model_id: int, **values: Any) -> dict[str, Any]
 
 
 def train_project(ctx: ProjectContext, *, base: str | None = None, args: str = "", from_model: int | None = None,
-                  resume: bool = False, progress: Progress | None = None,
+                  resume: bool = False, progress: TrainProgress | None = None,
                   stop_event: threading.Event | None = None, seed: int = 0, sweep: str | None = None,
                   name: str | None = None, export: bool = True) -> dict[str, Any]:
     """Train (or resume) a model on the project's labelled images; returns the model record."""
@@ -176,7 +174,3 @@ def _export_onnx(ctx: ProjectContext, model_id: int) -> dict[str, Any] | None:
                 m.snapshot = {**(m.snapshot or {}), "onnx_error": f"{type(exc).__name__}: {exc}"}
         return None
     return None
-
-
-def delete_model_files(ctx: ProjectContext, model_id: int) -> None:
-    shutil.rmtree(ctx.models_dir / str(model_id), ignore_errors=True)

@@ -83,10 +83,6 @@ class Store:
                                   "check the URL, that the server runs, and the file permissions") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
-
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back everything on any error."""

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
 
+from labelloop.core.progress import EpochEvent, TrainProgress
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import ConfigError, InvalidInputError, TrainingError
 from labelloop.inference.predictions import Predictions
@@ -46,9 +47,8 @@ from labelloop.training.ema import WeightEma
 from labelloop.training.metrics import evaluate_predictions
 from labelloop.training.report import choose_flipbook_ids, write_flipbook_frame, write_plots
 
-__all__ = ["Progress", "TrainResult", "train_model", "train_step"]
+__all__ = ["TrainProgress", "TrainResult", "train_model", "train_step"]
 
-Progress = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
 
 
@@ -238,7 +238,7 @@ def _write_model_json(job: _Job, spec: BaseModelSpec, state: TrainState) -> None
 # ------------------------------------------------------------------ the loop
 
 
-def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopCheck) -> TrainResult:
+def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: StopCheck) -> TrainResult:
     """Train on this rank; rank 0 evaluates, checkpoints and reports through ``emit``."""
     cfg, out, lead = job.config, job.out_dir, rank == 0
     torch.manual_seed(cfg.seed)
@@ -322,7 +322,8 @@ def _run(rank: int, world: int, job: _Job, emit: Progress | None, stopped: StopC
             write_flipbook_frame(out, epoch, {i: preds[i] for i in job.flipbook_ids if i in preds},
                                  samples_by_id)
             _write_model_json(job, spec, state)
-            report({"type": "epoch", **record})
+            report(EpochEvent(type="epoch", epoch=epoch, losses=record["losses"], metrics=record["metrics"],
+                              seconds=record["seconds"], lr=record["lr"]))
             # patience counts epochs; with evaluations every k epochs each bad one stands for k
             stop_early = cfg.patience > 0 and state.bad_epochs * max(1, cfg.eval_every) >= cfg.patience
         else:
@@ -417,7 +418,7 @@ def drop_unreadable(data: TrainingData, max_share: float = MAX_UNREADABLE_SHARE
     return clean, skipped
 
 
-def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *, progress: Progress | None = None,
+def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *, progress: TrainProgress | None = None,
                 init_from: str | Path | None = None, resume: bool = False,
                 flipbook_ids: Sequence[int] | None = None,
                 stop_event: threading.Event | None = None) -> TrainResult:
@@ -470,7 +471,7 @@ def _ddp_worker(rank: int, world: int, port: int, job: _Job, queue: Any, stop: A
         dist.destroy_process_group()
 
 
-def _spawn(job: _Job, progress: Progress | None, stop_event: threading.Event | None) -> TrainResult:
+def _spawn(job: _Job, progress: TrainProgress | None, stop_event: threading.Event | None) -> TrainResult:
     """Run ``job`` on ``num_clones`` DDP processes; relay rank 0's events to ``progress``."""
     import queue as queue_mod
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from labelloop.api.deps import Project, ServerState, optional_service, state
+from labelloop.api.deps import Project, ServerState, state
 from labelloop.jobs.records import latest_output, list_jobs
 
 router = APIRouter(prefix="/api/projects/{slug}", tags=["insights"])
@@ -33,4 +33,6 @@ def qa(slug: str, ctx: Project, st: State) -> dict[str, Any]:
 
 @router.get("/effort", summary="Human time spent and saved by the model")
 def effort(ctx: Project) -> Any:
-    return optional_service("labelloop.services.effort", "effort_report", "the effort report")(ctx)
+    from labelloop.services.effort import effort_report
+
+    return effort_report(ctx)
