@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean web serve
+.PHONY: demo test lint web-check bench install clean web serve
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,22 @@ serve: $(STAMP)
 web:
 	cd src/labelloop/web && npm ci && npm run build
 
-test: $(STAMP) lint
+test: $(STAMP) lint web-check
 	eval "$$(scripts/test-services.sh)" && HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+
+# The web UI's sources type-check and the committed dist is exactly a fresh build of them
+WEB := src/labelloop/web
+DIST_CHECK := $(or $(TMPDIR),/tmp)/labelloop-dist-check
+web-check:
+	@command -v npm >/dev/null || { echo "npm is needed to check the web UI: install Node.js 20 (apt install nodejs npm)"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && npx tsc --noEmit -p .
+	cd $(WEB) && npx vite build --outDir $(DIST_CHECK) --emptyOutDir --logLevel error
+	@diff -r $(WEB)/dist $(DIST_CHECK) >/dev/null || { diff -rq $(WEB)/dist $(DIST_CHECK); \
+		echo "web/dist is not a fresh build of web/src: run 'make web' and commit web/dist"; exit 1; }
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/import_export.py

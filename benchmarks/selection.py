@@ -154,18 +154,22 @@ def main() -> None:
     everything: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in args.datasets.split(","):
         runs: dict[str, list[dict[str, Any]]] = {}
-        for strategy in args.strategies.split(","):
-            for seed in (int(s) for s in args.seeds.split(",")):
-                print(f"... {name} / {strategy} / seed {seed}", file=sys.stderr, flush=True)
-                runs.setdefault(strategy, []).append(run_one(name, strategy, seed, args))
         everything[name] = runs
+        # seed by seed, so a run stopped early still compares every strategy on the seeds it finished
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for strategy in args.strategies.split(","):
+                print(f"... {name} / {strategy} / seed {seed}", file=sys.stderr, flush=True)
+                one = run_one(name, strategy, seed, args)
+                runs.setdefault(strategy, []).append(one)
+                print(f"    mAP@.5 {[round(m, 3) for m in one['map']]}, loop seconds {one['loop_seconds']:.0f}, "
+                      f"wall {one['wall']:.0f} s", file=sys.stderr, flush=True)
+                if args.json:  # written after every run: nothing is lost if the benchmark is stopped
+                    args.json.write_text(json.dumps(everything, indent=2))
         rows = summarise(runs)
         print(table(name, rows))
         for line in verdict(rows):
             print(line)
         print(flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(everything, indent=2))
 
 
 if __name__ == "__main__":

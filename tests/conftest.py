@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,17 +19,10 @@ from labelloop.store.project import ProjectContext, init_project
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    base = os.environ.get("LABELLOOP_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("LABELLOOP_TEST_POSTGRES_URL not set (make test starts a PostgreSQL server)")
-    import psycopg
+    from helpers import postgres_database
 
-    name = f"labelloop_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from contextlib import closing
 
 import httpx
 from live_server import LiveServer, png_bytes
@@ -219,3 +220,32 @@ def test_click_to_box_route(admin: httpx.Client, server: LiveServer, project: st
     assert admin.post(url, json={"x": 7, "y": 8, "label": "cow"}).status_code in (404, 422)
     effort = admin.get(f"/api/projects/{project}/effort").json()
     assert sum(r["actions"]["click"] for r in effort["rounds"]) == 1
+
+
+def test_an_annotator_cannot_skip_review_by_editing(admin: httpx.Client, server: LiveServer, project: str,
+                                                    monkeypatch) -> None:
+    monkeypatch.delenv("LABELLOOP_DATABASE_URL", raising=False)
+    r = admin.post("/api/users", json={"username": "edit-ann", "password": "password-1", "role": "annotator"})
+    assert r.status_code in (201, 409), r.text
+    image_id = admin.get(f"/api/projects/{project}/images").json()["items"][0]["id"]
+    _propose(server, project, image_id, [0.9, 0.8])
+    a, b = admin.get(f"/api/projects/{project}/images/{image_id}").json()["annotations"]
+    with closing(server.client("edit-ann", "password-1")) as ann:
+        # the proposal sent back unchanged: nothing happens (not an edit, no new version)
+        same = ann.patch(f"/api/projects/{project}/annotations/{a['id']}",
+                         json={"label": a["label"], "bbox": a["bbox"], "version": a["version"]}).json()
+        assert same["review_state"] == "proposed" and same["version"] == a["version"]
+        # a real fix by someone who may not review: fixed, but still a proposal to accept
+        moved = ann.patch(f"/api/projects/{project}/annotations/{a['id']}",
+                          json={"label": "dog", "bbox": [2, 2, 14, 14], "version": a["version"]}).json()
+        assert moved["review_state"] == "proposed" and moved["label"] == "dog" and moved["bbox"] == [2, 2, 14, 14]
+    queue = admin.get(f"/api/projects/{project}/review-queue").json()
+    assert queue["proposals"] == 2  # both still wait for a reviewer
+    fixed = admin.patch(f"/api/projects/{project}/annotations/{b['id']}",
+                        json={"label": "dog", "bbox": b["bbox"], "version": b["version"]}).json()
+    assert fixed["review_state"] == "edited"  # a reviewer's fix is a review
+
+
+def test_the_epochs_of_a_model_that_does_not_exist_are_a_404(admin: httpx.Client, project: str) -> None:
+    r = admin.get(f"/api/projects/{project}/models/999/epochs")
+    assert r.status_code == 404 and "model 999" in r.json()["message"]

@@ -57,9 +57,25 @@ def test_suggest_and_qa(proj):
     assert 1 <= len(items) <= 3
     assert all({"image_id", "file_name", "score", "reasons"} <= set(i) and i["reasons"] for i in items)
     assert len({i["image_id"] for i in items}) == len(items)
-    issues = ok("qa", "--json", "--min-score", "0.05", "-p", proj)
-    assert isinstance(issues, list)
+
+
+
+def test_qa_finds_a_planted_duplicate(proj, tmp_path):
+    import shutil
+
+    from helpers import plant_duplicate
+    from labelloop.store.project import open_project
+
+    copy = tmp_path / "proj"
+    shutil.copytree(proj, copy)  # the shared project stays as it is
+    ctx = open_project(copy)
+    try:
+        image_id, dup = plant_duplicate(ctx)
+    finally:
+        ctx.close()
+    issues = ok("qa", "--json", "--min-score", "0.05", "-p", str(copy))
     assert all({"kind", "image_id", "file_name", "annotation_id", "score", "message"} <= set(i) for i in issues)
+    assert ("duplicate", image_id, dup["id"]) in {(i["kind"], i["image_id"], i["annotation_id"]) for i in issues}
 
 
 def test_errors_are_one_line(proj):

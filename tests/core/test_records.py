@@ -24,3 +24,13 @@ def test_kind_and_ensure_labels():
     ds = DatasetRecord(labels=["cat"], images=[ImageRecord(file_name="a.png", annotations=[ann])])
     ds.ensure_labels()
     assert ds.labels == ["cat", "fox"]
+
+
+def test_an_unknown_review_state_is_refused_with_the_known_ones() -> None:
+    import pytest
+
+    from labelloop.core.records import AnnotationRecord
+
+    with pytest.raises(ValueError, match="unknown review state 'hacked'.*accepted"):
+        AnnotationRecord(label="cat", bbox=(0, 0, 5, 5), review_state="hacked")
+    assert AnnotationRecord(label="cat", bbox=(0, 0, 5, 5), review_state="edited").review_state == "edited"

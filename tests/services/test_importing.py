@@ -65,6 +65,7 @@ def _write(coco: Path, doc: dict) -> None:
     (lambda d: d["images"][0].update(file_name="../../etc/passwd"), "unsafe image file name"),
     (lambda d: d["images"][1].update(file_name=d["images"][2]["file_name"]), "duplicate file name"),
     (lambda d: d["images"][3].update(file_name="missing.png"), "image file not found"),
+    (lambda d: d["annotations"][0].update(review_state="hacked"), "unknown review state 'hacked'"),
 ])
 def test_bad_record_fails_whole_import_and_names_it(tmp_path, project, breakage, message):
     coco, doc = _coco_dir(tmp_path)
@@ -87,6 +88,16 @@ def test_skip_invalid_imports_the_rest_and_reports(tmp_path, project):
     assert any("unknown category_id" in s for s in report.skipped)
     assert any("missing.png" in s for s in report.skipped)
     assert report.images_added == 5
+
+
+def test_a_model_source_links_only_to_a_model_of_this_project(tmp_path, project):
+    coco, doc = _coco_dir(tmp_path)
+    doc["annotations"][0].update(source="model:999", score=0.9, review_state="proposed")
+    _write(coco, doc)
+    import_path(project, coco)
+    with project.store.session() as s:
+        row = s.scalars(select(Annotation).where(Annotation.source == "model:999")).one()
+    assert row.model_id is None and row.review_state == "proposed"  # the provenance text stays, no dangling link
 
 
 def test_truncated_json_is_a_one_line_error(tmp_path, project):

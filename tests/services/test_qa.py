@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from helpers import plant_duplicate
 from labelloop.errors import InvalidInputError
 from labelloop.services.annotations import (
     AnnotationInput,
-    create_annotation,
     delete_annotation,
     image_annotations,
     update_annotation,
@@ -53,12 +53,7 @@ def test_planted_wrong_class_and_missing_box_rank_first(checked):
 
 def test_duplicates_found_over_all_labelled_images(checked):
     ctx, oracle, _ = checked
-    with ctx.store.session() as s:
-        train_img = s.scalars(select(Image.id).where(Image.project_id == ctx.id, Image.split == "train")).first()
-    a = image_annotations(ctx, train_img)[0]
-    x1, y1, x2, y2 = a["bbox"]
-    dup = create_annotation(ctx, train_img, AnnotationInput(label=a["label"], bbox=(x1 + 0.5, y1, x2, y2 + 0.5)),
-                            actor="double-clicker")
+    train_img, dup = plant_duplicate(ctx)
     issues = find_label_issues(ctx, model_id=add_fake_model(ctx, oracle.classes), predictor=oracle)
     assert ("duplicate", train_img, dup["id"]) in {(i["kind"], i["image_id"], i["annotation_id"]) for i in issues}
     with pytest.raises(InvalidInputError, match="--folds"):

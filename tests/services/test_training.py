@@ -55,6 +55,13 @@ def test_flipbook_frames_follow_the_lineage(trained, tmp_path):
     assert child["round"] == 2 and child["parent_id"] == record["id"] and child["base"] == record["base"]
     assert flipbook(ctx, child["id"])["images"] == book["images"]  # same validation images, comparable rounds
     assert [x["id"] for x in get_model(ctx, child["id"])["lineage"]] == [record["id"], child["id"]]
+    from labelloop.services.models import model_lineage
+
+    down = model_lineage(ctx, record["id"])
+    assert down["model"]["id"] == record["id"] and down["ancestors"] == []
+    assert [m["id"] for m in down["children"]] == [child["id"]]
+    up = model_lineage(ctx, child["id"])
+    assert [m["id"] for m in up["ancestors"]] == [record["id"]] and up["children"] == []
 
 
 def test_bad_arguments_and_data(trained, tmp_path):

@@ -142,39 +142,22 @@ def test_train_and_watch_the_flipbook(page, web_server: LiveServer) -> None:
     shot(page, "06-models")
 
 
-def _seed_proposals(server: LiveServer) -> None:
-    from labelloop.services.annotations import AnnotationInput, create_annotation
-    from labelloop.services.projects import ProjectRegistry, server_database_url
-
-    registry = ProjectRegistry(server.home, server_database_url(server.home))
-    try:
-        ctx = registry.open(SLUG)
-        with _api(server) as c:
-            images = c.get(f"/api/projects/{SLUG}/images", params={"status": "new"}).json()["items"][:2]
-        for n, img in enumerate(images):
-            for i, score in enumerate([0.92, 0.35, 0.7][: 2 + n]):
-                box = (10 + 40 * i, 20, 50 + 40 * i, 70)
-                create_annotation(ctx, img["id"], AnnotationInput(label="circle", bbox=box, score=score),
-                                  actor="model:1", source="model:1", model_id=1)
-    finally:
-        registry.close()
-
-
 def test_preannotate_and_review(page, web_server: LiveServer, monkeypatch) -> None:
     monkeypatch.delenv("LABELLOOP_DATABASE_URL", raising=False)
     page.goto(f"{web_server.url}/#/p/{SLUG}/review")
     page.wait_for_selector("[data-testid=preannotate]")
-    available = importlib.util.find_spec("labelloop.services.preannotate") is not None
+    # a 2-epoch model is unsure of everything: keep every candidate, so there is something to review
+    page.select_option("[data-testid=preannotate-threshold]", "0.05")
+    page.click("[data-testid=preannotate]")
+    page.wait_for_selector("[data-testid=job-card] .status-succeeded, [data-testid=job-card] .status-failed",
+                           timeout=300_000)
+    assert page.locator("[data-testid=job-card] .status-succeeded").count() == 1, "pre-annotation failed"
     with _api(web_server) as c:
-        has_model = bool(c.get(f"/api/projects/{SLUG}/models").json())
-    if available and has_model:
-        page.click("[data-testid=preannotate]")
-        page.wait_for_selector("[data-testid=job-card] .status-succeeded", timeout=300_000)
-    with _api(web_server) as c:
-        proposals = c.get(f"/api/projects/{SLUG}/review-queue").json()["proposals"]
-    if proposals < 3:  # no service yet, or a 2-epoch model too unsure to propose: as the service writes them
-        _seed_proposals(web_server)
-        page.reload()
+        queue = c.get(f"/api/projects/{SLUG}/review-queue").json()
+        jobs = c.get(f"/api/projects/{SLUG}/jobs", params={"kind": "preannotate", "limit": 1}).json()
+    assert jobs[0]["params"]["threshold"] == "0.05"
+    assert queue["proposals"] >= 2, "pre-annotation made too few proposals to review"
+    page.reload()
     page.wait_for_selector(".prop-row.state-proposed")
     shot(page, "04-review")
     with _api(web_server) as c:
@@ -287,9 +270,9 @@ def test_next_page_and_export_reimport(page, web_server: LiveServer, tmp_path: P
     page.goto(f"{web_server.url}/#/p/{SLUG}/next")
     page.wait_for_selector("text=Suggested images")
     page.wait_for_selector("text=Possible label errors")
-    if importlib.util.find_spec("labelloop.services.suggest") is not None:
-        page.click("text=Refresh suggestions")
-        page.wait_for_selector(".next-item, .next-empty, .job-card .status-failed", timeout=300_000)
+    page.click("text=Refresh suggestions")
+    page.wait_for_selector(".next-item, .next-empty, .job-card .status-failed", timeout=300_000)
+    assert page.locator(".job-card .status-failed").count() == 0, "the suggestion job failed"
     shot(page, "07-next")
     page.goto(f"{web_server.url}/#/p/{SLUG}")
     page.wait_for_selector("text=Download zip")

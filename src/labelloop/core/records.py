@@ -9,10 +9,40 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IMAGE_EXTENSIONS", "AnnotationRecord", "DatasetRecord", "ImageRecord", "RegionRecord"]
+__all__ = ["GROUND_TRUTH_STATES", "IMAGE_EXTENSIONS", "LABELLED_STATUSES", "UNLABELLED_STATUSES", "AnnotationRecord",
+           "DatasetRecord", "ImageRecord", "ImageStatus", "RegionRecord", "ReviewState"]
+
+
+class ReviewState(StrEnum):
+    """Where a model's proposal stands in review (a human annotation has none: ``None``)."""
+
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+    EDITED = "edited"  # accepted after a fix
+    REJECTED = "rejected"
+
+
+#: review states that count as ground truth, beside ``None`` (drawn by a person)
+GROUND_TRUTH_STATES: tuple[str, ...] = (ReviewState.ACCEPTED, ReviewState.EDITED)
+
+
+class ImageStatus(StrEnum):
+    NEW = "new"
+    PRE_ANNOTATED = "pre-annotated"
+    ANNOTATED = "annotated"
+    REVIEWED = "reviewed"
+
+
+_REVIEW_STATES = frozenset(ReviewState)
+
+#: images whose annotations are ground truth (training, evaluation, QA)
+LABELLED_STATUSES: tuple[str, ...] = (ImageStatus.ANNOTATED, ImageStatus.REVIEWED)
+#: images waiting for a person (pre-annotation and suggestions pick from these)
+UNLABELLED_STATUSES: tuple[str, ...] = (ImageStatus.NEW, ImageStatus.PRE_ANNOTATED)
 
 #: file name suffixes of the images labelloop imports and looks for
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
@@ -63,6 +93,9 @@ class AnnotationRecord:
         if x2 <= x1 or y2 <= y1:
             raise ValueError(f"box has zero or negative area: {self.bbox!r} (expected x2 > x1 and y2 > y1)")
         self.bbox = (x1, y1, x2, y2)
+        if self.review_state is not None and self.review_state not in _REVIEW_STATES:
+            raise ValueError(f"unknown review state {self.review_state!r} (expected one of "
+                             f"{', '.join(sorted(_REVIEW_STATES))}, or none for a person's annotation)")
         if self.polygons is not None:
             for ring in self.polygons:
                 if len(ring) < 6 or len(ring) % 2 or not _finite(ring):

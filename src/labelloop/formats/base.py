@@ -28,6 +28,7 @@ __all__ = [
     "detect_format",
     "find_image",
     "get_format",
+    "image_header_size",
     "list_formats",
     "load_json",
     "make_annotation",
@@ -248,17 +249,25 @@ def find_image(file_name: str, roots: list[Path]) -> Path | None:
     return ImageFinder(roots).find(file_name)
 
 
+def image_header_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from the image header (PIL opens lazily; pixels are not decoded).
+
+    Raises ``OSError`` (missing, unreadable or not an image) or PIL's ``DecompressionBombError``."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return int(img.size[0]), int(img.size[1])
+
+
 def read_image_size(path: Path | None) -> tuple[int | None, int | None]:
-    """``(width, height)`` from the image header (PIL opens lazily; pixels are not decoded),
-    or ``(None, None)`` when the file is missing or unreadable."""
+    """:func:`image_header_size`, or ``(None, None)`` when the file is missing or unreadable."""
     if path is None or not path.is_file():
         return None, None
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            return int(img.size[0]), int(img.size[1])
-    except (OSError, UnidentifiedImageError):
+        return image_header_size(path)
+    except (OSError, Image.DecompressionBombError):
         return None, None
 
 

@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, quote, urlparse
 import numpy as np
 
 from labelloop.core.geometry import ellipse_to_polygon, mask_to_rle, polygons_bbox, rle_bbox_xyxy, rle_to_mask
-from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
+from labelloop.core.records import IMAGE_EXTENSIONS, AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import (
     AnnotationFormat,
@@ -65,7 +65,7 @@ _REGION_TYPES = {"rectanglelabels": "rectangle", "polygonlabels": "polygon", "br
                  "brush": "brush", "ellipse": "ellipse"}
 _NON_REGIONS = {"labels", "choices", "textarea", "rating", "relation", "taxonomy", "number", "datetime"}
 _UPLOAD_HASH = re.compile(r"^[0-9a-f]{8}-")
-_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+_IMAGE_EXT = tuple(sorted(IMAGE_EXTENSIONS))
 _HEAD_BYTES = 8192
 _CONFIG = "label_config.xml"
 

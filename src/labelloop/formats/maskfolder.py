@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from labelloop.core.geometry import mask_to_rle, rle_bbox_xyxy
-from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
+from labelloop.core.records import IMAGE_EXTENSIONS, AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import AnnotationFormat, ReadOptions, Recorder, register_format
 
@@ -28,7 +28,6 @@ __all__ = ["MaskFolderFormat", "pascal_class_name"]
 
 _IMAGE_DIRS = ("PNGImages", "images", "JPEGImages")
 _MASK_DIRS = ("PedMasks", "masks", "Masks")
-_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 _OBJECT_LABEL = re.compile(r'^Original label for object (\d+) "([^"]+)"', re.MULTILINE)
 _DETAILS_LABEL = re.compile(r'^# Details for \w+ (\d+) \("([^"]+)"\)', re.MULTILINE)
 
@@ -63,7 +62,7 @@ class MaskFolderFormat(AnnotationFormat):
         recorder = Recorder(options)
         default = _default_class(layout.root)
         images: list[ImageRecord] = []
-        for image_path in sorted(p for p in layout.images.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES):
+        for image_path in sorted(p for p in layout.images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
             image = _read_image(image_path, layout, default, recorder)
             if image is not None:
                 images.append(image)

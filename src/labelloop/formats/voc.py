@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
+from labelloop.core.records import IMAGE_EXTENSIONS, AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import (
     AnnotationFormat,
@@ -43,7 +43,8 @@ __all__ = ["VocFormat"]
 
 _FLAGS = ("difficult", "truncated", "occluded")
 _KNOWN = (*_FLAGS, "pose")
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: the suffixes tried for an image named without one, the usual ones first
+_IMAGE_SUFFIXES = sorted(IMAGE_EXTENSIONS, key=lambda s: (s not in (".jpg", ".jpeg", ".png"), s))
 _SPLITS = ("train", "val", "test")
 
 

@@ -38,21 +38,21 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from labelloop.core.geometry import mask_to_polygons, polygon_area, polygons_bbox, rle_to_mask
-from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
+from labelloop.core.records import IMAGE_EXTENSIONS, AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import ConfigError, FormatError
 from labelloop.formats.base import (
     AnnotationFormat,
     ReadOptions,
     Recorder,
     WriteOptions,
+    image_header_size,
     place_image,
     register_format,
     safe_relative_name,
 )
 
-__all__ = ["YoloFormat", "read_image_size"]
+__all__ = ["YoloFormat"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
 NAMES_FILES = ("obj.names", "classes.txt", "classes.names")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -364,7 +364,7 @@ def _iter_images(source: _Source) -> Iterator[tuple[Path, str]]:
             yield image, _relative_name(image, source.images)
         return
     for image in sorted(source.images.rglob("*")):
-        if image.suffix.lower() in IMAGE_SUFFIXES and image.is_file():
+        if image.suffix.lower() in IMAGE_EXTENSIONS and image.is_file():
             yield image, image.relative_to(source.images).as_posix()
 
 
@@ -410,20 +410,12 @@ class _LineError(ValueError):
         self.hint = hint
 
 
-def read_image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of an image from its header (the pixels are not decoded)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return int(im.size[0]), int(im.size[1])
-
-
 def _read_image(path: Path, file_name: str, label: Path | None, split: str | None, names: dict[int, str],
                 recorder: Recorder) -> ImageRecord | None:
     from PIL import Image
 
     try:
-        width, height = read_image_size(path)
+        width, height = image_header_size(path)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         recorder.invalid(path, "image", f"cannot read the image size: {exc}",
                          "YOLO needs the image to turn normalised coordinates into pixels")
@@ -562,7 +554,7 @@ def _known_size(image: ImageRecord) -> tuple[int, int]:
     if image.width and image.height:
         return image.width, image.height
     if image.path is not None and image.path.is_file():
-        return read_image_size(image.path)
+        return image_header_size(image.path)
     raise FormatError(f"the size of image {image.file_name!r} is unknown",
                       "YOLO stores coordinates normalised by the image size: import the images too")
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from labelloop.core.geometry import move_polygons, move_rle, polygons_bbox, rle_bbox_xyxy, snap_move
-from labelloop.core.records import AnnotationRecord
+from labelloop.core.records import AnnotationRecord, ReviewState
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainingRegion, utcnow
@@ -214,8 +214,12 @@ def _edited_geometry(ann: Annotation, data: AnnotationInput, bbox: Box
 
 
 def update_annotation(ctx: ProjectContext, annotation_id: int, data: AnnotationInput, *, actor: str,
-                      expected_version: int | None, round_: int | None = None) -> dict[str, Any]:
-    """Move/reshape/relabel. On a model proposal this is a review edit (state ``edited``).
+                      expected_version: int | None, round_: int | None = None,
+                      may_review: bool = True) -> dict[str, Any]:
+    """Move/reshape/relabel. On a model proposal this is a review edit (state ``edited``) when the editor
+    ``may_review``; a proposal fixed by someone who may not review stays a proposal (fixed, still to be
+    accepted), so review cannot be skipped. An edit that changes nothing changes nothing (no new
+    version, no history, no state).
 
     Only what changed changes: a relabel (no geometry, or the stored geometry again) keeps every ring
     and the mask; a moved or resized box moves its rings and mask with it; new rings or a new mask
@@ -232,13 +236,18 @@ def update_annotation(ctx: ProjectContext, annotation_id: int, data: AnnotationI
             if relabel or repeats:  # the shape as stored (a viewer that shows one ring sends that ring back)
                 data = replace(data, bbox=(ann.x1, ann.y1, ann.x2, ann.y2), polygons=None)
             bbox, polygons, rle = _edited_geometry(ann, data, _validate(data, img))
-            ann.class_id = _class_id(s, ctx, data.label)
+            class_id = _class_id(s, ctx, data.label)
+            attributes = data.attributes if data.attributes is not None else ann.attributes
+            if (class_id == ann.class_id and _same_box(bbox, (ann.x1, ann.y1, ann.x2, ann.y2))
+                    and polygons == ann.polygons and rle == ann.rle and attributes == ann.attributes):
+                return before  # nothing changed: not an edit, not a review
+            ann.class_id = class_id
             ann.x1, ann.y1, ann.x2, ann.y2 = bbox
             ann.polygons, ann.rle = polygons, rle
-            if data.attributes is not None:
-                ann.attributes = data.attributes
-            if ann.review_state in ("proposed", "accepted", "edited"):
-                ann.review_state = "edited"
+            ann.attributes = attributes
+            if ann.review_state in (ReviewState.ACCEPTED, ReviewState.EDITED) or (
+                    ann.review_state == ReviewState.PROPOSED and may_review):
+                ann.review_state = ReviewState.EDITED
             s.flush()
             after = annotation_dict(ann, data.label)
             action = "class_change" if before["label"] != data.label and before["bbox"] == after["bbox"] else "update"
@@ -252,15 +261,19 @@ def update_annotation(ctx: ProjectContext, annotation_id: int, data: AnnotationI
 
 def delete_annotation(ctx: ProjectContext, annotation_id: int, *, actor: str, expected_version: int | None = None,
                       round_: int | None = None) -> None:
-    with ctx.store.session() as s:
-        ann = _annotation(s, ctx, annotation_id)
-        _check_version(ann, expected_version)
-        img = _image(s, ctx, ann.image_id)
-        before = annotation_dict(ann, _class_name(s, ann.class_id))
-        _event(s, ctx, ann, img.id, "delete", actor, "human", before, None, round_)
-        s.delete(ann)
-        s.flush()
-        refresh_image_status(s, img)
+    try:
+        with ctx.store.session() as s:
+            ann = _annotation(s, ctx, annotation_id)
+            _check_version(ann, expected_version)
+            img = _image(s, ctx, ann.image_id)
+            before = annotation_dict(ann, _class_name(s, ann.class_id))
+            _event(s, ctx, ann, img.id, "delete", actor, "human", before, None, round_)
+            s.delete(ann)
+            s.flush()
+            refresh_image_status(s, img)
+    except StaleDataError as exc:  # deleted (or changed) by someone else between our read and our delete
+        raise ConflictError(f"annotation {annotation_id} was changed or deleted by someone else meanwhile",
+                            "reload the image") from exc
 
 
 def review_annotation(ctx: ProjectContext, annotation_id: int, action: str, *, actor: str,

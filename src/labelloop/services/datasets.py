@@ -14,11 +14,10 @@ from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import TrainingError
 from labelloop.services.splitting import LABELLED_STATUSES, assign_splits
 from labelloop.store.project import ProjectContext
-from labelloop.store.tables import Annotation, Image, LabelClass, TrainingRegion
+from labelloop.store.tables import Annotation, Image, LabelClass, TrainingRegion, is_ground_truth
 
 __all__ = ["image_path", "sample_for_images", "snapshot", "training_data"]
 
-_GT = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(("accepted", "edited")))
 
 
 def image_path(ctx: ProjectContext, storage_path: str) -> Path:
@@ -41,7 +40,7 @@ def _samples(ctx: ProjectContext, images: list[Image], index: dict[int, int], ta
     with ctx.store.session() as s:
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            for ann in s.scalars(select(Annotation).where(Annotation.image_id.in_(chunk), _GT)
+            for ann in s.scalars(select(Annotation).where(Annotation.image_id.in_(chunk), is_ground_truth())
                                  .order_by(Annotation.id)):
                 if ann.class_id in index:
                     objects[ann.image_id].append(ann)

@@ -36,11 +36,10 @@ from labelloop.selection.effort import (
     share_of_saving,
 )
 from labelloop.store.project import ProjectContext
-from labelloop.store.tables import Annotation, AnnotationEvent, Project, TrainedModel
+from labelloop.store.tables import Annotation, AnnotationEvent, Project, TrainedModel, is_ground_truth
 
 __all__ = ["cost_model", "effort_report", "plot_effort"]
 
-_GT = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(("accepted", "edited")))
 
 
 def cost_model(ctx: ProjectContext, costs: str | Mapping[str, Any] | None = None) -> CostModel:
@@ -85,7 +84,7 @@ def _objects(ctx: ProjectContext, image_ids: set[int]) -> int:
         ids = sorted(image_ids)
         for start in range(0, len(ids), 500):
             total += s.scalar(select(func.count()).select_from(Annotation).where(
-                Annotation.image_id.in_(ids[start:start + 500]), _GT)) or 0
+                Annotation.image_id.in_(ids[start:start + 500]), is_ground_truth())) or 0
         return int(total)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import exists, func, select
 
+from labelloop.core.records import ImageStatus
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.datasets import image_path
 from labelloop.settings import get_settings
@@ -44,7 +45,7 @@ __all__ = [
     "thumbnail",
 ]
 
-STATUSES = ("new", "pre-annotated", "annotated", "reviewed")
+STATUSES: tuple[str, ...] = tuple(ImageStatus)
 SPLITS = ("train", "val", "test", "none")
 THUMB_SIZES = (128, 256, 512)
 MAX_PAGE = 500

@@ -30,6 +30,7 @@ from labelloop.store.tables import (
     AnnotationEvent,
     Image,
     LabelClass,
+    TrainedModel,
     TrainingRegion,
     utcnow,
 )
@@ -271,9 +272,9 @@ def _json(value: Any) -> str | None:
 
 
 def _annotation_row(ctx: ProjectContext, image_id: int, ann: AnnotationRecord, class_id: int, actor: str,
-                    now: Any) -> tuple[Any, ...]:
-    model_id = None
-    if ann.source.startswith("model:") and ann.source[6:].isdigit():
+                    now: Any, models: set[int]) -> tuple[Any, ...]:
+    model_id = None  # the source names a model: linked only when it is one of this project's
+    if ann.source.startswith("model:") and ann.source[6:].isdigit() and int(ann.source[6:]) in models:
         model_id = int(ann.source[6:])
     x1, y1, x2, y2 = ann.bbox
     return (ctx.id, image_id, class_id, x1, y1, x2, y2, _json(ann.polygons), _json(ann.rle), ann.iscrowd,
@@ -298,6 +299,7 @@ def _insert_annotations(s: Any, ctx: ProjectContext, prepared: list[_Prepared], 
     total = sum(len(p.record.annotations) for p in prepared)
     batch: list[tuple[Any, ...]] = []
     added = done = 0
+    models = set(s.scalars(select(TrainedModel.id).where(TrainedModel.project_id == ctx.id)))
     if s.connection().dialect.name == "sqlite":
         now = now.isoformat(sep=" ")  # what SQLAlchemy would store, formatted once instead of per row
     for p in prepared:
@@ -307,7 +309,7 @@ def _insert_annotations(s: Any, ctx: ProjectContext, prepared: list[_Prepared], 
             done += 1
             if present and (p.existing_id, class_ids[ann.label], *(round(v, 6) for v in ann.bbox)) in present:
                 continue  # re-importing the same file adds nothing twice
-            batch.append(_annotation_row(ctx, p.existing_id, ann, class_ids[ann.label], actor, now))
+            batch.append(_annotation_row(ctx, p.existing_id, ann, class_ids[ann.label], actor, now, models))
             if len(batch) >= _CHUNK:
                 _bulk_insert_annotations(s, batch)
                 added += len(batch)

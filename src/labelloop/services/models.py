@@ -47,6 +47,7 @@ def get_model(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
 
 
 def model_epochs(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
+    model_row(ctx, model_id)  # a model that does not exist is a 404, not an empty history
     with ctx.store.session() as s:
         rows = s.scalars(select(ModelEpoch).where(ModelEpoch.model_id == model_id).order_by(ModelEpoch.epoch))
         return [{"epoch": e.epoch, "losses": e.losses, "metrics": e.metrics, "seconds": e.seconds} for e in rows]

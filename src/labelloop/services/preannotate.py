@@ -36,6 +36,7 @@ from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
 from labelloop.core.progress import StageProgress
+from labelloop.core.records import UNLABELLED_STATUSES
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import REPEAT_IOU
 from labelloop.selection.effort import CostModel
@@ -73,7 +74,7 @@ __all__ = [
     "write_proposals",
 ]
 
-IMAGE_STATUSES_UNLABELLED = ("new", "pre-annotated")
+IMAGE_STATUSES_UNLABELLED = UNLABELLED_STATUSES
 THRESHOLDS_FILE = "thresholds.json"
 _EPS = 1e-6  # scores are float32
 _FILTER_KEYS = ("status", "split", "name", "ids")

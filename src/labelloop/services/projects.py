@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from labelloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.db import Store, sqlite_url
 from labelloop.store.project import MARKER, ProjectContext, init_project
-from labelloop.store.tables import Annotation, Image, Project, TrainedModel
+from labelloop.store.tables import Annotation, Image, Project, TrainedModel, is_ground_truth
 
 __all__ = ["ProjectRegistry", "ServerPaths", "current_model", "next_steps", "project_overview", "server_database_url",
            "slugify"]
@@ -284,7 +284,7 @@ def next_steps(stats: dict[str, Any], model: dict[str, Any] | None, new_since_mo
 
 def project_overview(ctx: ProjectContext) -> dict[str, Any]:
     """Everything the project home shows, in one call."""
-    from labelloop.services.stats import GROUND_TRUTH_STATES, project_stats
+    from labelloop.services.stats import project_stats
 
     stats = project_stats(ctx)
     model = current_model(ctx)
@@ -294,7 +294,7 @@ def project_overview(ctx: ProjectContext) -> dict[str, Any]:
 
         since = datetime.fromisoformat(model["created_at"])
         with ctx.store.session() as s:
-            gt = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(GROUND_TRUTH_STATES))
+            gt = is_ground_truth()
             new_since = s.scalar(select(func.count()).select_from(Annotation).where(
                 Annotation.project_id == ctx.id, gt, Annotation.updated_at > since)) or 0
     return {"stats": stats, "model": model, "new_annotations_since_model": new_since,

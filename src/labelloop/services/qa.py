@@ -36,11 +36,10 @@ from labelloop.services.datasets import image_path
 from labelloop.services.preannotate import PredictorLike, load_model_predictor, read_rgb, resolve_model
 from labelloop.services.splitting import LABELLED_STATUSES
 from labelloop.store.project import ProjectContext
-from labelloop.store.tables import Annotation, Image, LabelClass
+from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_truth
 
 __all__ = ["GroundTruth", "find_label_issues", "ground_truth"]
 
-_GT = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(("accepted", "edited")))
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,8 @@ def ground_truth(ctx: ProjectContext) -> tuple[list[str], list[GroundTruth]]:
         images = s.execute(select(Image.id, Image.file_name, Image.storage_path, Image.split).where(
             Image.project_id == ctx.id, Image.status.in_(LABELLED_STATUSES)).order_by(Image.id)).all()
         objects: dict[int, list[tuple[int, list[float], int]]] = defaultdict(list)
-        for a in s.scalars(select(Annotation).where(Annotation.project_id == ctx.id, _GT).order_by(Annotation.id)):
+        gt = select(Annotation).where(Annotation.project_id == ctx.id, is_ground_truth()).order_by(Annotation.id)
+        for a in s.scalars(gt):
             if a.class_id in index:
                 objects[a.image_id].append((a.id, [a.x1, a.y1, a.x2, a.y2], index[a.class_id]))
     out = []

@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from labelloop.core.records import LABELLED_STATUSES
 from labelloop.errors import InvalidInputError
 from labelloop.store.project import ProjectContext
-from labelloop.store.tables import Annotation, Image
+from labelloop.store.tables import Annotation, Image, is_ground_truth
 
 __all__ = ["LABELLED_STATUSES", "assign_splits"]
 
-LABELLED_STATUSES = ("annotated", "reviewed")
 
 
 def _order_key(seed: int, sha: str, image_id: int) -> str:
@@ -35,7 +35,7 @@ def assign_splits(ctx: ProjectContext, *, val: float = 0.2, test: float = 0.0, s
     with ctx.store.session() as s:
         images = s.execute(select(Image.id, Image.sha256, Image.split).where(
             Image.project_id == ctx.id, Image.status.in_(LABELLED_STATUSES))).all()
-        gt = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(("accepted", "edited")))
+        gt = is_ground_truth()
         classes_of: dict[int, set[int]] = defaultdict(set)
         for image_id, class_id in s.execute(select(Annotation.image_id, Annotation.class_id).where(
                 Annotation.project_id == ctx.id, gt)):

@@ -6,14 +6,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from labelloop.core.records import GROUND_TRUTH_STATES
 from labelloop.settings import get_settings
 from labelloop.store.project import ProjectContext
-from labelloop.store.tables import Annotation, Image, LabelClass
+from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_truth
 
 __all__ = ["GROUND_TRUTH_STATES", "project_stats"]
 
 #: review states that count as ground truth (None = drawn by a person)
-GROUND_TRUTH_STATES = ("accepted", "edited")
 
 
 def project_stats(ctx: ProjectContext, target_per_class: int | None = None) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def project_stats(ctx: ProjectContext, target_per_class: int | None = None) -> d
         classes = s.execute(select(LabelClass.id, LabelClass.name, LabelClass.color)
                             .where(LabelClass.project_id == ctx.id, LabelClass.active.is_(True))
                             .order_by(LabelClass.position)).all()
-        gt = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(GROUND_TRUTH_STATES))
+        gt = is_ground_truth()
         labelled = dict(s.execute(select(Annotation.class_id, func.count()).where(
             Annotation.project_id == ctx.id, gt).group_by(Annotation.class_id)).all())
         proposed = dict(s.execute(select(Annotation.class_id, func.count()).where(

@@ -40,7 +40,7 @@ from labelloop.services.preannotate import (
 from labelloop.services.splitting import LABELLED_STATUSES
 from labelloop.settings import get_settings
 from labelloop.store.project import ProjectContext
-from labelloop.store.tables import Annotation, Image, LabelClass
+from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_truth
 
 __all__ = ["DEFAULT_STRATEGY", "candidate_signals", "labelled_counts", "suggest_images"]
 
@@ -55,7 +55,7 @@ MAX_REFERENCE_IMAGES = 300
 
 def labelled_counts(ctx: ProjectContext) -> dict[str, int]:
     """Ground-truth objects per active class on labelled images (human, accepted or edited)."""
-    gt = (Annotation.review_state.is_(None)) | (Annotation.review_state.in_(("accepted", "edited")))
+    gt = is_ground_truth()
     with ctx.store.session() as s:
         names = list(s.scalars(select(LabelClass.name).where(LabelClass.project_id == ctx.id,
                                                              LabelClass.active.is_(True))

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -18,6 +19,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from labelloop.core.records import GROUND_TRUTH_STATES
 
 __all__ = [
     "Annotation",
@@ -33,6 +36,7 @@ __all__ = [
     "TrainedModel",
     "TrainingRegion",
     "User",
+    "is_ground_truth",
     "utcnow",
 ]
 
@@ -235,3 +239,8 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+def is_ground_truth() -> ColumnElement[bool]:
+    """The SQL condition of an annotation that is ground truth: drawn by a person, or an accepted proposal."""
+    return Annotation.review_state.is_(None) | Annotation.review_state.in_(GROUND_TRUTH_STATES)

@@ -4,10 +4,14 @@ import { defineConfig, type Plugin } from "vite";
 
 // Swagger UI for /api/docs, shipped with the build so the docs work offline.
 function swaggerAssets(): Plugin {
+  let outDir = resolve(import.meta.dirname, "dist");
   return {
     name: "labelloop-swagger-assets",
+    configResolved(config) {
+      outDir = resolve(config.root, config.build.outDir); // `--outDir` too (make web-check builds elsewhere)
+    },
     closeBundle() {
-      const out = resolve(import.meta.dirname, "dist/swagger");
+      const out = resolve(outDir, "swagger");
       mkdirSync(out, { recursive: true });
       for (const file of ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"]) {
         copyFileSync(resolve(import.meta.dirname, "node_modules/swagger-ui-dist", file), resolve(out, file));

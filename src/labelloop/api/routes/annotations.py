@@ -12,7 +12,7 @@ from labelloop.api.schemas import AcceptAllIn, AnnotationIn, AnnotationUpdateIn,
 from labelloop.services import annotations as ann_service
 from labelloop.services.annotations import AnnotationInput
 from labelloop.services.images import review_queue
-from labelloop.services.users import UserInfo
+from labelloop.services.users import UserInfo, can
 
 router = APIRouter(prefix="/api/projects/{slug}", tags=["annotations"])
 State = Annotated[ServerState, Depends(state)]
@@ -53,7 +53,7 @@ def warm_candidates(image_id: int, ctx: Project, user: Annotator, model_id: int 
 @router.patch("/annotations/{annotation_id}", summary="Move, reshape or relabel (send the version you loaded)")
 def update_annotation(annotation_id: int, body: AnnotationUpdateIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     return ann_service.update_annotation(ctx, annotation_id, _input(body), actor=user.username,
-                                         expected_version=body.version)
+                                         expected_version=body.version, may_review=can(user, "review"))
 
 
 @router.delete("/annotations/{annotation_id}", summary="Delete an annotation")

@@ -101,10 +101,6 @@ export function emptyState(title: string, text: string, ...actions: Child[]): HT
   return h("div", { class: "empty" }, h("div", { class: "empty-title" }, title), h("p", null, text), actions);
 }
 
-export function notAvailable(feature: string, detail?: string): HTMLElement {
-  return emptyState(`${feature} is not available yet`, detail ?? "This server does not have this feature installed yet. Everything else keeps working.");
-}
-
 export function spinner(): HTMLElement {
   return h("div", { class: "spinner", "aria-label": "loading" });
 }

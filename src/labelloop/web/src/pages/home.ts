@@ -99,7 +99,7 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
   const primary = ov.next[0];
   const effortBox =
     "__error" in effort
-      ? h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, "Human time saved"), h("b", { class: "muted" }, "–"), h("span", { class: "muted small" }, effort.__error.status === 501 ? "not available yet" : effort.__error.message))
+      ? h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, "Human time saved"), h("b", { class: "muted" }, "–"), h("span", { class: "muted small" }, effort.__error.message))
       : h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, "Human time saved"), h("b", null, savedText(effort)), h("span", { class: "muted small" }, effortDetail(effort)));
   clear(
     root,

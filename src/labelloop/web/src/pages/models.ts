@@ -1,8 +1,8 @@
 // Models: metrics per epoch, per-class AP, lineage, compare, export (ONNX, CVAT function).
-import { api, ApiError, type ModelRecord } from "../api";
+import { api, type ModelRecord } from "../api";
 import { type Cleanup, type PageContext } from "../app";
 import { LineChart } from "../charts";
-import { h, clear, showError, notAvailable, emptyState, num, ago } from "../dom";
+import { h, clear, showError, emptyState, num, ago } from "../dom";
 
 function classAp(m: ModelRecord): Record<string, number> {
   return m.metrics?.ap_per_class ?? m.metrics?.per_class_ap ?? m.metrics?.iou_per_class ?? {};
@@ -11,16 +11,7 @@ function classAp(m: ModelRecord): Record<string, number> {
 export async function modelsPage({ root, params }: PageContext): Promise<Cleanup> {
   const slug = params.slug;
   const base = `/api/projects/${slug}`;
-  let models: ModelRecord[];
-  try {
-    models = await api.get<ModelRecord[]>(`${base}/models`);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 501) {
-      root.append(notAvailable("Model management", err.message));
-      return () => undefined;
-    }
-    throw err;
-  }
+  const models = await api.get<ModelRecord[]>(`${base}/models`);
   if (!models.length) {
     root.append(emptyState("No models yet", "Train a model once every class has about 20 annotations.", h("a", { class: "btn primary", href: `#/p/${slug}/train` }, "Go to Train")));
     return () => undefined;

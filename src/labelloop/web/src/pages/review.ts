@@ -56,6 +56,9 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
   const jobBox = h("div", { class: "job-slot" });
   const sortSel = h("select", { class: "small", onchange: () => { sort = sortSel.value; void loadQueue(); } }, [["confidence", "least confident first"], ["-confidence", "most confident first"], ["rank", "suggestion rank"], ["id", "image order"]].map(([v, t]) => h("option", { value: v, selected: v === sort }, t)));
   const minSel = h("select", { class: "small", onchange: () => { minScore = minSel.value; void loadQueue(); } }, [["", "any score"], ["0.5", "score ≥ 50%"], ["0.8", "score ≥ 80%"]].map(([v, t]) => h("option", { value: v }, t)));
+  // the proposal threshold pre-annotation uses: the least human time (default), best F1, or one score for every class
+  const thresholdSel = h("select", { class: "small", title: "which proposals pre-annotation keeps", "data-testid": "preannotate-threshold" },
+    [["auto", "thresholds: least review time"], ["best-f1", "thresholds: best F1"], ["0.05", "every candidate (score ≥ 5%)"], ["0.3", "score ≥ 30%"], ["0.5", "score ≥ 50%"], ["0.7", "score ≥ 70%"]].map(([v, t]) => h("option", { value: v }, t)));
   let pointMode = false;
   const clickBtn = h("button", { class: "btn tool", title: "click-to-box: click an object the model missed and its best box there is added, with the model's class (M, or Alt+click)", onclick: () => togglePoint(), "data-tool": "click" }, "Click-to-box", h("kbd", null, "M"));
   const acceptAllBtn = h("button", { class: "btn primary", title: "Shift+A", onclick: () => void acceptAll(), "data-testid": "accept-all" }, "Accept all on image");
@@ -69,6 +72,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
         { class: "side left" },
         h("div", { class: "side-head" }, h("b", null, "To review")),
         h("div", { class: "filters" }, sortSel, minSel),
+        can("jobs.run") ? h("div", { class: "filters" }, thresholdSel) : null,
         can("jobs.run") ? h("button", { class: "btn wide", onclick: () => void preannotate(), "data-testid": "preannotate" }, "Pre-annotate unlabelled images") : null,
         jobBox,
         queueInfo,
@@ -224,7 +228,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
 
   async function preannotate(): Promise<void> {
     try {
-      const job = await api.post<Job>(`${base}/jobs`, { kind: "preannotate", params: { images: "unlabeled" } });
+      const job = await api.post<Job>(`${base}/jobs`, { kind: "preannotate", params: { images: "unlabeled", threshold: thresholdSel.value } });
       follow(job);
     } catch (err) {
       showError(err);

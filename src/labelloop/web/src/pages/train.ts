@@ -3,7 +3,7 @@
 import { api, ApiError, type BaseModel, type ClassInfo, type Flipbook, type Job, type JobEvent, type ModelRecord, type ProjectSummary } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
 import { LineChart } from "../charts";
-import { h, clear, showError, notAvailable, spinner, num } from "../dom";
+import { h, clear, showError, spinner, num } from "../dom";
 import { FlipbookPlayer } from "../flipbook";
 import { jobCard, watchJob, type JobWatch } from "../jobs";
 
@@ -12,19 +12,7 @@ export async function trainPage({ root, params }: PageContext): Promise<Cleanup>
   const base = `/api/projects/${slug}`;
   const [project, classes] = await Promise.all([api.get<ProjectSummary>(base), api.get<ClassInfo[]>(`${base}/classes`)]);
   const color = (label: string) => classes.find((c) => c.name === label)?.color ?? "#16a34a";
-  let catalog: BaseModel[] = [];
-  let models: ModelRecord[] = [];
-  let unavailable = "";
-  try {
-    [catalog, models] = await Promise.all([api.get<BaseModel[]>("/api/base-models", { task: project.task }), api.get<ModelRecord[]>(`${base}/models`)]);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 501) unavailable = err.message;
-    else throw err;
-  }
-  if (unavailable) {
-    root.append(notAvailable("Training", unavailable));
-    return () => undefined;
-  }
+  const [catalog, models] = await Promise.all([api.get<BaseModel[]>("/api/base-models", { task: project.task }), api.get<ModelRecord[]>(`${base}/models`)]);
 
   let watch: JobWatch | null = null;
   let player: FlipbookPlayer | null = null;
@@ -143,7 +131,8 @@ export async function trainPage({ root, params }: PageContext): Promise<Cleanup>
         clear(flipSlot, player.element);
       } else player.update(data);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 501) clear(flipSlot, notAvailable("The flipbook"));
+      // a run with no evaluated epoch has no frames yet (404): the next epoch event loads them
+      if (!(err instanceof ApiError && err.status === 404)) clear(flipSlot, h("p", { class: "error" }, `The flipbook could not be loaded: ${(err as Error).message}`));
     }
   }
 
