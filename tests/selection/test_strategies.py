@@ -86,3 +86,13 @@ def test_expected_review_seconds_by_hand() -> None:
     got = expected_review_seconds(np.array([0.9, 0.3, 0.25, 0.01]), np.array([0, 0, 1, 1]), [0.5, 0.2], costs)
     assert got == pytest.approx(2 + 0.55 + 2.1 + (0.25 * 0.5 + 0.75 * 1))
     assert expected_review_seconds(np.zeros(0), np.zeros(0), [0.5], costs) == 2
+
+
+def test_every_strategy_says_what_the_benchmarks_measured() -> None:
+    from labelloop.selection.strategies import STRATEGIES, strategy_note
+
+    notes = {name: strategy_note(name) for name in STRATEGIES}
+    assert all("random" in note for note in notes.values())
+    assert notes["mixed"] != notes["random"] and "beaten" in notes["mixed"]
+    with pytest.raises(InvalidInputError, match="unknown selection strategy"):
+        strategy_note("clairvoyant")

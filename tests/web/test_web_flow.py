@@ -273,6 +273,8 @@ def test_next_page_and_export_reimport(page, web_server: LiveServer, tmp_path: P
     page.click("text=Refresh suggestions")
     page.wait_for_selector(".next-item, .next-empty, .job-card .status-failed", timeout=300_000)
     assert page.locator(".job-card .status-failed").count() == 0, "the suggestion job failed"
+    if page.locator(".next-item").count():  # beside the picks, what the benchmarks say about picking
+        assert "random" in page.locator("[data-testid=suggest-note]").inner_text()
     shot(page, "07-next")
     page.goto(f"{web_server.url}/#/p/{SLUG}")
     page.wait_for_selector("text=Download zip")

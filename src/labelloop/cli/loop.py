@@ -122,8 +122,11 @@ def suggest(
         emit_json(items)
         return
     if items:
+        from labelloop.selection.strategies import strategy_note
+
         out.print(f"strategy {items[0]['strategy']}, scored by model {items[0]['model_id']} "
                   f"(round {items[0]['model_round']})")
+        out.print(f"[dim]{strategy_note(items[0]['strategy'])}[/]")
     t = Table("#", "image", "file", "score", "why")
     for it in items:
         t.add_row(str(it["rank"]), str(it["image_id"]), it["file_name"], _fmt(it["score"]), "; ".join(it["reasons"]))

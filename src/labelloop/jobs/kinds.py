@@ -125,12 +125,14 @@ def suggest(job: JobContext) -> dict[str, Any]:
     p = job.params
     job.progress(0.02, "ranking images")
     with _needs_train_extra():
+        from labelloop.selection.strategies import strategy_note
         from labelloop.services.suggest import DEFAULT_STRATEGY, suggest_images
 
+        strategy = str(p.get("strategy") or DEFAULT_STRATEGY)
         items = suggest_images(job.project(), n=int(p.get("n") or 50),
                                model_id=int(p["model_id"]) if p.get("model_id") is not None else None,
-                               strategy=str(p.get("strategy") or DEFAULT_STRATEGY), progress=_stage_progress(job))
-    return {"suggestions": items, "message": f"{len(items)} images suggested"}
+                               strategy=strategy, progress=_stage_progress(job))
+    return {"suggestions": items, "note": strategy_note(strategy), "message": f"{len(items)} images suggested"}
 
 
 def qa(job: JobContext) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def _latest(st: ServerState, slug: str, kind: str, key: str) -> dict[str, Any]:
     pending = [j for j in list_jobs(st.store, project=slug, kind=kind, limit=5) if j["status"] in ("queued", "running")]
     last = list_jobs(st.store, project=slug, kind=kind, limit=1)
     return {key: output.get(key, []), "job": output.get("job"), "pending": pending[0] if pending else None,
-            "last": last[0] if last else None}
+            "last": last[0] if last else None, "note": output.get("note")}
 
 
 @router.get("/suggestions", summary="The latest suggestions: images worth annotating next, with reasons")

@@ -10,6 +10,7 @@ interface Latest<T> {
   last: Job | null;
   suggestions?: T[];
   issues?: T[];
+  note?: string | null;
 }
 
 export async function nextPage({ root, params }: PageContext): Promise<Cleanup> {
@@ -31,6 +32,7 @@ export async function nextPage({ root, params }: PageContext): Promise<Cleanup> 
       h("div", { class: "card-head" }, h("h2", null, title), can("jobs.run") ? run : null),
       data.job ? h("div", { class: "muted small" }, `from job #${data.job.id}, ${ago(data.job.finished_at)}`) : null,
       kind === "suggest" && items.length && items[0].strategy ? h("div", { class: "muted small", "data-testid": "suggest-strategy" }, `strategy ${items[0].strategy} · scored by model ${items[0].model_id} (round ${items[0].model_round})`) : null,
+      kind === "suggest" && items.length && data.note ? h("div", { class: "muted small", "data-testid": "suggest-note" }, data.note) : null,
       failed,
       slot,
       items.length ? h("div", { class: "next-list" }, items.map(render)) : h("p", { class: data.job ? "muted next-empty" : "muted" }, data.job ? "Nothing found." : "Not run yet for this project."),
