@@ -213,6 +213,11 @@ def _edited_geometry(ann: Annotation, data: AnnotationInput, bbox: Box
             move_rle(ann.rle, old, bbox) if ann.rle is not None else None)
 
 
+def _lost_race(annotation_id: int, what: str, hint: str) -> ConflictError:
+    """Another writer's commit won between our read and our write (SQLAlchemy's ``StaleDataError``)."""
+    return ConflictError(f"annotation {annotation_id} was {what} by someone else meanwhile", hint)
+
+
 def update_annotation(ctx: ProjectContext, annotation_id: int, data: AnnotationInput, *, actor: str,
                       expected_version: int | None, round_: int | None = None,
                       may_review: bool = True) -> dict[str, Any]:
@@ -255,8 +260,7 @@ def update_annotation(ctx: ProjectContext, annotation_id: int, data: AnnotationI
             refresh_image_status(s, img)
             return after
     except StaleDataError as exc:
-        raise ConflictError(f"annotation {annotation_id} was changed by someone else meanwhile",
-                            "reload the image and apply your change again") from exc
+        raise _lost_race(annotation_id, "changed", "reload the image and apply your change again") from exc
 
 
 def delete_annotation(ctx: ProjectContext, annotation_id: int, *, actor: str, expected_version: int | None = None,
@@ -272,8 +276,7 @@ def delete_annotation(ctx: ProjectContext, annotation_id: int, *, actor: str, ex
             s.flush()
             refresh_image_status(s, img)
     except StaleDataError as exc:  # deleted (or changed) by someone else between our read and our delete
-        raise ConflictError(f"annotation {annotation_id} was changed or deleted by someone else meanwhile",
-                            "reload the image") from exc
+        raise _lost_race(annotation_id, "changed or deleted", "reload the image") from exc
 
 
 def review_annotation(ctx: ProjectContext, annotation_id: int, action: str, *, actor: str,

@@ -10,9 +10,10 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.geometry import polygons_to_rle
+from labelloop.core.records import LABELLED_STATUSES
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import TrainingError
-from labelloop.services.splitting import LABELLED_STATUSES, assign_splits
+from labelloop.services.splitting import assign_splits
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass, TrainingRegion, is_ground_truth
 

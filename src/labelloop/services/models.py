@@ -53,26 +53,26 @@ def model_epochs(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
         return [{"epoch": e.epoch, "losses": e.losses, "metrics": e.metrics, "seconds": e.seconds} for e in rows]
 
 
+#: ancestors followed at most (a guard: a parent is always older than its child)
+MAX_ANCESTORS = 100
+
+
+def _ancestry(ctx: ProjectContext, model_id: int) -> list[TrainedModel]:
+    """The model and its ancestors, parent first (each model fine-tuned from the next)."""
+    chain = [model_row(ctx, model_id)]
+    while chain[-1].parent_id is not None and len(chain) <= MAX_ANCESTORS:
+        chain.append(model_row(ctx, chain[-1].parent_id))
+    return chain
+
+
 def _lineage(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
-    chain = []
-    current: int | None = model_id
-    while current is not None:
-        m = model_row(ctx, current)
-        chain.append({"id": m.id, "name": m.name, "round": m.round, "base": m.base,
-                      "map50": (m.metrics or {}).get("map50"),
-                      "train_images": (m.snapshot or {}).get("n_train_images")})
-        current = m.parent_id
-    return chain[::-1]
+    return [{"id": m.id, "name": m.name, "round": m.round, "base": m.base, "map50": (m.metrics or {}).get("map50"),
+             "train_images": (m.snapshot or {}).get("n_train_images")} for m in reversed(_ancestry(ctx, model_id))]
 
 
 def model_lineage(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
     """The model, its ancestors (parent first) and its children (models fine-tuned from it)."""
-    model = model_record(model_row(ctx, model_id))
-    ancestors: list[dict[str, Any]] = []
-    parent = model["parent_id"]
-    while parent is not None and len(ancestors) < 100:
-        ancestors.append(model_record(model_row(ctx, parent)))
-        parent = ancestors[-1]["parent_id"]
+    model, *ancestors = (model_record(m) for m in _ancestry(ctx, model_id))
     with ctx.store.session() as s:
         children = [model_record(m) for m in s.scalars(select(TrainedModel).where(
             TrainedModel.project_id == ctx.id, TrainedModel.parent_id == model_id).order_by(TrainedModel.id))]

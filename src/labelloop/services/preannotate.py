@@ -61,7 +61,6 @@ from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainedModel
 
 __all__ = [
-    "IMAGE_STATUSES_UNLABELLED",
     "ImageRow",
     "PredictorLike",
     "choose_thresholds",
@@ -74,7 +73,6 @@ __all__ = [
     "write_proposals",
 ]
 
-IMAGE_STATUSES_UNLABELLED = UNLABELLED_STATUSES
 THRESHOLDS_FILE = "thresholds.json"
 _EPS = 1e-6  # scores are float32
 _FILTER_KEYS = ("status", "split", "name", "ids")
@@ -165,7 +163,7 @@ def select_images(ctx: ProjectContext, spec: str = "unlabeled") -> list[ImageRow
     q = select(Image).where(Image.project_id == ctx.id).order_by(Image.id)
     glob = None
     if text.lower() in ("unlabeled", "unlabelled"):
-        q = q.where(Image.status.in_(IMAGE_STATUSES_UNLABELLED))
+        q = q.where(Image.status.in_(UNLABELLED_STATUSES))
     elif text.lower() != "all":
         terms = _parse_filter(text)
         if "status" in terms:

@@ -20,11 +20,11 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.progress import StageProgress
+from labelloop.core.records import UNLABELLED_STATUSES
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import InvalidInputError
 from labelloop.services.datasets import image_path
 from labelloop.services.preannotate import (
-    IMAGE_STATUSES_UNLABELLED,
     choose_thresholds,
     load_model_predictor,
     read_rgb,
@@ -48,7 +48,7 @@ PSEUDO_PER_LABELLED = 2
 def _pool(ctx: ProjectContext, n: int, seed: int) -> list[tuple[int, str, int, int]]:
     with ctx.store.session() as s:
         rows = s.execute(select(Image.id, Image.storage_path, Image.width, Image.height).where(
-            Image.project_id == ctx.id, Image.status.in_(IMAGE_STATUSES_UNLABELLED), Image.sha256 != "")
+            Image.project_id == ctx.id, Image.status.in_(UNLABELLED_STATUSES), Image.sha256 != "")
             .order_by(Image.id)).all()
     pool = [(int(i), str(p), int(w), int(h)) for i, p, w, h in rows]
     return random.Random(seed).sample(pool, min(n, len(pool)))

@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.progress import EpochStages, StageProgress
+from labelloop.core.records import LABELLED_STATUSES
 from labelloop.errors import InvalidInputError
 from labelloop.selection.qa import (
     LabelIssue,
@@ -34,7 +35,6 @@ from labelloop.selection.qa import (
 )
 from labelloop.services.datasets import image_path
 from labelloop.services.preannotate import PredictorLike, load_model_predictor, read_rgb, resolve_model
-from labelloop.services.splitting import LABELLED_STATUSES
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_truth
 

@@ -19,7 +19,7 @@ from labelloop.errors import InvalidInputError
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, is_ground_truth
 
-__all__ = ["LABELLED_STATUSES", "assign_splits"]
+__all__ = ["assign_splits"]
 
 
 

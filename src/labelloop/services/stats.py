@@ -6,14 +6,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from labelloop.core.records import GROUND_TRUTH_STATES
 from labelloop.settings import get_settings
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_truth
 
-__all__ = ["GROUND_TRUTH_STATES", "project_stats"]
+__all__ = ["project_stats"]
 
-#: review states that count as ground truth (None = drawn by a person)
 
 
 def project_stats(ctx: ProjectContext, target_per_class: int | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.progress import StageProgress
+from labelloop.core.records import LABELLED_STATUSES, UNLABELLED_STATUSES
 from labelloop.errors import InvalidInputError
 from labelloop.selection.active import Candidate, SuggestWeights
 from labelloop.selection.effort import CostModel
@@ -30,14 +31,12 @@ from labelloop.selection.uncertainty import class_ambiguity, flip_disagreement, 
 from labelloop.services.datasets import image_path
 from labelloop.services.effort import cost_model
 from labelloop.services.preannotate import (
-    IMAGE_STATUSES_UNLABELLED,
     THRESHOLDS_FILE,
     PredictorLike,
     load_model_predictor,
     read_rgb,
     resolve_model,
 )
-from labelloop.services.splitting import LABELLED_STATUSES
 from labelloop.settings import get_settings
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_truth
@@ -112,7 +111,7 @@ def _pool(ctx: ProjectContext, candidate_ids: Sequence[int] | None) -> list[tupl
     with ctx.store.session() as s:
         q = select(Image.id, Image.file_name, Image.storage_path).where(Image.project_id == ctx.id)
         q = q.where(Image.id.in_(list(candidate_ids))) if candidate_ids is not None else \
-            q.where(Image.status.in_(IMAGE_STATUSES_UNLABELLED))
+            q.where(Image.status.in_(UNLABELLED_STATUSES))
         return [(i, f, p) for i, f, p in s.execute(q.order_by(Image.id)).all()]
 
 
