@@ -3,8 +3,9 @@
 For each dataset, seed and strategy, ``labelloop simulate`` replays the loop (the ground truth is
 the annotator; thresholds and click-to-box as the product's defaults) and one more model is
 trained on the last round's labels (``--final-model``), so every round's picks are judged by
-the model they bought. Within a seed every strategy sees the same seed images and the same
-validation images; the seeds change both.
+the model they bought. Within a seed every strategy sees the same seed images, the same
+validation images and the same first model (trained once on the seed images), so the first picks
+differ by strategy only, not by training noise; the seeds change all three.
 
 Printed per dataset, strategies ranked by mean final mAP@.5:
 
@@ -56,25 +57,30 @@ def dataset_path(name: str, cache: Path) -> tuple[Path, str | None]:
     return shared_path(name, cache)
 
 
-def run_one(name: str, strategy: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    from labelloop.services.simulate import simulate
+def run_seed(name: str, strategies: list[str], seed: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every strategy on one seed; they share round 0's labels and the model trained on them."""
+    from labelloop.services.simulate import simulate_strategies
 
     path, fmt = dataset_path(name, args.cache)
     started = time.monotonic()
-    result = simulate(path, format=fmt, seed_per_class=args.seed_per_class, round_size=args.round_size,
-                      rounds=args.rounds, strategy=strategy, args=args.train_args, seed=seed, final_model=True,
-                      project_dir=Path(tempfile.mkdtemp(prefix=f"select-{name}-{strategy}-{seed}-")))
+    results = simulate_strategies(path, format=fmt, strategies=strategies, seed_per_class=args.seed_per_class,
+                                  round_size=args.round_size, rounds=args.rounds, args=args.train_args, seed=seed,
+                                  final_model=True,
+                                  project_dir=Path(tempfile.mkdtemp(prefix=f"select-{name}-{seed}-")))
+    wall = round(time.monotonic() - started, 1)
+    return {strategy: {**_curve(result), "wall": wall} for strategy, result in results.items()}
+
+
+def _curve(result: dict[str, Any]) -> dict[str, Any]:
     rounds = [r for r in result["rounds"] if r["round"] > 0]
     # the model after the labels of rounds 0..k: round k+1's model, the final one after the last round
     maps = [r["map50"] for r in rounds[1:]] + [result["summary"]["after_last_round_map50"]]
     maps = [rounds[0]["map50"], *maps]  # index k: labels of rounds 0..k
-    seed_images = result["rounds"][0]["images"]
-    seconds, images = [0.0], [seed_images]
+    seconds, images = [0.0], [result["rounds"][0]["images"]]
     for r in rounds:
         seconds.append(seconds[-1] + r["seconds_loop"])
         images.append(images[-1] + r["images"])
-    return {"map": maps, "seconds": seconds, "images": images, "wall": round(time.monotonic() - started, 1),
-            "loop_seconds": result["summary"]["seconds_loop"]}
+    return {"map": maps, "seconds": seconds, "images": images, "loop_seconds": result["summary"]["seconds_loop"]}
 
 
 def _mean_sd(values: list[float | None]) -> tuple[float, float]:
@@ -157,14 +163,14 @@ def main() -> None:
         everything[name] = runs
         # seed by seed, so a run stopped early still compares every strategy on the seeds it finished
         for seed in (int(s) for s in args.seeds.split(",")):
-            for strategy in args.strategies.split(","):
-                print(f"... {name} / {strategy} / seed {seed}", file=sys.stderr, flush=True)
-                one = run_one(name, strategy, seed, args)
+            print(f"... {name} / seed {seed} / {args.strategies}", file=sys.stderr, flush=True)
+            for strategy, one in run_seed(name, args.strategies.split(","), seed, args).items():
                 runs.setdefault(strategy, []).append(one)
-                print(f"    mAP@.5 {[round(m, 3) for m in one['map']]}, loop seconds {one['loop_seconds']:.0f}, "
-                      f"wall {one['wall']:.0f} s", file=sys.stderr, flush=True)
-                if args.json:  # written after every run: nothing is lost if the benchmark is stopped
-                    args.json.write_text(json.dumps(everything, indent=2))
+                print(f"    {strategy}: mAP@.5 {[round(m, 3) for m in one['map']]}, loop seconds "
+                      f"{one['loop_seconds']:.0f}", file=sys.stderr, flush=True)
+            print(f"    wall {one['wall']:.0f} s for the seed", file=sys.stderr, flush=True)
+            if args.json:  # written after every seed: nothing is lost if the benchmark is stopped
+                args.json.write_text(json.dumps(everything, indent=2))
         rows = summarise(runs)
         print(table(name, rows))
         for line in verdict(rows):

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     #: a project's cache of image tiles is kept under this many bytes, least recently viewed images
     #: dropped first (they are re-cut when viewed again)
     tile_cache_bytes: int = 5_000_000_000
+    #: a job (train, pre-annotate, suggest, QA) skips and lists images it cannot read, and fails only
+    #: when more than this share of its images cannot be read
+    max_unreadable_share: float = Field(default=0.2, ge=0.0, le=1.0)
     #: the annotation target per class for a first training round
     target_per_class: int = 20
     env: str = "development"
@@ -33,4 +36,14 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; a malformed ``LABELLOOP_*`` variable is a :class:`ConfigError` naming it."""
+    from pydantic import ValidationError
+
+    from labelloop.errors import ConfigError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        wrong = "; ".join(f"LABELLOOP_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+                          for e in exc.errors())
+        raise ConfigError(f"bad setting: {wrong}", "fix or unset that environment variable") from None

@@ -48,3 +48,20 @@ def test_export_errors(tmp_path, project):
     assert (tmp_path / "taken.json").read_text() == "{}"
     with pytest.raises(InvalidInputError, match="cannot write the export"):  # a file where a folder must go
         export_project(project, tmp_path / "taken.json" / "out", format="coco")
+
+
+def test_an_image_gone_from_disk_is_reported_not_a_failed_export(tmp_path, project):
+    ds = make_dataset(tmp_path / "src")
+    get_format("coco").write(ds, tmp_path / "coco", WriteOptions())
+    import_path(project, tmp_path / "coco")
+    gone = project_dataset(project).images[1]
+    gone.path.unlink()
+    report = export_project(project, tmp_path / "out", format="coco")
+    assert report.missing_images == [gone.file_name]
+    assert report.images == len(ds.images)  # every image's annotations are exported
+    copied = {p.name for p in (tmp_path / "out" / "images").iterdir()}
+    assert gone.file_name not in copied and len(copied) == len(ds.images) - 1
+    again = init_project(tmp_path / "again")
+    import_path(again, tmp_path / "out" / "annotations.json", skip_invalid=True)
+    assert len(project_dataset(again).images) == len(ds.images) - 1  # the rest imports cleanly
+    again.close()

@@ -51,3 +51,27 @@ def test_two_rounds_json_shape_and_history(tmp_path):
         assert effort_report(ctx)["rounds"][2]["actions"] == rounds[2]["actions"]
     finally:
         ctx.close()
+
+
+def test_strategies_share_round_zero_and_the_first_model(tmp_path):
+    """Several strategies in one simulation: the same seed labels and the same first model (trained
+    once), each strategy then in its own copy of the project, with its own real history."""
+    from labelloop.services.simulate import simulate_strategies
+
+    data = make_shapes_dataset(tmp_path / "shapes", n_images=24, size=(96, 128), seed=5, with_polygons=False)
+    get_format("coco").write(data, tmp_path / "coco", WriteOptions())
+    out = simulate_strategies(tmp_path / "coco", strategies=["random", "diversity"], seed_per_class=3, round_size=4,
+                              rounds=1, args=TINY_ARGS, project_dir=tmp_path / "sim")
+    first = {s: r["rounds"][1] for s, r in out.items()}
+    assert first["random"]["model_id"] == first["diversity"]["model_id"]
+    assert first["random"]["map50"] == first["diversity"]["map50"]  # one model, not two trainings
+    assert out["random"]["rounds"][0]["actions"] == out["diversity"]["rounds"][0]["actions"]
+    assert {Path(r["project"]).name for r in out.values()} == {"random", "diversity"}
+    for result in out.values():
+        ctx = open_project(Path(result["project"]))
+        try:
+            assert effort_report(ctx)["rounds"][1]["actions"] == result["rounds"][1]["actions"]
+        finally:
+            ctx.close()
+    with pytest.raises(Exception, match="each strategy once"):
+        simulate_strategies(tmp_path / "coco", strategies=["random", "random"], project_dir=tmp_path / "again")

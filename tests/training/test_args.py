@@ -99,3 +99,38 @@ def test_user_args_override_defaults_and_task_is_checked() -> None:
         derive_defaults(_data(5, (64, 64), 10), base="semseg-lite0")
     seg = derive_defaults(_data(5, (64, 64), 10, task="segment"))
     assert seg.base == "maskrcnn-lite0"
+
+
+def test_other_tools_argument_names() -> None:
+    """The seeds' strings: TF/Onepanel names, Matterport's leading dashes, Onepanel step counts."""
+    assert parse_args_string("initial_learning_rate=0.0003;num_clones=4") == {"lr": 0.0003, "num_clones": 4}
+    assert parse_args_string("--stage1_epochs=4;--stage2_epochs=2;--stage3_epochs=2") == {
+        "stage1_epochs": 4, "stage2_epochs": 2, "stage3_epochs": 2, "epochs": 8}
+    assert parse_args_string("iterations=15000") == {"num_steps": 15000}
+    with pytest.raises(ConfigError, match="'lr' is given twice \\(as 'initial_learning_rate'\\)"):
+        parse_args_string("lr=0.01;initial_learning_rate=0.001")
+    with pytest.raises(ConfigError, match="epochs=5 but the stages add up to 6"):
+        parse_args_string("epochs=5;stage1_epochs=4;stage3_epochs=2")
+    with pytest.raises(ConfigError, match="stage2_epochs: expected an integer >= 0"):
+        parse_args_string("stage1_epochs=3;stage2_epochs=-1")
+
+
+def test_staged_epochs_map_to_stages() -> None:
+    cfg = TrainConfig(**parse_args_string("stage1_epochs=2;stage2_epochs=1;stage3_epochs=2"))
+    assert cfg.staged and cfg.epochs == 5
+    assert [cfg.stage_of(e) for e in range(1, 6)] == [1, 1, 2, 3, 3]
+    assert not TrainConfig(epochs=3).staged and TrainConfig(epochs=3).stage_of(1) == 3
+
+
+def test_steps_become_epochs_and_a_step_count_as_epochs_is_refused() -> None:
+    data = _data(40, (800, 600), 40)  # 32 train images, batch 4 on a CPU: 8 steps per epoch
+    steps_per_epoch = -(-len(data.train) // 4)
+    cfg = derive_defaults(data, overrides="num_steps=400;device=cpu;batch_size=4")
+    assert cfg.epochs == -(-400 // steps_per_epoch) and cfg.num_steps == 400
+    with pytest.raises(ConfigError) as caught:
+        derive_defaults(data, overrides="epochs=15000;device=cpu;batch_size=4")
+    assert "looks like a step count" in caught.value.message
+    assert f"num_steps=15000 (= {-(-15000 // steps_per_epoch)} epochs" in (caught.value.hint or "")
+    with pytest.raises(ConfigError, match="epochs or num_steps, not both"):
+        derive_defaults(data, overrides="epochs=10;num_steps=100")
+    assert derive_defaults(data, overrides="epochs=1000").epochs == 1000  # long, but an epoch count

@@ -205,3 +205,38 @@ def test_unreadable_images_are_left_out_and_reported(tmp_path: Path) -> None:
         sample.path.write_bytes(b"not an image")
     with pytest.raises(TrainingError, match="cannot be read"):
         train_model(data, TrainConfig(epochs=1, **FAST), tmp_path / "run2")
+
+
+def test_staged_fine_tuning_trains_the_heads_first(detect_data: TrainingData, tmp_path: Path) -> None:
+    """stage 1: the backbone's body is frozen (requires_grad off, weights unchanged); stage 2: its top
+    half trains too; stage 3: everything that trains by default."""
+    from labelloop.training.loop import set_stage
+
+    spec = get_base_model("fcos-lite0")
+    model = spec.build(len(detect_data.classes), pretrained=True)
+    body = model.backbone.body
+    default = {n for n, p in body.named_parameters() if p.requires_grad}
+    blocks = list(body.blocks)
+    top = {f"blocks.{i}.{n}" for i in range(len(blocks) // 2, len(blocks)) for n, _ in blocks[i].named_parameters()}
+    for stage, expected in ((1, set()), (2, default & top), (3, default)):
+        set_stage(model, stage)
+        assert {n for n, p in body.named_parameters() if p.requires_grad} == expected, stage
+        assert all(p.requires_grad for p in model.head.parameters())  # the heads always train
+    assert default & top and default - top  # stage 2 is neither stage 1 nor stage 3
+
+    before = {n: p.detach().clone() for n, p in body.named_parameters()}
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_epoch(event: dict[str, Any]) -> None:  # last.pt is written before the epoch is reported
+        if event["type"] == "start":
+            assert event["length_note"].startswith("stages 1+1+1 epochs: heads only")
+        if event["type"] == "epoch":
+            state = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)["model"]
+            snapshots[event["epoch"]] = {n: state[f"backbone.body.{n}"] for n in before}
+
+    cfg = TrainConfig(epochs=3, stage1_epochs=1, stage2_epochs=1, stage3_epochs=1, patience=0, ema=False, **FAST)
+    train_model(detect_data, cfg, tmp_path / "run", progress=on_epoch)
+    changed = {e: {n for n in before if not torch.equal(before[n], snap[n])} for e, snap in snapshots.items()}
+    assert changed[1] == set()  # heads only
+    assert changed[2] and changed[2] <= top  # the top of the backbone joins
+    assert changed[3] - top  # then the rest that trains

@@ -148,10 +148,18 @@ def test_preannotate_and_review(page, web_server: LiveServer, monkeypatch) -> No
     page.wait_for_selector("[data-testid=preannotate]")
     # a 2-epoch model is unsure of everything: keep every candidate, so there is something to review
     page.select_option("[data-testid=preannotate-threshold]", "0.05")
-    page.click("[data-testid=preannotate]")
-    page.wait_for_selector("[data-testid=job-card] .status-succeeded, [data-testid=job-card] .status-failed",
-                           timeout=300_000)
-    assert page.locator("[data-testid=job-card] .status-succeeded").count() == 1, "pre-annotation failed"
+    broken, name, pixels = _break_an_unlabelled_image(web_server)  # cut on disk: the job skips it and says so
+    try:
+        page.click("[data-testid=preannotate]")
+        page.wait_for_selector("[data-testid=job-card] .status-succeeded, [data-testid=job-card] .status-failed",
+                               timeout=300_000)
+        assert page.locator("[data-testid=job-card] .status-succeeded").count() == 1, \
+            page.locator("[data-testid=job-card]").inner_text()
+        warning = page.locator("[data-testid=job-warning]").inner_text()
+        assert "1 image(s) could not be read" in warning and name in warning, warning
+        shot(page, "04-preannotate-warning")
+    finally:
+        broken.write_bytes(pixels)
     with _api(web_server) as c:
         queue = c.get(f"/api/projects/{SLUG}/review-queue").json()
         jobs = c.get(f"/api/projects/{SLUG}/jobs", params={"kind": "preannotate", "limit": 1}).json()
@@ -176,6 +184,26 @@ def test_preannotate_and_review(page, web_server: LiveServer, monkeypatch) -> No
     if page.locator("[data-testid=accept-all]:enabled").count():
         page.click("[data-testid=accept-all]")
         page.wait_for_selector("text=Accepted")
+
+
+def _break_an_unlabelled_image(server: LiveServer) -> tuple[Path, str, bytes]:
+    """One unlabelled image's file cut to 20 bytes; returns its path, name and bytes (to put back)."""
+    from labelloop.core.records import UNLABELLED_STATUSES
+    from labelloop.services.projects import ProjectRegistry, server_database_url
+    from labelloop.store.tables import Image
+
+    registry = ProjectRegistry(server.home, server_database_url(server.home))
+    try:
+        ctx = registry.open(SLUG)
+        with ctx.store.session() as s:
+            row = s.query(Image).filter(Image.project_id == ctx.id, Image.status.in_(UNLABELLED_STATUSES)).first()
+            assert row is not None, "no unlabelled image to pre-annotate"
+            path, name = ctx.root / row.storage_path, row.file_name
+    finally:
+        registry.close()
+    pixels = path.read_bytes()
+    path.write_bytes(pixels[:20])
+    return path, name, pixels
 
 
 def _iou(a: list[float], b: list[float]) -> float:

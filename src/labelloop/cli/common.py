@@ -52,3 +52,15 @@ def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], Non
             progress.update(bars[stage], completed=done, total=max(total, 1))
 
         yield update
+
+
+def warn_skipped(skipped: list[Any], limit: int = 20) -> None:
+    """On stderr (``--json`` output stays clean): the images a command could not read and skipped."""
+    if not skipped:
+        return
+    console.print(f"[yellow]{len(skipped)} image(s) could not be read and were skipped[/] "
+                  "(`labelloop doctor` lists missing and damaged images):")
+    for s in skipped[:limit]:
+        console.print(f"  image {s['image_id']} {s['file_name']}: {s['reason']}")
+    if len(skipped) > limit:
+        console.print(f"  ... and {len(skipped) - limit} more")

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, emit_json, out, project_from
+from labelloop.cli.common import JsonOpt, ProjectOpt, emit_json, out, project_from, warn_skipped
 from labelloop.cli.common import progress_bar as _bars
+from labelloop.core.unreadable import Unreadable
 
 __all__ = ["register"]
 
@@ -70,8 +71,7 @@ def preannotate(
         t.add_row(name, _fmt(th["threshold"]), _fmt(th.get("precision")), _fmt(th.get("recall")),
                   _fmt(th.get("expected_seconds"), 1), th["method"])
     out.print(t)
-    for s in result["skipped"]:
-        out.print(f"[yellow]skipped[/] {s['file_name']}: {s['reason']}")
+    warn_skipped(result["skipped"])
     if result["classes_not_in_project"]:
         out.print(f"[yellow]classes of the model not in the project (ignored):[/] "
                   f"{', '.join(result['classes_not_in_project'])}")
@@ -115,9 +115,11 @@ def suggest(
     """Which unlabelled images to annotate next, and why."""
     from labelloop.services.suggest import DEFAULT_STRATEGY, suggest_images
 
+    skipped = Unreadable("suggest")
     with project_from(project) as ctx, progress_bar(not json_out) as bar:
         items = suggest_images(ctx, n=n, model_id=model, tta=not no_tta, strategy=strategy or DEFAULT_STRATEGY,
-                               seed=seed, progress=bar)
+                               seed=seed, progress=bar, unreadable=skipped)
+    warn_skipped(skipped.items)
     if json_out:
         emit_json(items)
         return
@@ -146,9 +148,11 @@ def qa(
     """Labels that look wrong (wrong class, missing or badly placed boxes, duplicates, size spread)."""
     from labelloop.services.qa import find_label_issues
 
+    skipped = Unreadable("label check")
     with project_from(project) as ctx, progress_bar(not json_out) as bar:
         items = find_label_issues(ctx, model_id=model, folds=folds, args=args, min_score=min_score, limit=limit,
-                                  progress=bar)
+                                  progress=bar, unreadable=skipped)
+    warn_skipped(skipped.items)
     if json_out:
         emit_json(items)
         return

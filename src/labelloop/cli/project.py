@@ -89,6 +89,10 @@ def export(
     else:
         out.print(f"wrote {report.images} images and {report.annotations} annotations as {report.format} "
                   f"to {report.out}")
+        if report.missing_images:
+            shown = ", ".join(report.missing_images[:10]) + (" ..." if len(report.missing_images) > 10 else "")
+            out.print(f"[yellow]{len(report.missing_images)} image file(s) are missing from the project and were "
+                      f"not copied[/] (their annotations were): {shown}; `labelloop doctor` lists them all")
 
 
 def stats(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:

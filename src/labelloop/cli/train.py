@@ -39,6 +39,8 @@ def _training_display(enabled: bool) -> Iterator[TrainProgress]:
             for img in event["images"]:
                 console.print(f"[yellow]warning:[/] image {img['image_id']} left out: {img['reason']}")
         elif event["type"] == "start":
+            if event.get("length_note"):
+                console.print(f"[dim]{event['length_note']}[/]")
             bars.start()  # only once training starts: an early error prints alone
             ids["epoch"] = bars.add_task("epochs", total=event["epochs"], info="", completed=event["start_epoch"] - 1)
             ids["step"] = bars.add_task("steps", total=event["steps_per_epoch"], info="")

@@ -30,6 +30,9 @@ class StartEvent(TypedDict):
     epochs: int
     steps_per_epoch: int
     start_epoch: int
+    #: how the length was given, when not as epochs: "num_steps=15000 = 1500 epochs of 10 steps",
+    #: "stages 4+2+2 epochs: heads only, then the top of the backbone, then everything"
+    length_note: NotRequired[str]
     model_id: NotRequired[int]
     variant: NotRequired[str]
 

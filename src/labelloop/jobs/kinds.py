@@ -5,11 +5,12 @@ job that needs the ``[train]`` extra on a server without it fails with a reason 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from labelloop.core.progress import StageProgress, TrainEvent
+from labelloop.core.unreadable import Unreadable
 from labelloop.errors import JobError
 from labelloop.jobs.runner import JobContext
 
@@ -46,7 +47,8 @@ class _TrainProgress:
         elif event["type"] == "start":
             self.epochs = max(1, event["epochs"])
             self.steps = max(1, event["steps_per_epoch"])
-            self._report(0.0, f"training {self.epochs} epochs")
+            note = event.get("length_note")
+            self._report(0.0, f"training {self.epochs} epochs" + (f" ({note})" if note else ""))
         elif event["type"] == "step":
             epoch, step, steps = max(1, event["epoch"]), event["step"], max(1, event["steps"])
             done = (epoch - 1 + step / steps) / self.epochs
@@ -71,6 +73,15 @@ def _stage_progress(job: JobContext) -> StageProgress:
     return progress
 
 
+def _skip_note(skipped: Sequence[Mapping[str, Any]], verb: str = "skipped") -> str:
+    return f" ({len(skipped)} unreadable image(s) {verb}, listed in the result)" if skipped else ""
+
+
+def _log_skipped(job: JobContext, skipped: Sequence[Mapping[str, Any]]) -> None:
+    for img in skipped:
+        job.log(f"warning: image {img.get('image_id')} ({img.get('file_name')}) skipped: {img.get('reason')}")
+
+
 def train(job: JobContext) -> dict[str, Any]:
     p = job.params
     with _needs_train_extra():
@@ -80,9 +91,8 @@ def train(job: JobContext) -> dict[str, Any]:
                               from_model=p.get("from_model"), resume=bool(p.get("resume")),
                               progress=_TrainProgress(job), stop_event=job.stop_event)
     left_out = model.get("unreadable_images") or []
-    warn = f" ({len(left_out)} unreadable image(s) left out, listed in the result)" if left_out else ""
-    return {"model": model, "model_id": model["id"], "warnings": len(left_out),
-            "message": f"model {model['id']} trained{warn}"}
+    return {"model": model, "model_id": model["id"], "skipped": left_out, "warnings": len(left_out),
+            "message": f"model {model['id']} trained{_skip_note(left_out, 'left out')}"}
 
 
 def sweep(job: JobContext) -> dict[str, Any]:
@@ -116,9 +126,9 @@ def preannotate(job: JobContext) -> dict[str, Any]:
 
         out = run(job.project(), model_id=p.get("model_id"), images=p.get("images") or "unlabeled",
                   threshold=threshold if threshold not in (None, "") else "auto", progress=_stage_progress(job))
-    skipped = out["skipped"]
-    warn = f" ({len(skipped)} unreadable image(s) skipped, listed in the result)" if skipped else ""
-    return {**out, "warnings": len(skipped), "message": f"{out['proposals']} proposals made{warn}"}
+    _log_skipped(job, out["skipped"])
+    return {**out, "warnings": len(out["skipped"]),
+            "message": f"{out['proposals']} proposals made{_skip_note(out['skipped'])}"}
 
 
 def suggest(job: JobContext) -> dict[str, Any]:
@@ -129,10 +139,13 @@ def suggest(job: JobContext) -> dict[str, Any]:
         from labelloop.services.suggest import DEFAULT_STRATEGY, suggest_images
 
         strategy = str(p.get("strategy") or DEFAULT_STRATEGY)
+        skipped = Unreadable("suggest")
         items = suggest_images(job.project(), n=int(p.get("n") or 50),
                                model_id=int(p["model_id"]) if p.get("model_id") is not None else None,
-                               strategy=strategy, progress=_stage_progress(job))
-    return {"suggestions": items, "note": strategy_note(strategy), "message": f"{len(items)} images suggested"}
+                               strategy=strategy, progress=_stage_progress(job), unreadable=skipped)
+    _log_skipped(job, skipped.items)
+    return {"suggestions": items, "note": strategy_note(strategy), "skipped": skipped.items,
+            "warnings": len(skipped), "message": f"{len(items)} images suggested{_skip_note(skipped.items)}"}
 
 
 def qa(job: JobContext) -> dict[str, Any]:
@@ -141,6 +154,9 @@ def qa(job: JobContext) -> dict[str, Any]:
     with _needs_train_extra():
         from labelloop.services.qa import find_label_issues
 
+        skipped = Unreadable("label check")
         issues = find_label_issues(job.project(), model_id=p.get("model_id"), folds=int(p.get("folds") or 0),
-                                   args=str(p.get("args") or ""), progress=_stage_progress(job))
-    return {"issues": issues, "message": f"{len(issues)} possible label errors"}
+                                   args=str(p.get("args") or ""), progress=_stage_progress(job), unreadable=skipped)
+    _log_skipped(job, skipped.items)
+    return {"issues": issues, "skipped": skipped.items, "warnings": len(skipped),
+            "message": f"{len(issues)} possible label errors{_skip_note(skipped.items)}"}

@@ -104,6 +104,16 @@ class EfficientNetLiteFPN(nn.Module):
         self.frozen_bn = pretrained if freeze is None else freeze
         if self.frozen_bn:
             self._freeze(trainable_from)
+        #: what trains when every stage does (stage 3 of a staged fine-tuning)
+        self._trainable = [p.requires_grad for p in self.body.parameters()]
+
+    def set_stage(self, stage: int) -> None:
+        """Staged fine-tuning: ``1`` freezes the whole body (the FPN and heads train), ``2`` lets the
+        top half of the body's blocks train too, ``3`` everything that trains by default."""
+        blocks = list(self.body.blocks)
+        top = {id(p) for block in blocks[len(blocks) // 2:] for p in block.parameters()}
+        for p, default in zip(self.body.parameters(), self._trainable, strict=True):
+            p.requires_grad_(default and (stage >= 3 or (stage == 2 and id(p) in top)))
 
     def _freeze(self, trainable_from: int) -> None:
         frozen = [self.body.conv_stem, self.body.bn1, *list(self.body.blocks)[:trainable_from]]

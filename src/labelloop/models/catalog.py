@@ -46,7 +46,10 @@ BUILTIN_SPECS: tuple[BaseModelSpec, ...] = (
     BaseModelSpec(
         name="maskrcnn-lite0", task="segment", default=True,
         summary="Mask R-CNN + FPN on EfficientNet-Lite0: boxes plus one mask per object.",
-        guidance="Start here for instance segmentation (polygons per object).",
+        guidance="Start here for instance segmentation (polygons per object). Staged fine-tuning as in "
+                 "Mask R-CNN guides: stage1_epochs=4;stage2_epochs=2;stage3_epochs=2 trains the heads, then "
+                 "the top of the backbone too, then everything (a few hundred images: under 10 in all, "
+                 "most in stage 1).",
         builder=_lazy("build_maskrcnn"), input_size=512,
         class_heads=(*_RCNN_HEADS, ClassHead("roi_heads.mask_predictor.mask_fcn_logits", 1, 1)),
         **_LITE0),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,13 @@ class ExportReport:
     images: int
     annotations: int
     files: list[Path]
+    #: images whose file is gone from the project's storage: their annotations are exported, the file is not
+    missing_images: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"format": self.format, "out": str(self.out), "images": self.images,
-                "annotations": self.annotations, "files": [str(f) for f in self.files]}
+                "annotations": self.annotations, "files": [str(f) for f in self.files],
+                "missing_images": self.missing_images}
 
 
 def _states(include_proposals: bool) -> tuple[str | None, ...]:
@@ -85,7 +88,8 @@ def _annotation_record(ann: Any, label: str) -> AnnotationRecord:
 
 def export_project(ctx: ProjectContext, out: Path, *, format: str, split: str | None = None,
                    include_proposals: bool = False, images: str = "copy") -> ExportReport:
-    """Write the project into folder ``out`` in ``format``; images copied, linked or left out."""
+    """Write the project into folder ``out`` in ``format``; images copied, linked or left out. An image
+    whose file is gone is reported in ``missing_images`` (``labelloop doctor`` finds them), not a failure."""
     fmt = get_format(format)
     if not fmt.can_write:
         fmt.write(DatasetRecord(labels=[], images=[]), out, WriteOptions())  # raises the fix-it error
@@ -95,6 +99,7 @@ def export_project(ctx: ProjectContext, out: Path, *, format: str, split: str | 
         raise InvalidInputError(f"{out} is a file, and an export is a folder",
                                 "pass the path of a new or existing folder")
     dataset = project_dataset(ctx, split=split, include_proposals=include_proposals)
+    missing = _drop_missing_files(dataset) if images != "none" else []
     try:
         files = fmt.write(dataset, out, WriteOptions(images=images, task=ctx.task,
                                                         include_proposals=include_proposals))
@@ -102,4 +107,16 @@ def export_project(ctx: ProjectContext, out: Path, *, format: str, split: str | 
         raise InvalidInputError(f"cannot write the export to {out}: {exc.strerror or exc}",
                                 "check that the folder is writable and the disk has space") from exc
     return ExportReport(format=fmt.name, out=out, images=len(dataset.images),
-                        annotations=sum(len(i.annotations) for i in dataset.images), files=files)
+                        annotations=sum(len(i.annotations) for i in dataset.images), files=files,
+                        missing_images=missing)
+
+
+def _drop_missing_files(dataset: DatasetRecord) -> list[str]:
+    """The names of images whose stored file is gone (deleted or moved since import); their records
+    lose the path, so the export writes their annotations and goes on without the file."""
+    missing = []
+    for img in dataset.images:
+        if img.path is not None and not img.path.is_file():
+            missing.append(img.file_name)
+            img.path = None
+    return missing

@@ -37,6 +37,7 @@ from sqlalchemy import select
 from labelloop.core.geometry import box_iou
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import UNLABELLED_STATUSES
+from labelloop.core.unreadable import Unreadable
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import REPEAT_IOU
 from labelloop.selection.effort import CostModel
@@ -379,8 +380,10 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
     """Pre-annotate ``images`` (or exactly ``image_ids``) with a model; returns a summary.
 
     Summary: ``model_id``, ``round``, ``backend``, ``images`` (pre-annotated), ``proposals``
-    (created), ``replaced`` (stale proposals of this model removed), ``skipped``
-    (``[{image_id, file_name, reason}]``) and ``thresholds`` (per class, with how they were chosen).
+    (created), ``replaced`` (stale proposals of this model removed), ``skipped`` (images that cannot
+    be read, ``[{image_id, file_name, reason}]``: more than the ``max_unreadable_share`` setting of
+    them fail the run, after the others' proposals are stored) and ``thresholds`` (per class, with
+    how they were chosen).
     """
     model = resolve_model(ctx, model_id)
     predictor = predictor or load_model_predictor(ctx, model, backend)
@@ -397,12 +400,12 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
     class_ids = _class_ids(ctx, predictor.classes)
     names = {cid: predictor.classes[k] for k, cid in class_ids.items()}
     created = replaced = done = 0
-    skipped: list[dict[str, Any]] = []
+    skipped = Unreadable("pre-annotation")
     for n, row in enumerate(rows, 1):
         try:
             pixels = read_rgb(image_path(ctx, row.storage_path))
         except InvalidInputError as err:
-            skipped.append({"image_id": row.id, "file_name": row.file_name, "reason": str(err)})
+            skipped.add(row.id, row.file_name, err.message)
         else:
             preds = predictor.predict(pixels)
             remember_candidates(ctx, model.id, row.id, preds)  # a later click on this image is instant
@@ -411,8 +414,9 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
             created, replaced, done = created + c, replaced + r, done + 1
         if progress:
             progress("pre-annotate", n, len(rows))
+    skipped.check(len(rows))  # the proposals made so far are kept: they are right
     missing = [n for k, n in enumerate(predictor.classes) if k not in class_ids]
     return {"model_id": model.id, "round": model.round, "backend": getattr(predictor, "backend", "custom"),
-            "images": done, "proposals": created, "replaced": replaced, "skipped": skipped,
+            "images": done, "proposals": created, "replaced": replaced, "skipped": skipped.items,
             "classes_not_in_project": missing,
             "thresholds": {n: t.as_dict() for n, t in chosen.items()}}

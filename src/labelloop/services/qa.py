@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from labelloop.core.progress import EpochStages, StageProgress
 from labelloop.core.records import LABELLED_STATUSES
+from labelloop.core.unreadable import Unreadable
 from labelloop.errors import InvalidInputError
 from labelloop.selection.qa import (
     LabelIssue,
@@ -79,14 +80,15 @@ def ground_truth(ctx: ProjectContext) -> tuple[list[str], list[GroundTruth]]:
 
 def _model_issues(ctx: ProjectContext, predictor: PredictorLike, classes: Sequence[str],
                   images: Sequence[GroundTruth], th: QAThresholds, progress: StageProgress | None,
-                  stage: str = "predict") -> list[LabelIssue]:
+                  unreadable: Unreadable, stage: str = "predict") -> list[LabelIssue]:
     """Compare predictions with ground truth; model labels are mapped to project classes by name."""
     to_project = np.array([classes.index(n) if n in classes else -1 for n in predictor.classes] or [-1])
     issues: list[LabelIssue] = []
     for done, gt in enumerate(images, 1):
         try:
             preds = predictor.predict(read_rgb(image_path(ctx, gt.path)))
-        except InvalidInputError:
+        except InvalidInputError as err:
+            unreadable.add(gt.image_id, gt.file_name, err.message)
             continue
         labels = to_project[preds.labels] if len(preds) else preds.labels
         known = labels >= 0
@@ -102,8 +104,8 @@ def _fold_of(image_id: int, folds: int) -> int:
 
 
 def _out_of_fold_issues(ctx: ProjectContext, folds: int, args: str, base: str | None, classes: Sequence[str],
-                        images: Sequence[GroundTruth], th: QAThresholds, progress: StageProgress | None
-                        ) -> list[LabelIssue]:
+                        images: Sequence[GroundTruth], th: QAThresholds, progress: StageProgress | None,
+                        unreadable: Unreadable) -> list[LabelIssue]:
     """Train ``folds`` quick models, each predicting the fold it did not see."""
     from labelloop.core.samples import TrainingData
     from labelloop.inference import load_predictor
@@ -125,7 +127,8 @@ def _out_of_fold_issues(ctx: ProjectContext, folds: int, args: str, base: str | 
             out = work / f"fold-{k}"
             train_model(data, config, out, progress=EpochStages(progress, f"train fold {k + 1}", config.epochs))
             predictor = load_predictor(out, backend="torch")
-            issues.extend(_model_issues(ctx, predictor, classes, held, th, progress, f"check fold {k + 1}"))
+            issues.extend(_model_issues(ctx, predictor, classes, held, th, progress, unreadable,
+                                        f"check fold {k + 1}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return issues
@@ -133,9 +136,11 @@ def _out_of_fold_issues(ctx: ProjectContext, folds: int, args: str, base: str | 
 
 def find_label_issues(ctx: ProjectContext, *, model_id: int | None = None, folds: int = 0, args: str = "",
                       base: str | None = None, predictor: PredictorLike | None = None, min_score: float = 0.5,
-                      backend: str = "auto", limit: int | None = None, progress: StageProgress | None = None
-                      ) -> list[dict[str, Any]]:
-    """Likely label errors, most likely first.
+                      backend: str = "auto", limit: int | None = None, progress: StageProgress | None = None,
+                      unreadable: Unreadable | None = None) -> list[dict[str, Any]]:
+    """Likely label errors, most likely first. Images that cannot be read are not checked and are
+    listed in ``unreadable`` (when given); more than the ``max_unreadable_share`` setting of the
+    checked images fail the check.
 
     Each item: ``kind`` (wrong_class, missing_box, bad_box, duplicate, size_spread),
     ``image_id``, ``file_name``, ``annotation_id`` (the suspicious label; None for a missing box
@@ -146,6 +151,7 @@ def find_label_issues(ctx: ProjectContext, *, model_id: int | None = None, folds
     if not 0.0 <= min_score <= 1.0:
         raise InvalidInputError(f"--min-score must be in [0, 1], got {min_score}")
     th = QAThresholds(min_score=min_score)
+    unreadable = unreadable if unreadable is not None else Unreadable("label check")
     classes, images = ground_truth(ctx)
     issues: list[LabelIssue] = []
     for gt in images:
@@ -156,7 +162,8 @@ def find_label_issues(ctx: ProjectContext, *, model_id: int | None = None, folds
             areas[classes[lab]].append(float((box[2] - box[0]) * (box[3] - box[1])))
     issues.extend(size_spread_issues(areas, th))
     if folds >= 2:
-        issues.extend(_out_of_fold_issues(ctx, folds, args, base, classes, images, th, progress))
+        issues.extend(_out_of_fold_issues(ctx, folds, args, base, classes, images, th, progress, unreadable))
+        unreadable.check(len(images))
     else:
         if predictor is None:
             predictor = load_model_predictor(ctx, resolve_model(ctx, model_id), backend)
@@ -164,7 +171,8 @@ def find_label_issues(ctx: ProjectContext, *, model_id: int | None = None, folds
         if not val:
             raise InvalidInputError("no labelled validation images to check",
                                     "run `labelloop split`, or use --folds 3 to check every labelled image")
-        issues.extend(_model_issues(ctx, predictor, classes, val, th, progress))
+        issues.extend(_model_issues(ctx, predictor, classes, val, th, progress, unreadable))
+        unreadable.check(len(val))
     names = {g.image_id: g.file_name for g in images}
     ranked = sorted(issues, key=lambda i: -i.score)
     if limit is not None:

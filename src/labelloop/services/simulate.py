@@ -26,11 +26,12 @@ the history and :func:`labelloop.services.effort.effort_report` are real.
 from __future__ import annotations
 
 import random
+import shutil
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,12 @@ from labelloop.services.click import add_candidate, candidate_at
 from labelloop.services.effort import effort_report
 from labelloop.services.importing import import_dataset
 from labelloop.services.preannotate import preannotate
-from labelloop.store.project import ProjectContext, init_project
+from labelloop.settings import get_settings
+from labelloop.store.project import ProjectContext, init_project, open_project
 from labelloop.store.tables import Image
 
 __all__ = ["ACCEPT_IOU", "MATCH_IOU", "STRATEGIES", "annotate_from_scratch", "review_with_ground_truth",
-           "simulate"]
+           "simulate", "simulate_strategies"]
 
 #: ``suggest`` = the product's default strategy; the others as ``labelloop suggest --strategy``
 STRATEGIES = ("suggest", "random", "mixed", "diversity", "uncertainty", "class-deficit", "hybrid", "effort")
@@ -214,11 +216,32 @@ def _choose(ctx: ProjectContext, strategy: str, model_id: int, pool: list[str], 
     return [names[p["image_id"]] for p in picks]
 
 
-def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 20, round_size: int = 50,
-             rounds: int = 3, strategy: str = "suggest", base: str | None = None, args: str = "",
-             project_dir: Path | None = None, task: str = "detect", val_fraction: float = 0.15, seed: int = 0,
-             threshold: str = "auto", use_click: bool = True, final_model: bool = False,
-             progress: StageProgress | None = None) -> dict[str, Any]:
+@dataclass
+class _Trunk:
+    """What every strategy of one simulation shares: the dataset, its truth, the ids and the first model."""
+
+    record: DatasetRecord
+    ids: dict[str, int]
+    truth: dict[str, list[AnnotationRecord]]
+    pool: list[str]
+    seed: int
+    first: dict[str, Any] | None = None
+    first_seconds: float = 0.0
+
+
+def _train(ctx: ProjectContext, rnd: int, base: str | None, args: str, parent: int | None,
+           progress: StageProgress | None) -> dict[str, Any]:
+    from labelloop.services.training import train_project
+
+    model = train_project(ctx, base=base, args=args, from_model=parent,
+                          progress=EpochStages(progress, f"round {rnd} train"))
+    if model["status"] != "ready":
+        raise InvalidInputError(f"round {rnd}: training ended {model['status']} ({model.get('error')})",
+                                "give more epochs in --args")
+    return model
+
+
+def simulate(dataset: Path, *, strategy: str = "suggest", **options: Any) -> dict[str, Any]:
     """Run the loop; returns ``{"dataset", "project", "strategy", ..., "rounds": [...], "summary": {...}}``.
 
     Each round: ``round``, ``model_id``, ``map50`` (validation mAP@.5 of the model used in the
@@ -228,79 +251,125 @@ def simulate(dataset: Path, *, format: str | None = None, seed_per_class: int = 
     1..r), ``thresholds`` and ``recall_at_threshold`` (per class, on the validation split), and
     ``wall_seconds`` (train, pre-annotate, suggest, review). ``summary.time_ratio``: loop /
     scratch over all rounds after round 0; ``summary.share_of_saving`` likewise;
-    ``summary.final_map50``: the last model's validation mAP@.5.
+    ``summary.final_map50``: the last model's validation mAP@.5. The options are
+    :func:`simulate_strategies`'.
+    """
+    return simulate_strategies(dataset, strategies=[strategy], **options)[strategy]
+
+
+def simulate_strategies(dataset: Path, *, strategies: Sequence[str], format: str | None = None,
+                        seed_per_class: int = 20, round_size: int = 50, rounds: int = 3, base: str | None = None,
+                        args: str = "", project_dir: Path | None = None, task: str = "detect",
+                        val_fraction: float = 0.15, seed: int = 0, threshold: str = "auto",
+                        use_click: bool = True, final_model: bool = False,
+                        progress: StageProgress | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`simulate` for several strategies that share round 0 *and round 1's model*.
+
+    The seed images, their labels and the first model (trained once, on round 0's labels) are
+    the same for every strategy, so the strategies' first picks differ only by how they pick,
+    not by training noise; each strategy then goes on in its own copy of the project
+    (``project_dir/<strategy>``; with one strategy, ``project_dir`` itself).
     ``threshold``: as ``preannotate --threshold``; ``use_click=False`` draws every miss.
     ``final_model``: also train on the labels of the last round and report its validation mAP@.5
     as ``summary.after_last_round_map50`` (what the last round's picks bought; ``None`` otherwise).
     """
-    if strategy not in STRATEGIES:
-        raise InvalidInputError(f"unknown strategy {strategy!r}", f"expected one of: {', '.join(STRATEGIES)}")
+    if not strategies or len(set(strategies)) != len(strategies):
+        raise InvalidInputError("give each strategy once", f"expected some of: {', '.join(STRATEGIES)}")
+    for strategy in strategies:
+        if strategy not in STRATEGIES:
+            raise InvalidInputError(f"unknown strategy {strategy!r}", f"expected one of: {', '.join(STRATEGIES)}")
     if seed_per_class < 1 or round_size < 1 or rounds < 1:
         raise InvalidInputError("--seed-per-class, --round-size and --rounds must be >= 1")
     if not 0.0 < val_fraction < 0.9:
         raise InvalidInputError(f"--val-fraction must be in (0, 0.9), got {val_fraction}")
+    branching = len(strategies) > 1
+    if branching and get_settings().database_url:
+        raise InvalidInputError("several strategies in one simulation copy the project, which needs its own "
+                                "SQLite database", "unset LABELLOOP_DATABASE_URL, or simulate one strategy at a time")
     record = _read(dataset, format)
-    root = project_dir or Path(tempfile.mkdtemp(prefix="labelloop-simulate-"))
-    ctx, ids, truth, pool = _setup(record, root, task, val_fraction, seed)
-    rng = random.Random(seed + 1)
+    root = (project_dir or Path(tempfile.mkdtemp(prefix="labelloop-simulate-"))).resolve()
+    trunk_root = root / "round-0" if branching else root
+    ctx, ids, truth, pool = _setup(record, trunk_root, task, val_fraction, seed)
+    trunk = _Trunk(record, ids, truth, pool, seed)
     try:
         seed_names = _seed_images(pool, truth, record.labels, seed_per_class)
         for n, name in enumerate(seed_names, 1):
             annotate_from_scratch(ctx, ids[name], truth[name], round_=0)
             if progress:
                 progress("round 0 seed", n, len(seed_names))
-        pool = [f for f in pool if f not in set(seed_names)]
-        models: dict[int, dict[str, Any]] = {}
-        extra: dict[int, dict[str, Any]] = {}
-        parent: int | None = None
-        for rnd in range(1, rounds + 1):
-            if not pool:
-                break
-            from labelloop.services.training import train_project
-
+        taken = set(seed_names)
+        trunk.pool = [f for f in pool if f not in taken]
+        if trunk.pool:
             started = time.monotonic()
-            model = train_project(ctx, base=base, args=args, from_model=parent,
-                                  progress=EpochStages(progress, f"round {rnd} train"))
-            if model["status"] != "ready":
-                raise InvalidInputError(f"round {rnd}: training ended {model['status']} ({model.get('error')})",
-                                        "give more epochs in --args")
-            parent = model["id"]
-            models[model["round"]] = model
-            trained = time.monotonic()
-            batch = _choose(ctx, strategy, model["id"], pool, ids, round_size, rng, progress)
-            chosen = time.monotonic()
-            pre = preannotate(ctx, model_id=model["id"], image_ids=[ids[f] for f in batch], threshold=threshold,
-                              progress=progress)
-            for n, name in enumerate(batch, 1):
-                review_with_ground_truth(ctx, ids[name], truth[name], round_=model["round"],
-                                         click_model=model["id"] if use_click else None)
-                if progress:
-                    progress(f"round {rnd} review", n, len(batch))
-            extra[model["round"]] = _round_extra(pre, started, trained, chosen)
-            taken = set(batch)
-            pool = [f for f in pool if f not in taken]
-        result = _summarise(ctx, dataset, strategy, record.labels, models, extra, len(ids))
-        after = None
-        if final_model and parent is not None:
-            from labelloop.services.training import train_project
-
-            last = train_project(ctx, base=base, args=args, from_model=parent,
-                                 progress=EpochStages(progress, f"round {len(models) + 1} train"))
-            after = (last.get("metrics") or {}).get("map50") if last["status"] == "ready" else None
-        result["summary"]["after_last_round_map50"] = after
-        return result
+            trunk.first = _train(ctx, 1, base, args, None, progress)
+            trunk.first_seconds = time.monotonic() - started
     finally:
-        ctx.close()
+        if branching:
+            ctx.close()
+    out = {}
+    for strategy in strategies:
+        here = ctx
+        if branching:
+            shutil.copytree(trunk_root, root / strategy)
+            here = open_project(root / strategy)
+        try:
+            out[strategy] = _rounds(here, trunk, dataset, strategy, round_size=round_size, rounds=rounds, base=base,
+                                    args=args, threshold=threshold, use_click=use_click, final_model=final_model,
+                                    progress=progress)
+        finally:
+            here.close()
+    return out
 
 
-def _round_extra(pre: dict[str, Any], started: float, trained: float, chosen: float) -> dict[str, Any]:
+def _rounds(ctx: ProjectContext, trunk: _Trunk, dataset: Path, strategy: str, *, round_size: int, rounds: int,
+            base: str | None, args: str, threshold: str, use_click: bool, final_model: bool,
+            progress: StageProgress | None) -> dict[str, Any]:
+    """Rounds 1..``rounds`` of one strategy (round 1's model is the trunk's), then the summary."""
+    ids, truth, pool = trunk.ids, trunk.truth, list(trunk.pool)
+    rng = random.Random(trunk.seed + 1)
+    models: dict[int, dict[str, Any]] = {}
+    extra: dict[int, dict[str, Any]] = {}
+    parent: int | None = None
+    for rnd in range(1, rounds + 1):
+        if not pool or trunk.first is None:
+            break
+        started = time.monotonic()
+        model = trunk.first if rnd == 1 else _train(ctx, rnd, base, args, parent, progress)
+        train_seconds = trunk.first_seconds if rnd == 1 else time.monotonic() - started
+        parent = model["id"]
+        models[model["round"]] = model
+        trained = time.monotonic()
+        batch = _choose(ctx, strategy, model["id"], pool, ids, round_size, rng, progress)
+        chosen = time.monotonic()
+        pre = preannotate(ctx, model_id=model["id"], image_ids=[ids[f] for f in batch], threshold=threshold,
+                          progress=progress)
+        for n, name in enumerate(batch, 1):
+            review_with_ground_truth(ctx, ids[name], truth[name], round_=model["round"],
+                                     click_model=model["id"] if use_click else None)
+            if progress:
+                progress(f"round {rnd} review", n, len(batch))
+        extra[model["round"]] = _round_extra(pre, train_seconds, chosen - trained, chosen)
+        taken = set(batch)
+        pool = [f for f in pool if f not in taken]
+    result = _summarise(ctx, dataset, strategy, trunk.record.labels, models, extra, len(ids))
+    after = None
+    if final_model and parent is not None:
+        last = _train(ctx, len(models) + 1, base, args, parent, progress)
+        after = (last.get("metrics") or {}).get("map50")
+    result["summary"]["after_last_round_map50"] = after
+    return result
+
+
+def _round_extra(pre: dict[str, Any], train_seconds: float, suggest_seconds: float, chosen: float
+                 ) -> dict[str, Any]:
     th = pre["thresholds"]
+    review = time.monotonic() - chosen
     return {"thresholds": {n: t["threshold"] for n, t in th.items()},
             "recall_at_threshold": {n: t.get("recall") for n, t in th.items()},
             "expected_seconds": {n: t.get("expected_seconds") for n, t in th.items()},
-            "wall_seconds": {"train": round(trained - started, 1), "suggest": round(chosen - trained, 1),
-                             "preannotate_review": round(time.monotonic() - chosen, 1),
-                             "total": round(time.monotonic() - started, 1)}}
+            "wall_seconds": {"train": round(train_seconds, 1), "suggest": round(suggest_seconds, 1),
+                             "preannotate_review": round(review, 1),
+                             "total": round(train_seconds + suggest_seconds + review, 1)}}
 
 
 def _summarise(ctx: ProjectContext, dataset: Path, strategy: str, classes: Sequence[str],

@@ -10,7 +10,6 @@ was picked, by which strategy and with which model round.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 from collections import Counter
@@ -22,6 +21,7 @@ from sqlalchemy import select
 
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import LABELLED_STATUSES, UNLABELLED_STATUSES
+from labelloop.core.unreadable import Unreadable
 from labelloop.errors import InvalidInputError
 from labelloop.selection.active import Candidate, SuggestWeights
 from labelloop.selection.effort import CostModel
@@ -115,17 +115,19 @@ def _pool(ctx: ProjectContext, candidate_ids: Sequence[int] | None) -> list[tupl
         return [(i, f, p) for i, f, p in s.execute(q.order_by(Image.id)).all()]
 
 
-def _reference_embeddings(ctx: ProjectContext, predictor: PredictorLike, progress: StageProgress | None
-                          ) -> np.ndarray | None:
+def _reference_embeddings(ctx: ProjectContext, predictor: PredictorLike, progress: StageProgress | None,
+                          unreadable: Unreadable) -> np.ndarray | None:
     with ctx.store.session() as s:
-        rows = s.execute(select(Image.id, Image.storage_path).where(
+        rows = s.execute(select(Image.id, Image.storage_path, Image.file_name).where(
             Image.project_id == ctx.id, Image.status.in_(LABELLED_STATUSES)).order_by(Image.id)).all()
     if len(rows) > MAX_REFERENCE_IMAGES:
         rows = random.Random(0).sample(list(rows), MAX_REFERENCE_IMAGES)
     feats = []
-    for n, (_, path) in enumerate(rows, 1):
-        with contextlib.suppress(InvalidInputError):  # an undecodable image is not a reference
+    for n, (image_id, path, name) in enumerate(rows, 1):
+        try:
             feats.append(np.asarray(predictor.embed(read_rgb(image_path(ctx, path))), dtype=np.float32))
+        except InvalidInputError as err:  # an undecodable image is not a reference
+            unreadable.add(image_id, name, err.message)
         if progress:
             progress("labelled", n, len(rows))
     return np.stack(feats) if feats else None
@@ -135,17 +137,21 @@ def suggest_images(ctx: ProjectContext, *, n: int = 50, model_id: int | None = N
                    predictor: PredictorLike | None = None, candidate_ids: Sequence[int] | None = None,
                    backend: str = "auto", target: int | None = None, tta: bool = True,
                    weights: SuggestWeights | None = None, strategy: str = DEFAULT_STRATEGY, seed: int = 0,
-                   progress: StageProgress | None = None) -> list[dict[str, Any]]:
+                   progress: StageProgress | None = None, unreadable: Unreadable | None = None
+                   ) -> list[dict[str, Any]]:
     """The ``n`` unlabelled images (or of ``candidate_ids``) worth annotating next, best first.
 
     Each item: ``image_id``, ``file_name``, ``score``, ``reasons`` (short strings),
     ``components`` (the signals in ``[0, 1]``), ``rank`` (1-based), ``strategy`` and
-    ``model_id`` / ``model_round`` (the model that scored it). Undecodable images are left out.
+    ``model_id`` / ``model_round`` (the model that scored it). Images that cannot be read are left
+    out and listed in ``unreadable`` (when given); more than the ``max_unreadable_share`` setting
+    of the candidates fail the ranking.
     ``strategy``: one of :data:`labelloop.selection.strategies.STRATEGIES`.
     """
     if n < 1:
         raise InvalidInputError(f"--n must be at least 1, got {n}")
     check_strategy(strategy)
+    unreadable = unreadable if unreadable is not None else Unreadable("suggest")
     model = resolve_model(ctx, model_id)
     predictor = predictor or load_model_predictor(ctx, model, backend)
     thresholds = _stored_thresholds(ctx, model.directory, predictor.classes)
@@ -155,13 +161,15 @@ def suggest_images(ctx: ProjectContext, *, n: int = 50, model_id: int | None = N
     for done, (image_id, name, path) in enumerate(pool, 1):
         try:
             pixels = read_rgb(image_path(ctx, path))
-        except InvalidInputError:
+        except InvalidInputError as err:
+            unreadable.add(image_id, name, err.message)
             continue
         candidates.append(candidate_signals(predictor, pixels, image_id, name, min_scores, tta, thresholds, costs))
         if progress:
             progress("score images", done, len(pool))
     counts = labelled_counts(ctx)
-    reference = _reference_embeddings(ctx, predictor, progress)
+    unreadable.check(len(pool))
+    reference = _reference_embeddings(ctx, predictor, progress, unreadable)
     chooser = SelectionContext(counts, target or get_settings().target_per_class, reference, weights, seed)
     ranked = rank_by_strategy(strategy, candidates, n, chooser)
     return [{**s.as_dict(), "rank": i + 1, "strategy": strategy, "model_id": model.id, "model_round": model.round}

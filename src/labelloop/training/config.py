@@ -20,6 +20,11 @@ from labelloop.errors import ConfigError
 __all__ = ["AUGMENT_LEVELS", "TrainConfig", "base_model_for_task", "derive_defaults", "parse_args_string"]
 
 AUGMENT_LEVELS = ("none", "light", "medium", "strong")
+STAGES = ("stage1_epochs", "stage2_epochs", "stage3_epochs")
+#: names users bring from other tools' guides (TF Object Detection, Onepanel, Matterport)
+ALIASES = {"initial_learning_rate": "lr", "learning_rate": "lr", "iterations": "num_steps"}
+#: an ``epochs`` above this is a step count from a guide whose "epochs" are iterations
+MAX_EPOCHS = 1000
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -59,6 +64,11 @@ class TrainConfig:
         self_train: when fine-tuning from a previous model, that model pseudo-labels unlabelled images
             (high per-class thresholds) for this run only, drawn half as often as labelled ones
             (:mod:`labelloop.services.pseudo`); pseudo-labels never enter the store.
+        num_steps: the training length in optimiser steps (Onepanel / TF Object Detection style,
+            alias ``iterations``), converted to epochs for the project's size (0 = use ``epochs``).
+        stage1_epochs, stage2_epochs, stage3_epochs: staged fine-tuning (Matterport Mask R-CNN
+            style): the heads only (backbone frozen), then the top half of the backbone's stages as
+            well, then everything that trains by default; ``epochs`` is their sum. 0 = not staged.
     """
 
     base: str | None = None
@@ -82,6 +92,10 @@ class TrainConfig:
     balanced: bool = False
     tta: bool = False
     self_train: bool = False
+    num_steps: int = 0
+    stage1_epochs: int = 0
+    stage2_epochs: int = 0
+    stage3_epochs: int = 0
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -92,15 +106,32 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "num_clones", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        for name in ("patience", "workers", "tile_size", "seed", "eval_every"):
+        for name in ("patience", "workers", "tile_size", "seed", "eval_every", "num_steps", *STAGES):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: expected an integer >= 0, got {getattr(self, name)}")
+        if self.staged and self.epochs != sum(getattr(self, n) for n in STAGES):
+            raise ConfigError(f"epochs={self.epochs} but the stages add up to "
+                              f"{sum(getattr(self, n) for n in STAGES)}",
+                              "give the stages' epochs only: epochs is their sum")
         if not 0.0 <= self.copy_paste <= 1.0:
             raise ConfigError(f"copy_paste: expected a probability in [0, 1], got {self.copy_paste}")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError(f"lr: expected a positive number, got {self.lr}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    @property
+    def staged(self) -> bool:
+        """Staged fine-tuning (``stage1_epochs`` .. ``stage3_epochs``) instead of one stage."""
+        return any(getattr(self, n) for n in STAGES)
+
+    def stage_of(self, epoch: int) -> int:
+        """The stage (1, 2 or 3) epoch ``epoch`` (1-based) belongs to; 3 when not staged."""
+        if not self.staged:
+            return 3
+        if epoch <= self.stage1_epochs:
+            return 1
+        return 2 if epoch <= self.stage1_epochs + self.stage2_epochs else 3
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly copy (for ``model.json`` and checkpoints)."""
@@ -159,13 +190,16 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
 _EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.001", "image_size": "640", "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
              "pretrained": "true", "ema": "false", "copy_paste": "0.5", "balanced": "true",
-             "tta": "true", "eval_every": "2", "device": "cpu", "self_train": "true"}
+             "tta": "true", "eval_every": "2", "device": "cpu", "self_train": "true", "num_steps": "15000",
+             "stage1_epochs": "4", "stage2_epochs": "2", "stage3_epochs": "2"}
 
 
 def parse_args_string(text: str) -> dict[str, Any]:
     """Parse ``"epochs=100;batch_size=24;lr=0.004"`` (``;`` or newlines, whitespace tolerant).
 
-    Returns only the keys given, typed. Unknown keys and bad values raise
+    Keys may start with ``--`` (``--stage1_epochs=4``, as in Mask R-CNN guides) and may be the
+    other tools' names in :data:`ALIASES` (``initial_learning_rate``, ``iterations``). Returns only
+    the keys given, typed. Unknown keys, a key given twice and bad values raise
     :class:`ConfigError` naming the key and what was expected.
     """
     kinds = _field_types()
@@ -177,10 +211,16 @@ def parse_args_string(text: str) -> dict[str, Any]:
         if "=" not in part:
             raise ConfigError(f"expected key=value, got {part!r}", "separate settings with ';' or newlines")
         key, raw = (s.strip() for s in part.split("=", 1))
-        key = key.replace("-", "_").lower()
+        given = key.lstrip("-").replace("-", "_").lower()
+        key = ALIASES.get(given, given)
         if key not in kinds:
-            raise ConfigError(f"unknown training argument {key!r}", f"valid keys: {', '.join(sorted(kinds))}")
+            raise ConfigError(f"unknown training argument {given!r}", f"valid keys: {', '.join(sorted(kinds))}")
+        if key in out:
+            raise ConfigError(f"training argument {key!r} is given twice" + (f" (as {given!r})" if given != key
+                                                                            else ""), "keep one of them")
         out[key] = _coerce(key, raw, kinds[key])
+    if any(n in out for n in STAGES) and "epochs" not in out:
+        out["epochs"] = sum(out.get(n, 0) for n in STAGES)  # the stages' sum (TrainConfig checks it)
     TrainConfig(**out)  # range checks with the key in the message
     return out
 
@@ -260,6 +300,8 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     * ``eval_every``: evaluation kept under ~30% of the training time (9 training and 33
       validation images -> every 5 epochs; balanced splits -> every epoch).
     * ``batch_size``: 4 on CPU (2 above 768 px), by memory on a GPU; ``lr`` scales with it.
+    * ``num_steps``: converted to epochs of ``ceil(train images / (batch_size x num_clones))``
+      steps; an ``epochs`` above :data:`MAX_EPOCHS` is refused as a step count (use ``num_steps``).
     """
     given = parse_args_string(overrides) if isinstance(overrides, str) else dict(overrides or {})
     base = given.pop("base", base)
@@ -279,6 +321,7 @@ def derive_defaults(data: TrainingData, base: str | None = None,
         batch = int(min(32, max(2, mem * 1.5 * (512 / image_size) ** 2)))
     batch = given.get("batch_size", batch)
     clones = given.get("num_clones", 1)
+    epochs = _epochs_from_steps(given, epochs, math.ceil(n_train / (batch * clones)))
     lr = given.get("lr", min(4e-3, 1e-3 * math.sqrt(batch * clones / 4)))
     workers = given.get("workers", 0 if (os.cpu_count() or 1) <= 2 and mem is None else 2)
     patience = given.get("patience", max(5, epochs // 3))
@@ -287,6 +330,22 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     return TrainConfig(base=spec.name, epochs=epochs, batch_size=batch, lr=lr, image_size=image_size,
                        tile_size=tile_size, num_clones=clones, workers=workers, patience=patience,
                        eval_every=eval_every, **rest)
+
+
+def _epochs_from_steps(given: Mapping[str, Any], epochs: int, steps_per_epoch: int) -> int:
+    """``num_steps`` as epochs of ``steps_per_epoch`` steps; an ``epochs`` that is a step count refused."""
+    steps = given.get("num_steps") or 0
+    if steps and "epochs" in given:
+        raise ConfigError("give epochs or num_steps, not both",
+                          f"num_steps={steps} is {math.ceil(steps / steps_per_epoch)} epochs on this project")
+    if steps:
+        return max(1, math.ceil(steps / steps_per_epoch))
+    if epochs > MAX_EPOCHS:
+        raise ConfigError(f"epochs={epochs} is far more than a training needs: it looks like a step count (some "
+                          "guides call iterations epochs)",
+                          f"use num_steps={epochs} (= {math.ceil(epochs / steps_per_epoch)} epochs of "
+                          f"{steps_per_epoch} steps on this project), or epochs <= {MAX_EPOCHS}")
+    return epochs
 
 
 def base_model_for_task(name: str | None, task: str) -> Any:

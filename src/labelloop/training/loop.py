@@ -7,6 +7,7 @@ that all run :func:`_run`; rank 0 evaluates, writes artifacts and reports progre
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -24,8 +25,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
 
-from labelloop.core.progress import EpochEvent, TrainProgress
+from labelloop.core.progress import EpochEvent, StartEvent, TrainProgress
 from labelloop.core.samples import Sample, TrainingData
+from labelloop.core.unreadable import Unreadable
 from labelloop.errors import ConfigError, InvalidInputError, TrainingError
 from labelloop.inference.predictions import Predictions
 from labelloop.inference.torch_engine import predict_arrays
@@ -47,7 +49,9 @@ from labelloop.training.ema import WeightEma
 from labelloop.training.metrics import evaluate_predictions
 from labelloop.training.report import choose_flipbook_ids, write_flipbook_frame, write_plots
 
-__all__ = ["TrainProgress", "TrainResult", "train_model", "train_step"]
+__all__ = ["STAGE_NAMES", "TrainProgress", "TrainResult", "set_stage", "train_model", "train_step"]
+
+log = logging.getLogger(__name__)
 
 StopCheck = Callable[[], bool]
 
@@ -146,6 +150,33 @@ def _build_model(job: _Job, spec: BaseModelSpec) -> nn.Module:
         transfer_state(model, old, meta["classes"], classes, spec.class_heads)
     set_input_size(model, cfg.image_size)
     return model
+
+
+def set_stage(model: nn.Module, stage: int) -> None:
+    """Staged fine-tuning: put the model's backbone in ``stage`` (1 heads only, 2 + the top of the
+    backbone, 3 everything); a :class:`ConfigError` for a model whose backbone cannot be staged."""
+    from labelloop.models.backbone import EfficientNetLiteFPN
+
+    backbone = next((m for m in model.modules() if isinstance(m, EfficientNetLiteFPN)), None)
+    if backbone is None:
+        raise ConfigError("this base model's backbone cannot be trained in stages",
+                          "leave out stage1_epochs / stage2_epochs / stage3_epochs and give epochs")
+    backbone.set_stage(stage)
+
+
+#: what trains in each stage of a staged fine-tuning
+STAGE_NAMES = {1: "heads only, backbone frozen", 2: "heads and the top half of the backbone",
+               3: "everything"}
+
+
+def _length_note(cfg: TrainConfig, steps: int) -> str | None:
+    """How the run's length came from ``num_steps`` or the stages, for the progress stream."""
+    if cfg.staged:
+        return (f"stages {cfg.stage1_epochs}+{cfg.stage2_epochs}+{cfg.stage3_epochs} epochs: "
+                f"{STAGE_NAMES[1]}, then {STAGE_NAMES[2]}, then {STAGE_NAMES[3]}")
+    if cfg.num_steps:
+        return f"num_steps={cfg.num_steps} = {cfg.epochs} epochs of {steps} steps"
+    return None
 
 
 def _schedule(total_steps: int) -> Callable[[int], float]:
@@ -271,11 +302,18 @@ def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: 
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                   else None, find_unused_parameters=True)
     report = emit if (lead and emit is not None) else (lambda event: None)
-    report({"type": "start", "epochs": cfg.epochs, "steps_per_epoch": steps, "start_epoch": state.epoch + 1})
+    start = StartEvent(type="start", epochs=cfg.epochs, steps_per_epoch=steps, start_epoch=state.epoch + 1)
+    if note := _length_note(cfg, steps):
+        start["length_note"] = note
+    report(start)
     reason = "completed"
     samples_by_id = {s.image_id: s for s in job.data.val}
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         t0 = time.time()
+        if cfg.staged and (epoch == state.epoch + 1 or cfg.stage_of(epoch) != cfg.stage_of(epoch - 1)):
+            set_stage(model, cfg.stage_of(epoch))
+            log.info("epoch %s: stage %s of the fine-tuning (%s)", epoch, cfg.stage_of(epoch),
+                     STAGE_NAMES[cfg.stage_of(epoch)])
         net.train()
         _set_epoch(loader, cfg.seed, epoch)
         sums: dict[str, float] = {}
@@ -325,7 +363,9 @@ def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: 
             report(EpochEvent(type="epoch", epoch=epoch, losses=record["losses"], metrics=record["metrics"],
                               seconds=record["seconds"], lr=record["lr"]))
             # patience counts epochs; with evaluations every k epochs each bad one stands for k
-            stop_early = cfg.patience > 0 and state.bad_epochs * max(1, cfg.eval_every) >= cfg.patience
+            # (a staged run does not stop before its last stage: the earlier ones only prepare it)
+            stop_early = cfg.patience > 0 and state.bad_epochs * max(1, cfg.eval_every) >= cfg.patience and \
+                cfg.stage_of(epoch) == 3
         else:
             state.epoch = epoch
         if _any_rank(stop_early, world, device):
@@ -386,14 +426,11 @@ def _check(data: TrainingData, config: TrainConfig) -> None:
         raise ConfigError(f"num_clones={config.num_clones} but only {len(data.train)} training images")
 
 
-#: training fails (listing them) when more than this share of its images cannot be read
-MAX_UNREADABLE_SHARE = 0.2
-
-
-def drop_unreadable(data: TrainingData, max_share: float = MAX_UNREADABLE_SHARE
+def drop_unreadable(data: TrainingData, max_share: float | None = None
                     ) -> tuple[TrainingData, list[dict[str, Any]]]:
     """``data`` without the images that cannot be decoded (missing, truncated, replaced by garbage), and
-    those images; a :class:`TrainingError` listing them when they are more than ``max_share`` of the
+    those images (``image_id``, ``file_name``, ``file``, ``reason``); a :class:`TrainingError` listing
+    them when they are more than ``max_share`` (default: the ``max_unreadable_share`` setting) of the
     labelled images (pseudo-labelled ones, ``weight < 1``, are not counted)."""
     bad: list[tuple[Sample, str]] = []
 
@@ -409,13 +446,16 @@ def drop_unreadable(data: TrainingData, max_share: float = MAX_UNREADABLE_SHARE
         return out
 
     clean = TrainingData(data.classes, data.task, keep(data.train), keep(data.val))
-    skipped = [{"image_id": smp.image_id, "file": str(smp.path), "reason": why} for smp, why in bad]
-    labelled = sum(1 for smp in [*data.train, *data.val] if smp.weight >= 1.0)
-    if sum(1 for smp, _ in bad if smp.weight >= 1.0) > max_share * max(1, labelled):
-        listed = "; ".join(f"image {s['image_id']} ({s['reason']})" for s in skipped[:10])
-        raise TrainingError(f"{len(skipped)} of {len(data.train) + len(data.val)} images cannot be read: {listed}",
-                            "run `labelloop doctor`, or re-import or delete those images")
-    return clean, skipped
+    labelled = Unreadable("training")
+    for smp, why in bad:
+        if smp.weight >= 1.0:
+            labelled.add(smp.image_id, smp.path.name, why)
+    try:
+        labelled.check(sum(1 for smp in [*data.train, *data.val] if smp.weight >= 1.0), max_share)
+    except InvalidInputError as err:
+        raise TrainingError(err.message, err.hint) from None
+    return clean, [{"image_id": smp.image_id, "file_name": smp.path.name, "file": str(smp.path), "reason": why}
+                   for smp, why in bad]
 
 
 def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *, progress: TrainProgress | None = None,
@@ -428,7 +468,7 @@ def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *,
     ``stop_event`` save ``last.pt`` and return with ``reason="interrupted"``; ``resume``
     continues from ``out_dir/last.pt``; ``init_from`` fine-tunes an earlier model,
     matching classes by name. Images that cannot be read are left out (a ``skipped`` progress event,
-    ``TrainResult.skipped``) unless they are more than :data:`MAX_UNREADABLE_SHARE` of all.
+    ``TrainResult.skipped``) unless they are more than the ``max_unreadable_share`` setting of all.
     """
     data, skipped = drop_unreadable(data)
     if skipped and progress:

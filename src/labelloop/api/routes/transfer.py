@@ -51,14 +51,16 @@ def export(ctx: Project, st: State, _: Annotated[UserInfo, Depends(permission("d
     st.registry.paths.tmp.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="export-", dir=st.registry.paths.tmp))
     try:
-        export_project(ctx, work / "dataset", format=format, split=split or None,
-                       include_proposals=include_proposals, images=images)
+        report = export_project(ctx, work / "dataset", format=format, split=split or None,
+                                include_proposals=include_proposals, images=images)
         archive = zip_folder(work / "dataset", work / "export.zip")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     name = f"{ctx.root.name}-{format}{'-' + split if split else ''}.zip"
+    # images whose file is gone are left out of the zip (their annotations are in it): say how many
     return FileResponse(archive, filename=name, media_type="application/zip",
+                        headers={"X-Labelloop-Missing-Images": str(len(report.missing_images))},
                         background=BackgroundTask(shutil.rmtree, work, True))
 
 

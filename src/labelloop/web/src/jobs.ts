@@ -43,12 +43,14 @@ export function jobCard(slug: string, job: Job, onCancelled?: () => void): { ele
     "Cancel",
   );
   const err = h("div", { class: "form-error small" });
+  const warn = h("div", { class: "job-warning small", "data-testid": "job-warning" });
   const element = h(
     "div",
     { class: "job-card", "data-testid": "job-card" },
     h("div", { class: "job-head" }, h("b", null, `${job.kind} #${job.id}`), status, h("span", { class: "spacer" }), cancel),
     h("div", { class: "progress" }, bar),
     msg,
+    warn,
     err,
   );
   function update(j: Job): void {
@@ -57,9 +59,25 @@ export function jobCard(slug: string, job: Job, onCancelled?: () => void): { ele
     status.textContent = j.status + (j.status === "running" ? ` ${Math.round(j.progress * 100)}%` : "");
     clear(msg, j.message);
     clear(err, j.error ?? "");
+    clear(warn, skippedNote(j));
     cancel.style.display = j.status === "queued" || j.status === "running" ? "" : "none";
     cancel.disabled = j.cancel_requested;
   }
   update(job);
   return { element, update };
+}
+
+interface SkippedImage {
+  image_id: number;
+  file_name: string;
+  reason: string;
+}
+
+/** A finished job's unreadable images (skipped, the rest processed), the first few by name. */
+function skippedNote(j: Job): string {
+  const skipped: SkippedImage[] = Array.isArray(j.output?.skipped) ? j.output.skipped : [];
+  if (!skipped.length) return "";
+  const shown = skipped.slice(0, 5).map((s) => `${s.file_name} (image ${s.image_id}: ${s.reason})`);
+  const more = skipped.length > 5 ? `; and ${skipped.length - 5} more` : "";
+  return `⚠ ${skipped.length} image(s) could not be read and were skipped: ${shown.join("; ")}${more}. Run labelloop doctor to list and fix them.`;
 }
