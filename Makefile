@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# swagger-ui-dist pulls in @scarf/scarf, whose install script would report to scarf.sh: never
+export SCARF_ANALYTICS := false
+export DO_NOT_TRACK := 1
+
 .PHONY: demo test lint web-check bench install clean web serve
 
 $(STAMP): pyproject.toml
@@ -24,7 +28,7 @@ serve: $(STAMP)
 
 # Rebuild the web UI (the built assets in src/labelloop/web/dist are committed; users need no Node)
 web:
-	cd src/labelloop/web && npm ci && npm run build
+	cd src/labelloop/web && npm ci --no-audit --no-fund && npm run build
 
 test: $(STAMP) lint web-check
 	eval "$$(scripts/test-services.sh)" && HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
@@ -33,12 +37,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-# The web UI's sources type-check and the committed dist is exactly a fresh build of them
+# The web UI's sources type-check, pass the linter (biome; errors fail, warnings are shown with
+# `npx biome lint src`) and the committed dist is exactly a fresh build of them
 WEB := src/labelloop/web
 DIST_CHECK := $(or $(TMPDIR),/tmp)/labelloop-dist-check
 web-check:
 	@command -v npm >/dev/null || { echo "npm is needed to check the web UI: install Node.js 20 (apt install nodejs npm)"; exit 1; }
-	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && npx tsc --noEmit -p .
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && npx tsc --noEmit -p . && npx biome lint --diagnostic-level=error src
 	cd $(WEB) && npx vite build --outDir $(DIST_CHECK) --emptyOutDir --logLevel error
 	@diff -r $(WEB)/dist $(DIST_CHECK) >/dev/null || { diff -rq $(WEB)/dist $(DIST_CHECK); \
 		echo "web/dist is not a fresh build of web/src: run 'make web' and commit web/dist"; exit 1; }

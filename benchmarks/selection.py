@@ -111,7 +111,8 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
     """Whether the winner's lead exceeds the seed spread (over the runner-up and over random)."""
     out = []
     win = rows[0]
-    for other in [r for r in rows[1:2]] + [r for r in rows if r["strategy"] == "random" and r is not win]:
+    others = rows[1:2] + [r for r in rows[2:] if r["strategy"] == "random"]
+    for other in others:
         lead = win["map"][-1][0] - other["map"][-1][0]
         spread = max(win["map"][-1][1], other["map"][-1][1])
         if spread > 0:
@@ -119,8 +120,8 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
             out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5, which {word} the seed "
                        f"spread ({spread:.3f})")
         else:
-            out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5 (one seed: no spread to "
-                       "judge it by)")
+            out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5 (no spread between seeds "
+                       "to judge it by)")
     return out
 
 
@@ -152,7 +153,12 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "labelloop-bench")
     ap.add_argument("--json", type=Path, help="also write every run here")
     ap.add_argument("--quick", action="store_true", help="generated shapes, 1 seed, 2 rounds of 4, 1 epoch")
+    ap.add_argument("--report", type=Path, nargs="+", metavar="JSON",
+                    help="run nothing: print the tables of runs saved with --json (several files are merged)")
     args = ap.parse_args()
+    if args.report:
+        report(args.report)
+        return
     if args.quick:
         args.datasets, args.seeds, args.rounds, args.round_size, args.seed_per_class = "shapes", "0", 2, 4, 3
         args.train_args = args.train_args or "epochs=1;image_size=128;batch_size=4"
@@ -171,11 +177,27 @@ def main() -> None:
             print(f"    wall {one['wall']:.0f} s for the seed", file=sys.stderr, flush=True)
             if args.json:  # written after every seed: nothing is lost if the benchmark is stopped
                 args.json.write_text(json.dumps(everything, indent=2))
-        rows = summarise(runs)
-        print(table(name, rows))
-        for line in verdict(rows):
-            print(line)
-        print(flush=True)
+        print_dataset(name, runs)
+
+
+def print_dataset(name: str, runs: dict[str, list[dict[str, Any]]]) -> None:
+    rows = summarise(runs)
+    print(table(name, rows))
+    for line in verdict(rows):
+        print(line)
+    print(flush=True)
+
+
+def report(files: list[Path]) -> None:
+    """The tables of saved runs; files are merged per dataset and strategy (their seeds add up)."""
+    merged: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for f in files:
+        for name, runs in json.loads(f.read_text()).items():
+            for strategy, seeds in runs.items():
+                merged.setdefault(name, {}).setdefault(strategy, []).extend(seeds)
+    for name, runs in merged.items():
+        if runs:
+            print_dataset(name, runs)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = 400_000_000
     #: refuse image files larger than this many bytes
     max_image_bytes: int = 1_000_000_000
+    #: an uploaded zip (web import) may hold this many files, unpack to this many bytes, and -- when it
+    #: unpacks to more than 1 GB -- to at most this many times its own size (zip bombs)
+    max_zip_members: int = 2_000_000
+    max_unzipped_bytes: int = 100_000_000_000
+    max_zip_ratio: float = 100.0
     #: a project's cache of image tiles is kept under this many bytes, least recently viewed images
     #: dropped first (they are re-cut when viewed again)
     tile_cache_bytes: int = 5_000_000_000

@@ -34,18 +34,25 @@ def _jpeg(seed: int) -> bytes:
     return buf.getvalue()
 
 
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    PILImage.fromarray(np.full((24, 32, 3), seed % 255, dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def _dataset(root: Path) -> tuple[DatasetRecord, dict[str, str]]:
-    """N images; four broken on purpose: truncated (still decodes), cut to 20 bytes, zero bytes, not an image."""
+    """N images; four broken on purpose: truncated (still decodes), cut to 20 bytes, zero bytes, not an image;
+    and one with the wrong extension (a PNG named .jpg: the content decides, so it is fine)."""
     root.mkdir(parents=True)
     broken = {"img_0007.jpg": "truncated", "img_0100.jpg": "20 bytes", "img_0500.jpg": "empty",
-              "img_0900.jpg": "garbage"}
+              "img_0900.jpg": "garbage", "img_0300.jpg": "png inside"}
     images = []
     for i in range(N):
         name = f"img_{i:04d}.jpg"
         data = _jpeg(i)
         kind = broken.get(name)
         data = {"truncated": data[: len(data) * 2 // 3], "20 bytes": data[:20], "empty": b"",
-                "garbage": b"this is not a picture" * 10}.get(kind, data) if kind else data
+                "garbage": b"this is not a picture" * 10, "png inside": _png(i)}.get(kind, data) if kind else data
         (root / name).write_bytes(data)
         images.append(ImageRecord(file_name=name, path=root / name, annotations=[
             AnnotationRecord(label="thing", bbox=(2, 2, 12, 12))]))
@@ -59,7 +66,7 @@ def test_import_decodes_every_image_and_doctor_finds_what_broke_later(tmp_path: 
         import_dataset(ctx, data)
     assert project_stats(ctx)["images"]["total"] == 0
     report = import_dataset(ctx, data, skip_invalid=True)
-    refused = {name for name, kind in broken.items() if kind != "truncated"}
+    refused = {name for name, kind in broken.items() if kind not in ("truncated", "png inside")}
     assert report.images_added == N - 3
     assert len(report.skipped) == 3 and all(any(name in line for line in report.skipped) for name in refused)
     assert [d["file_name"] for d in report.damaged] == ["img_0007.jpg"] and "truncated" in report.damaged[0]["reason"]

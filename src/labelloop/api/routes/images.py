@@ -15,6 +15,7 @@ from labelloop.errors import InvalidInputError
 from labelloop.services import annotations as ann_service
 from labelloop.services import images as image_service
 from labelloop.services import tiles as tile_service
+from labelloop.services.archives import save_stream
 from labelloop.services.images import ImageFilter
 from labelloop.services.users import UserInfo
 from labelloop.settings import get_settings
@@ -44,14 +45,8 @@ def upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(permission
         saved: list[tuple[str, Path]] = []
         for i, upload in enumerate(files):
             path = Path(tmp) / f"upload-{i}"
-            with open(path, "wb") as out:
-                written = 0
-                while chunk := upload.file.read(1 << 20):
-                    written += len(chunk)
-                    if written > limit:
-                        raise InvalidInputError(f"{upload.filename}: over the limit of {limit} bytes",
-                                                "raise LABELLOOP_MAX_IMAGE_BYTES if this is intended")
-                    out.write(chunk)
+            save_stream(upload.file, path, limit=limit, what=str(upload.filename),
+                        hint="raise LABELLOOP_MAX_IMAGE_BYTES if this is intended")
             saved.append((upload.filename or f"image-{i}", path))
         return image_service.add_image_files(ctx, saved, actor=user.username).as_dict()
 

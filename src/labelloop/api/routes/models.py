@@ -13,9 +13,9 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from labelloop.api.deps import CurrentUser, Project, ServerState, permission, state
-from labelloop.api.routes.transfer import zip_folder
 from labelloop.errors import InvalidInputError
 from labelloop.services import models as svc
+from labelloop.services.archives import zip_folder
 from labelloop.services.users import UserInfo
 
 router = APIRouter(tags=["models"])

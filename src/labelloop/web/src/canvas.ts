@@ -30,14 +30,14 @@ type Body = { label: string; bbox?: [number, number, number, number]; polygons?:
 
 /** A new annotation: the whole shape (every ring and the mask when it is a stored one being restored). */
 export function createBody(label: string, shape: Shape): Body {
-  const polygons = shape.rings && shape.rings.length ? shape.rings : shape.polygon ? [shape.polygon] : null;
+  const polygons = shape.rings?.length ? shape.rings : shape.polygon ? [shape.polygon] : null;
   return { label, bbox: shape.bbox, polygons, ...(shape.rle ? { rle: shape.rle } : {}) };
 }
 
 /** An edit sends only what changed: a moved box or a dragged polygon as its new box alone (the server moves
  *  every ring and the mask with it); a reshaped ring with the other rings kept; a whole stored shape as it was. */
 export function editBody(label: string, shape: Shape, stored?: AnnotationData): Body {
-  if ((shape.rings && shape.rings.length) || shape.rle) return { label, bbox: shape.bbox, polygons: shape.rings ?? null, ...(shape.rle ? { rle: shape.rle } : {}) };
+  if ((shape.rings?.length) || shape.rle) return { label, bbox: shape.bbox, polygons: shape.rings ?? null, ...(shape.rle ? { rle: shape.rle } : {}) };
   if (!shape.polygon) return { label, bbox: shape.bbox };
   const old = stored?.polygons?.[0];
   const ring = shape.polygon;
@@ -317,7 +317,7 @@ export class ImageCanvas {
   destroy(): void {
     this.loads++;
     this.destroySurface();
-    this.cleanups.forEach((f) => f());
+    for (const f of this.cleanups) f();
   }
 
   /** Replace what is shown (no lifecycle callbacks fire). */
@@ -513,7 +513,7 @@ export class ImageCanvas {
 export function itemFromApi(a: AnnotationData): { item: CanvasItem; shape: Shape } {
   return {
     item: { localId: `a${a.id}`, kind: "annotation", label: a.label, score: a.score, reviewState: a.review_state },
-    shape: { bbox: a.bbox, polygon: a.polygons && a.polygons.length ? a.polygons[0] : null, rings: a.polygons, rle: a.rle ?? null },
+    shape: { bbox: a.bbox, polygon: a.polygons?.length ? a.polygons[0] : null, rings: a.polygons, rle: a.rle ?? null },
   };
 }
 

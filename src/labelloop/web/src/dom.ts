@@ -67,7 +67,7 @@ export function num(v: number | null | undefined, digits = 3): string {
 
 export function ago(iso: string | null | undefined): string {
   if (!iso) return "";
-  const t = new Date(iso.endsWith("Z") ? iso : iso + "Z").getTime();
+  const t = new Date(iso.endsWith("Z") ? iso : `${iso}Z`).getTime();
   const s = Math.max(0, (Date.now() - t) / 1000);
   if (s < 60) return "just now";
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;

@@ -61,7 +61,7 @@ function topbar(slug: string | undefined, tab: string | undefined): HTMLElement 
           h("a", { class: "crumb", href: "#/" }, "Projects"),
           h("span", { class: "crumb-sep" }, "/"),
           h("span", { class: "crumb project-name" }, slug),
-          TABS.map(([key, label]) => h("a", { class: `tab ${key === tab ? "active" : ""}`, href: `#/p/${slug}${key === "home" ? "" : "/" + key}`, "data-tab": key }, label)),
+          TABS.map(([key, label]) => h("a", { class: `tab ${key === tab ? "active" : ""}`, href: `#/p/${slug}${key === "home" ? "" : `/${key}`}`, "data-tab": key }, label)),
         )
       : h("nav", { class: "tabs" }, h("a", { class: "tab active", href: "#/" }, "Projects")),
     h(

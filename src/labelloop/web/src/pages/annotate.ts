@@ -172,7 +172,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     tool = t;
     canvas.setTool(t === "polygon" ? "polygon" : "rectangle");
     canvas.setPointMode(t === "click");
-    toolButtons.forEach((b, k) => b.classList.toggle("active", k === t));
+    for (const [k, b] of toolButtons.entries()) b.classList.toggle("active", k === t);
     if (t === "click") warmCandidates();
   }
 
@@ -241,7 +241,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   }
 
   function markCurrent(): void {
-    imageList.querySelectorAll(".thumb").forEach((el) => el.classList.toggle("current", (el as HTMLElement).dataset.image === String(detail?.id)));
+    for (const el of imageList.querySelectorAll<HTMLElement>(".thumb")) el.classList.toggle("current", el.dataset.image === String(detail?.id));
     imageList.querySelector(".thumb.current")?.scrollIntoView({ block: "nearest" });
   }
 
@@ -481,13 +481,13 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
 
   // ---- upload -------------------------------------------------------------------------------
   async function upload(files: FileList | null | undefined): Promise<void> {
-    if (!files || !files.length) return;
+    if (!files?.length) return;
     const form = new FormData();
     for (const f of Array.from(files)) form.append("files", f, f.name);
     setSave(`Uploading ${files.length}…`);
     try {
       const r = await api.post<{ added: ImageItem[]; duplicates: string[]; errors: string[] }>(`${base}/images`, form);
-      toast(`Added ${r.added.length} image${r.added.length === 1 ? "" : "s"}` + (r.duplicates.length ? `, ${r.duplicates.length} already there` : ""), r.added.length ? "ok" : "info");
+      toast(`Added ${r.added.length} image${r.added.length === 1 ? "" : "s"}${r.duplicates.length ? `, ${r.duplicates.length} already there` : ""}`, r.added.length ? "ok" : "info");
       if (r.errors.length) toast(r.errors.slice(0, 3).join("; "), "error");
       await loadList(true);
       if (!detail && r.added.length) await openImage(r.added[0].id);

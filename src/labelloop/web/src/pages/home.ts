@@ -1,4 +1,4 @@
-import { api, ApiError, type Job, type Overview } from "../api";
+import { api, type ApiError, type Job, type Overview } from "../api";
 import { can, go, type PageContext } from "../app";
 import { h, clear, showError, toast, num, ago, duration, spinner } from "../dom";
 
@@ -6,7 +6,7 @@ function stepHref(slug: string, action: string, label?: string): string {
   switch (action) {
     case "upload":
     case "annotate":
-      return `#/p/${slug}/annotate${label ? "?label=" + encodeURIComponent(label) : ""}`;
+      return `#/p/${slug}/annotate${label ? `?label=${encodeURIComponent(label)}` : ""}`;
     case "review":
       return `#/p/${slug}/review`;
     case "train":
@@ -158,5 +158,5 @@ function effortDetail(effort: Record<string, any>): string {
   const share = total.share_of_saving_after_round0;
   // how much of what a perfect model would save the loop realised in the model rounds
   const ofAchievable = typeof share === "number" ? `; ${Math.round(share * 100)}% of the achievable saving since the first model` : "";
-  return `${duration(total.seconds_loop)} spent instead of ${duration(total.seconds_scratch)}` + (pct > 0 ? ` (${pct}% saved)` : "") + ofAchievable;
+  return `${duration(total.seconds_loop)} spent instead of ${duration(total.seconds_scratch)}${pct > 0 ? ` (${pct}% saved)` : ""}${ofAchievable}`;
 }

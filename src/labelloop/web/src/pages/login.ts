@@ -18,7 +18,7 @@ export function loginPage({ root, query }: PageContext): void {
         try {
           const res = await api.post<{ user: User }>("/api/auth/login", { username: username.value.trim(), password: password.value });
           session.user = res.user;
-          go("#" + (query.get("next") || "/"));
+          go(`#${query.get("next") || "/"}`);
         } catch (err) {
           error.textContent = err instanceof ApiError ? err.message : String(err);
           submit.disabled = false;

@@ -1,6 +1,6 @@
 // Models: metrics per epoch, per-class AP, lineage, compare, export (ONNX, CVAT function).
 import { api, type ModelRecord } from "../api";
-import { type Cleanup, type PageContext } from "../app";
+import type { Cleanup, PageContext } from "../app";
 import { LineChart } from "../charts";
 import { h, clear, showError, emptyState, num, ago } from "../dom";
 
@@ -46,7 +46,7 @@ export async function modelsPage({ root, params }: PageContext): Promise<Cleanup
   root.append(h("div", { class: "page-head" }, h("h1", null, "Models"), compareBtn), h("section", { class: "card" }, table), compareBox, detail);
 
   async function show(id: number): Promise<void> {
-    table.querySelectorAll("tr[data-model]").forEach((tr) => tr.classList.toggle("selected", (tr as HTMLElement).dataset.model === String(id)));
+    for (const tr of table.querySelectorAll<HTMLElement>("tr[data-model]")) tr.classList.toggle("selected", tr.dataset.model === String(id));
     history.replaceState(null, "", `#/p/${slug}/models/${id}`);
     try {
       const m = await api.get<ModelRecord>(`${base}/models/${id}`);

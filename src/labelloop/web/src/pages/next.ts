@@ -67,5 +67,7 @@ export async function nextPage({ root, params }: PageContext): Promise<Cleanup> 
       h("div", null, h("b", null, q.kind ?? q.type ?? q.issue ?? "possible error"), h("div", { class: "small" }, q.message ?? q.reason ?? q.description ?? ""), h("div", { class: "muted small" }, [q.file_name, q.label, typeof q.score === "number" ? `score ${q.score.toFixed(2)}` : null].filter(Boolean).join(" · "))),
     );
   await Promise.all([section(suggestBox, "suggest", "Suggested images", "suggestions", suggestion, { n: 50 }), section(qaBox, "qa", "Possible label errors", "issues", issue, {})]);
-  return () => watches.forEach((w) => w.close());
+  return () => {
+    for (const w of watches) w.close();
+  };
 }

@@ -121,7 +121,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     canvas.setDrawingEnabled(false);
     show(detail.annotations);
     if (pointMode) void api.post(`${base}/images/${id}/candidates`).catch(() => undefined);
-    queueList.querySelectorAll(".queue-item").forEach((el) => el.classList.toggle("current", (el as HTMLElement).dataset.image === String(id)));
+    for (const el of queueList.querySelectorAll<HTMLElement>(".queue-item")) el.classList.toggle("current", el.dataset.image === String(id));
   }
 
   function togglePoint(on = !pointMode): void {

@@ -98,7 +98,7 @@ export async function trainPage({ root, params }: PageContext): Promise<Cleanup>
         for (const [k, arr] of metrics) arr.push(typeof ev.metrics?.[k] === "number" ? ev.metrics[k] : null);
         const names = [...metrics.keys()].slice(0, 4);
         if (names.length) metricChart.setData(epochs, names.map((n) => metrics.get(n)!), names);
-        summary.textContent = `epoch ${ev.epoch}: ` + names.map((n) => `${n} ${num(ev.metrics?.[n])}`).join(" · ");
+        summary.textContent = `epoch ${ev.epoch}: ${names.map((n) => `${n} ${num(ev.metrics?.[n])}`).join(" · ")}`;
         void refreshFlipbook();
       }
       if (ev.type === "end") void refreshFlipbook();
