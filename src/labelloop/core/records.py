@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["GROUND_TRUTH_STATES", "IMAGE_EXTENSIONS", "LABELLED_STATUSES", "UNLABELLED_STATUSES", "AnnotationRecord",
-           "DatasetRecord", "ImageRecord", "ImageStatus", "RegionRecord", "ReviewState"]
+           "DatasetRecord", "ImageRecord", "ImageStatus", "Proposal", "RegionRecord", "ReviewState"]
 
 
 class ReviewState(StrEnum):
@@ -114,6 +114,17 @@ class AnnotationRecord:
         if self.polygons:
             return "polygon"
         return "box"
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """One model proposal about to be stored: the project's class id, the box clipped to the image
+    (``x1, y1, x2, y2`` pixels), the model's score and its mask (COCO RLE) when it has one."""
+
+    class_id: int
+    bbox: tuple[float, float, float, float]
+    score: float
+    rle: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

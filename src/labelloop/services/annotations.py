@@ -134,9 +134,9 @@ def _event(s: Session, ctx: ProjectContext, ann: Annotation | None, image_id: in
 def refresh_image_status(s: Session, img: Image) -> None:
     """new -> pre-annotated -> annotated/reviewed, derived from the image's annotations."""
     states = s.scalars(select(Annotation.review_state).where(Annotation.image_id == img.id)).all()
-    if any(st == "proposed" for st in states):
+    if any(st == ReviewState.PROPOSED for st in states):
         img.status = "pre-annotated"
-    elif any(st in ("accepted", "edited", "rejected") for st in states):
+    elif any(st in (ReviewState.ACCEPTED, ReviewState.EDITED, ReviewState.REJECTED) for st in states):
         img.status = "reviewed"
     elif states:
         img.status = "annotated"
@@ -160,7 +160,7 @@ def create_annotation(ctx: ProjectContext, image_id: int, data: AnnotationInput,
         ann = Annotation(project_id=ctx.id, image_id=img.id, class_id=_class_id(s, ctx, data.label),
                          x1=bbox[0], y1=bbox[1], x2=bbox[2], y2=bbox[3], polygons=data.polygons, rle=data.rle,
                          source=source, model_id=model_id, score=data.score,
-                         review_state=None if human else "proposed", author=actor,
+                         review_state=None if human else ReviewState.PROPOSED, author=actor,
                          attributes=data.attributes or {})
         s.add(ann)
         s.flush()
@@ -291,7 +291,7 @@ def review_annotation(ctx: ProjectContext, annotation_id: int, action: str, *, a
             raise InvalidInputError(f"annotation {annotation_id} was drawn by a person; only model proposals "
                                     "are reviewed", "edit or delete it instead")
         before = annotation_dict(ann, _class_name(s, ann.class_id))
-        ann.review_state = "accepted" if action == "accept" else "rejected"
+        ann.review_state = ReviewState.ACCEPTED if action == "accept" else ReviewState.REJECTED
         s.flush()
         after = annotation_dict(ann, before["label"])
         _event(s, ctx, ann, ann.image_id, action, actor, "human", before, after, round_)
@@ -304,13 +304,13 @@ def accept_all(ctx: ProjectContext, image_id: int, *, actor: str, min_score: flo
     """Accept every open proposal on an image (optionally only those scoring >= ``min_score``)."""
     with ctx.store.session() as s:
         img = _image(s, ctx, image_id)
-        q = select(Annotation).where(Annotation.image_id == img.id, Annotation.review_state == "proposed")
+        q = select(Annotation).where(Annotation.image_id == img.id, Annotation.review_state == ReviewState.PROPOSED)
         if min_score is not None:
             q = q.where(Annotation.score >= min_score)
         anns = s.scalars(q).all()
         for ann in anns:
             before = annotation_dict(ann, _class_name(s, ann.class_id))
-            ann.review_state = "accepted"
+            ann.review_state = ReviewState.ACCEPTED
             s.flush()
             _event(s, ctx, ann, img.id, "accept", actor, "human", before, annotation_dict(ann, before["label"]),
                    round_)
@@ -331,7 +331,7 @@ def image_annotations(ctx: ProjectContext, image_id: int, *, include_rejected: b
         _image(s, ctx, image_id)
         rows = s.execute(select(Annotation, LabelClass.name).join(LabelClass, LabelClass.id == Annotation.class_id)
                          .where(Annotation.image_id == image_id).order_by(Annotation.id)).all()
-        return [annotation_dict(a, n) for a, n in rows if include_rejected or a.review_state != "rejected"]
+        return [annotation_dict(a, n) for a, n in rows if include_rejected or a.review_state != ReviewState.REJECTED]
 
 
 def set_training_regions(ctx: ProjectContext, image_id: int, polygons: list[list[float]], *, actor: str) -> None:

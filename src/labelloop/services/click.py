@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.geometry import clip_xyxy
+from labelloop.core.records import ReviewState
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import click_candidate
 from labelloop.inference.predictions import Predictions
@@ -120,7 +121,7 @@ def _existing_boxes(ctx: ProjectContext, image_id: int) -> np.ndarray:
     with ctx.store.session() as s:
         rows = s.execute(select(Annotation.x1, Annotation.y1, Annotation.x2, Annotation.y2).where(
             Annotation.image_id == image_id,
-            (Annotation.review_state.is_(None)) | (Annotation.review_state != "rejected"))).all()
+            (Annotation.review_state.is_(None)) | (Annotation.review_state != ReviewState.REJECTED))).all()
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
 
 

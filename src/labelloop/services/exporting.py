@@ -8,7 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord, RegionRecord
+from labelloop.core.records import (
+    GROUND_TRUTH_STATES,
+    AnnotationRecord,
+    DatasetRecord,
+    ImageRecord,
+    RegionRecord,
+    ReviewState,
+)
 from labelloop.errors import InvalidInputError
 from labelloop.formats import WriteOptions, get_format
 from labelloop.store.project import ProjectContext
@@ -36,7 +43,8 @@ class ExportReport:
 
 
 def _states(include_proposals: bool) -> tuple[str | None, ...]:
-    return (None, "accepted", "edited", "proposed") if include_proposals else (None, "accepted", "edited")
+    truth = (None, *GROUND_TRUTH_STATES)
+    return (*truth, ReviewState.PROPOSED) if include_proposals else truth
 
 
 def project_dataset(ctx: ProjectContext, *, split: str | None = None, include_proposals: bool = False,

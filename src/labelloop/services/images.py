@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import exists, func, select
 
-from labelloop.core.records import ImageStatus
+from labelloop.core.records import ImageStatus, ReviewState
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.datasets import image_path
 from labelloop.settings import get_settings
@@ -164,10 +164,10 @@ def _filtered(ctx: ProjectContext, flt: ImageFilter, s: Any) -> Any:
                                                     LabelClass.active.is_(True))).first()
         if cid is None:
             raise NotFoundError(f"no class named {flt.label!r}")
-        q = q.where(exists().where(Annotation.image_id == Image.id, Annotation.class_id == cid,
-                                   (Annotation.review_state.is_(None)) | (Annotation.review_state != "rejected")))
+        not_rejected = Annotation.review_state.is_(None) | (Annotation.review_state != ReviewState.REJECTED)
+        q = q.where(exists().where(Annotation.image_id == Image.id, Annotation.class_id == cid, not_rejected))
     if flt.min_score is not None or flt.max_score is not None:
-        cond = [Annotation.image_id == Image.id, Annotation.review_state == "proposed"]
+        cond = [Annotation.image_id == Image.id, Annotation.review_state == ReviewState.PROPOSED]
         if flt.min_score is not None:
             cond.append(Annotation.score >= flt.min_score)
         if flt.max_score is not None:
@@ -205,7 +205,8 @@ def list_images(ctx: ProjectContext, flt: ImageFilter | None = None, *, after: i
                     select(Annotation.image_id, Annotation.review_state, func.count())
                     .where(Annotation.image_id.in_(select(page_ids.c.id)))
                     .group_by(Annotation.image_id, Annotation.review_state)):
-                key = "proposals" if state == "proposed" else ("annotations" if state != "rejected" else None)
+                key = "proposals" if state == ReviewState.PROPOSED else \
+                    ("annotations" if state != ReviewState.REJECTED else None)
                 if key and image_id in counts:
                     counts[image_id][key] += n
         total = s.scalar(select(func.count()).select_from(filtered.order_by(None).subquery())) if with_total else None
@@ -295,7 +296,7 @@ def review_queue(ctx: ProjectContext, *, sort: str = "confidence", min_score: fl
     with ctx.store.session() as s:
         q = (select(Annotation.image_id, func.count(), func.min(Annotation.score), func.max(Annotation.score),
                     func.avg(Annotation.score))
-             .where(Annotation.project_id == ctx.id, Annotation.review_state == "proposed")
+             .where(Annotation.project_id == ctx.id, Annotation.review_state == ReviewState.PROPOSED)
              .group_by(Annotation.image_id))
         if min_score is not None:
             q = q.where(Annotation.score >= min_score)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Table, insert, select
 
 from labelloop.core.progress import StageProgress
-from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
+from labelloop.core.records import GROUND_TRUTH_STATES, AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
 from labelloop.formats.base import Recorder
@@ -224,7 +224,7 @@ def _class_ids(session: Any, ctx: ProjectContext, labels: list[str], report: Imp
 def _status(rec: ImageRecord) -> str:
     if rec.status:
         return rec.status
-    if any(a.review_state in (None, "accepted", "edited") for a in rec.annotations):
+    if any(a.review_state in (None, *GROUND_TRUTH_STATES) for a in rec.annotations):
         return "annotated"
     if rec.annotations:
         return "pre-annotated"

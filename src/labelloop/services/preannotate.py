@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
 from labelloop.core.progress import StageProgress
-from labelloop.core.records import UNLABELLED_STATUSES
+from labelloop.core.records import UNLABELLED_STATUSES, Proposal, ReviewState
 from labelloop.core.unreadable import Unreadable
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import REPEAT_IOU
@@ -304,8 +304,8 @@ def _class_ids(ctx: ProjectContext, names: Sequence[str]) -> dict[int, int]:
 
 
 def _proposals(preds: Any, thresholds: Sequence[float], class_ids: dict[int, int], width: int, height: int
-               ) -> list[tuple[int, tuple[float, float, float, float], float, dict[str, Any] | None]]:
-    """``(class_id, bbox, score, rle)`` of the predictions above their class threshold, clipped."""
+               ) -> list[Proposal]:
+    """The predictions above their class threshold, clipped to the image."""
     out = []
     for i in range(len(preds)):
         k = int(preds.labels[i])
@@ -317,26 +317,23 @@ def _proposals(preds: Any, thresholds: Sequence[float], class_ids: dict[int, int
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
         rle = preds.masks[i] if preds.masks is not None else None
-        out.append((class_ids[k], (x1, y1, x2, y2), round(float(preds.scores[i]), 4), rle))
+        out.append(Proposal(class_ids[k], (x1, y1, x2, y2), round(float(preds.scores[i]), 4), rle))
     return out
 
 
-def _not_repeated(items: Sequence[tuple[int, tuple[float, float, float, float], float, dict[str, Any] | None]],
-                  kept: Sequence[Any]) -> list[tuple[int, tuple[float, float, float, float], float,
-                                                     dict[str, Any] | None]]:
+def _not_repeated(items: Sequence[Proposal], kept: Sequence[Any]) -> list[Proposal]:
     """Drop predictions repeating an annotation already on the image (same class, IoU >= 0.7):
     a person's box, a reviewed (even rejected) proposal or another model's proposal."""
     if not kept or not items:
         return list(items)
-    iou = box_iou(np.array([it[1] for it in items]), np.array([[k[1], k[2], k[3], k[4]] for k in kept]))
-    same = np.array([[it[0] == k[0] for k in kept] for it in items], dtype=bool)
+    iou = box_iou(np.array([it.bbox for it in items]), np.array([[k[1], k[2], k[3], k[4]] for k in kept]))
+    same = np.array([[it.class_id == k[0] for k in kept] for it in items], dtype=bool)
     repeated = ((iou >= REPEAT_IOU) & same).any(axis=1)
     return [it for it, rep in zip(items, repeated, strict=True) if not rep]
 
 
 def write_proposals(ctx: ProjectContext, image_id: int, model: TrainedModel,
-                    items: Sequence[tuple[int, tuple[float, float, float, float], float, dict[str, Any] | None]],
-                    names: dict[int, str]) -> tuple[int, int]:
+                    items: Sequence[Proposal], names: dict[int, str]) -> tuple[int, int]:
     """Replace this model's unreviewed proposals on one image by ``items``, in one transaction.
 
     Writes the same history as :func:`labelloop.services.annotations.create_annotation` /
@@ -348,7 +345,7 @@ def write_proposals(ctx: ProjectContext, image_id: int, model: TrainedModel,
         if img is None or img.project_id != ctx.id:
             raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
         stale = s.scalars(select(Annotation).where(Annotation.image_id == image_id, Annotation.source == actor,
-                                                   Annotation.review_state == "proposed")).all()
+                                                   Annotation.review_state == ReviewState.PROPOSED)).all()
         for ann in stale:
             s.add(AnnotationEvent(project_id=ctx.id, image_id=image_id, annotation_id=ann.id, action="delete",
                                   actor=actor, actor_kind="model", round=model.round,
@@ -358,10 +355,11 @@ def write_proposals(ctx: ProjectContext, image_id: int, model: TrainedModel,
                          .where(Annotation.image_id == image_id,
                                 Annotation.id.not_in([a.id for a in stale]))).all()
         created = []
-        for class_id, (x1, y1, x2, y2), score, rle in _not_repeated(items, kept):
-            ann = Annotation(project_id=ctx.id, image_id=image_id, class_id=class_id, x1=x1, y1=y1, x2=x2, y2=y2,
-                             rle=rle, source=actor, model_id=model.id, score=score, review_state="proposed",
-                             author=actor, attributes={})
+        for prop in _not_repeated(items, kept):
+            x1, y1, x2, y2 = prop.bbox
+            ann = Annotation(project_id=ctx.id, image_id=image_id, class_id=prop.class_id, x1=x1, y1=y1, x2=x2,
+                             y2=y2, rle=prop.rle, source=actor, model_id=model.id, score=prop.score,
+                             review_state=ReviewState.PROPOSED, author=actor, attributes={})
             s.add(ann)
             created.append(ann)
         s.flush()

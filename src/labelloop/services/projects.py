@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from labelloop.core.records import ReviewState
 from labelloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.db import Store, sqlite_url
 from labelloop.store.project import MARKER, ProjectContext, init_project
@@ -190,7 +191,7 @@ class ProjectRegistry:
         with ctx.store.session() as s:
             images = s.scalar(select(func.count()).select_from(Image).where(Image.project_id == ctx.id)) or 0
             proposals = s.scalar(select(func.count()).select_from(Annotation).where(
-                Annotation.project_id == ctx.id, Annotation.review_state == "proposed")) or 0
+                Annotation.project_id == ctx.id, Annotation.review_state == ReviewState.PROPOSED)) or 0
             models = s.scalar(select(func.count()).select_from(TrainedModel).where(
                 TrainedModel.project_id == ctx.id)) or 0
             created = s.scalar(select(Project.created_at).where(Project.id == ctx.id))

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from labelloop.core.progress import StageProgress
+from labelloop.core.records import ReviewState
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.annotations import review_annotation
 from labelloop.services.preannotate import default_actor
@@ -32,7 +33,7 @@ def open_proposals(ctx: ProjectContext, *, image_id: int | None = None, model_id
     """``(annotation_id, score, model_id, image_id)`` of the proposals nobody reviewed yet."""
     with ctx.store.session() as s:
         q = select(Annotation.id, Annotation.score, Annotation.model_id, Annotation.image_id).where(
-            Annotation.project_id == ctx.id, Annotation.review_state == "proposed").order_by(Annotation.id)
+            Annotation.project_id == ctx.id, Annotation.review_state == ReviewState.PROPOSED).order_by(Annotation.id)
         if image_id is not None:
             img = s.get(Image, image_id)
             if img is None or img.project_id != ctx.id:

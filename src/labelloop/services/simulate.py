@@ -40,7 +40,7 @@ from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
 from labelloop.core.progress import EpochStages, StageProgress
-from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
+from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord, ReviewState
 from labelloop.errors import InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
 from labelloop.selection.effort import share_of_saving
@@ -92,7 +92,7 @@ def review_with_ground_truth(ctx: ProjectContext, image_id: int, truth: Sequence
     ``click_model``: the model whose candidates click-to-box uses (``None``: every miss is drawn).
     """
     record_image_event(ctx, image_id, "inspect", actor=actor, round_=round_)
-    props = [a for a in image_annotations(ctx, image_id) if a["review_state"] == "proposed"]
+    props = [a for a in image_annotations(ctx, image_id) if a["review_state"] == ReviewState.PROPOSED]
     iou = box_iou(np.array([p["bbox"] for p in props]).reshape(-1, 4),
                   np.array([g.bbox for g in truth]).reshape(-1, 4))
     same = np.array([[p["label"] == g.label for g in truth] for p in props], dtype=bool).reshape(iou.shape)

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from labelloop.core.records import ReviewState
 from labelloop.settings import get_settings
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_truth
@@ -30,7 +31,7 @@ def project_stats(ctx: ProjectContext, target_per_class: int | None = None) -> d
         labelled = dict(s.execute(select(Annotation.class_id, func.count()).where(
             Annotation.project_id == ctx.id, gt).group_by(Annotation.class_id)).all())
         proposed = dict(s.execute(select(Annotation.class_id, func.count()).where(
-            Annotation.project_id == ctx.id, Annotation.review_state == "proposed")
+            Annotation.project_id == ctx.id, Annotation.review_state == ReviewState.PROPOSED)
             .group_by(Annotation.class_id)).all())
     per_class = [{"name": name, "color": color, "annotations": labelled.get(cid, 0),
                   "proposals": proposed.get(cid, 0), "target": target,
