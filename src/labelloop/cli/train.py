@@ -25,7 +25,7 @@ def _fmt(value: Any) -> str:
 
 
 @contextmanager
-def _training_display(enabled: bool) -> Iterator[TrainProgress]:
+def training_display(enabled: bool) -> Iterator[TrainProgress]:
     """Epoch and step bars with ETA, and one line per finished epoch (losses, mAP)."""
     if not enabled:
         yield lambda event: None
@@ -79,7 +79,7 @@ def train(
 
     if weights is not None:
         args = f"{args};weights={weights}" if args else f"weights={weights}"
-    with project_from(project) as ctx, _training_display(not json_out) as show:
+    with project_from(project) as ctx, training_display(not json_out) as show:
         record = train_project(ctx, base=base, args=args, from_model=from_model, resume=resume, progress=show)
     if json_out:
         emit_json(record)
@@ -128,24 +128,11 @@ def flipbook(
     project: ProjectOpt = None,
 ) -> None:
     """Render the model's predictions on the fixed validation images, epoch by epoch."""
-    from labelloop.services.datasets import sample_for_images
-    from labelloop.services.models import get_model
-    from labelloop.training import render_flipbook
+    from labelloop.services.models import render_model_flipbook
 
     with project_from(project) as ctx:
-        record = get_model(ctx, model)
-        ids = record.get("snapshot", {}).get("flipbook_ids") or []
-        samples = {s.image_id: s for s in sample_for_images(ctx, _flipbook_ids(ctx, model, ids))}
-        path = render_flipbook(ctx.root / record["directory"], samples, out_path)
+        path = render_model_flipbook(ctx, model, out_path)
     out.print(f"wrote {path}")
-
-
-def _flipbook_ids(ctx: Any, model_id: int, ids: list[int]) -> list[int]:
-    if ids:
-        return ids
-    from labelloop.services.models import flipbook as frames
-
-    return [img["image_id"] for img in frames(ctx, model_id)["images"]]
 
 
 @models_app.command("catalog")

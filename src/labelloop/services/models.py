@@ -15,7 +15,7 @@ from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Image, ModelEpoch, TrainedModel
 
 __all__ = ["base_model_catalog", "compare_models", "export_model", "flipbook", "get_model", "list_models",
-           "model_dir", "model_epochs", "model_lineage"]
+           "model_dir", "model_epochs", "model_lineage", "render_model_flipbook"]
 
 EXPORT_FORMATS = ("onnx", "cvat-function")
 
@@ -105,6 +105,17 @@ def flipbook(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
                                         strict=False)]
         epochs.append({"epoch": frame["epoch"], "predictions": preds})
     return {"model_id": model_id, "classes": classes, "images": images, "epochs": epochs}
+
+
+def render_model_flipbook(ctx: ProjectContext, model_id: int, out: Path) -> Path:
+    """The flipbook of model ``model_id`` as an animated GIF (``.gif``) or a page (``.html``) at ``out``."""
+    from labelloop.training import render_flipbook
+
+    record = get_model(ctx, model_id)
+    ids = record.get("snapshot", {}).get("flipbook_ids") or \
+        [img["image_id"] for img in flipbook(ctx, model_id)["images"]]
+    samples = {s.image_id: s for s in sample_for_images(ctx, ids)}
+    return render_flipbook(ctx.root / record["directory"], samples, out)
 
 
 def compare_models(ctx: ProjectContext, ids: list[int]) -> dict[str, Any]:
