@@ -249,3 +249,44 @@ def test_an_annotator_cannot_skip_review_by_editing(admin: httpx.Client, server:
 def test_the_epochs_of_a_model_that_does_not_exist_are_a_404(admin: httpx.Client, project: str) -> None:
     r = admin.get(f"/api/projects/{project}/models/999/epochs")
     assert r.status_code == 404 and "model 999" in r.json()["message"]
+
+
+def test_hostile_requests_get_4xx_not_500(server: LiveServer, admin: httpx.Client, project: str) -> None:
+    """Each case once broke the server (500); now each is a 4xx JSON error and nothing is stored."""
+    base = f"/api/projects/{project}"
+    image_id = admin.get(f"{base}/images").json()["items"][0]["id"]
+    before = len(admin.get(f"{base}/images/{image_id}/annotations").json())
+    bad_annotations = [
+        {"label": "cat", "bbox": [5, 5, 5, 9]},  # zero area
+        {"label": "cat", "polygons": [[1, 1, 9, 1, 9]]},  # odd number of coordinates
+        {"label": "cat", "polygons": [[1, 1, 3, 3, 5, 5]]},  # no area
+        {"label": "cat", "polygons": [[-5000, -5000, 9000, -5000, 9000, 9000]], "bbox": [1, 1, 5, 5]},
+        {"label": "cat", "rle": {"size": [64, 96], "counts": "garbage!!"}, "bbox": [1, 1, 5, 5]},
+    ]
+    for body in bad_annotations:
+        r = admin.post(f"{base}/images/{image_id}/annotations", json=body)
+        assert r.status_code in (400, 422) and r.json()["error"] == "InvalidInputError", (body, r.text)
+    assert len(admin.get(f"{base}/images/{image_id}/annotations").json()) == before
+    for url in (f"{base}/images/{2**63}", f"{base}/images/99999999999999999999",
+                f"{base}/annotations/{2**63}", f"{base}/models/{2**64}"):
+        r = admin.get(url) if "annotations" not in url else admin.delete(url)
+        assert r.status_code == 422 and r.json()["error"] == "InvalidInputError", (url, r.text)
+    tile = admin.get(f"{base}/images/{image_id}/tiles_files/\u00b2/0_0.jpg")
+    assert tile.status_code == 404 and "whole numbers" in tile.json()["hint"]
+    for name in ("ca\nt", "\x1b[31mred", "tac\u202egnp", "x" * 1000):
+        r = admin.post(f"{base}/classes", json={"names": [name]})
+        assert r.status_code == 422 and r.json()["error"] == "InvalidInputError", r.text
+    assert [c["name"] for c in admin.get(f"{base}/classes").json()] == ["cat", "dog"]
+    # an upload that adds nothing is a 422 that says why; one that adds some is a 207 with the refusals
+    broken = [("files", ("broken.png", b"not an image", "image/png"))]
+    refused = admin.post(f"{base}/images", files=broken)
+    assert refused.status_code == 422 and refused.json()["error"] == "InvalidInputError"
+    assert "no image was added: broken.png" in refused.json()["message"]
+    mixed = admin.post(f"{base}/images", files=[*broken, ("files", ("fresh.png", png_bytes(seed=42), "image/png"))])
+    assert mixed.status_code == 207 and [a["file_name"] for a in mixed.json()["added"]] == ["fresh.png"]
+    # where a project lives on the server is for admins
+    admin.post("/api/users", json={"username": "annie", "password": "password-1", "role": "annotator"})
+    with closing(server.client("annie", "password-1")) as annie:
+        assert all("root" not in p for p in annie.get("/api/projects").json())
+        assert "root" not in annie.get(f"{base}").json()
+    assert all("root" in p for p in admin.get("/api/projects").json())

@@ -48,8 +48,17 @@ def test_first_admin_tokens_and_roles(store: Store) -> None:
     users.revoke_token(store, users.list_tokens(store, "ann")[0]["id"])
     assert users.user_for_token(store, token) is None
     session = users.create_session(store, ann)
+    script = users.create_token(store, "ann", "script-2")["token"]
     users.set_password(store, "ann", "password-2")
     assert users.user_for_token(store, session) is None  # a new password ends the sessions
+    assert users.user_for_token(store, script) is None  # and revokes the API tokens (a leak is why one changes it)
+    with pytest.raises(ConflictError, match="'admin' is the last admin"):
+        users.set_role(store, "admin", "annotator")
+    with pytest.raises(ConflictError, match="last admin"):
+        users.set_password(store, "admin", "password-3", role="reviewer")
+    assert users.authenticate(store, "admin", generated).role == "admin"  # nothing changed
+    users.set_role(store, "ann", "admin")
+    users.set_role(store, "admin", "annotator")  # with another admin, one may step down
 
 
 def test_registry_slugs_and_external_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,3 +78,13 @@ def test_demo_creates_a_ready_project(tmp_path):
     assert data["import"]["images_added"] == 12
     stats = json.loads(run("stats", "--json", "-p", str(tmp_path / "demo")).stdout)
     assert stats["images"]["by_status"]["annotated"] == 8
+
+
+def test_serving_beyond_loopback_warns_about_plain_http() -> None:
+    from labelloop.cli.serve import exposure_warning
+
+    assert exposure_warning("127.0.0.1") is None and exposure_warning("::1") is None
+    assert exposure_warning("localhost") is None
+    for host in ("0.0.0.0", "192.168.1.20", "::"):
+        warning = exposure_warning(host) or ""
+        assert "plain HTTP" in warning and "TLS proxy" in warning, host

@@ -96,3 +96,36 @@ def test_a_mask_dragged_by_fractions_of_a_pixel_keeps_its_size_and_its_box() -> 
     moved = rle_to_mask(rle)
     assert moved.sum() == 121 and rle_bbox_xyxy(rle) == pytest.approx(box)  # the box still hugs its mask
     assert box == (16.0, 16.0, 27.0, 27.0)
+
+
+def test_rle_checks_agree_with_pycocotools() -> None:
+    """``check_rle`` accepts every mask pycocotools encodes and refuses runs that do not cover the image."""
+    import numpy as np
+    import pytest
+    from pycocotools import mask as mask_utils
+
+    from labelloop.core.geometry import check_mask_size, check_polygons, check_rle, mask_to_rle, rle_counts
+
+    rng = np.random.default_rng(0)
+    for h, w in ((1, 1), (7, 13), (40, 50), (120, 90)):
+        m = (rng.random((h, w)) > rng.random()).astype(np.uint8)
+        rle = mask_to_rle(m)
+        check_rle(rle, h, w)
+        runs = rle_counts(rle["counts"])  # the same runs pycocotools reads from the string
+        assert sum(runs) == h * w
+        assert np.array_equal(mask_utils.decode(mask_utils.frPyObjects({"size": [h, w], "counts": runs}, h, w)), m)
+    with pytest.raises(ValueError, match="outside the COCO RLE code"):
+        check_rle({"size": [4, 4], "counts": "garbage!!"}, 4, 4)
+    with pytest.raises(ValueError, match="cover 15 pixels"):
+        check_rle({"size": [4, 4], "counts": [10, 5]}, 4, 4)
+    with pytest.raises(ValueError, match="does not match the image"):
+        check_rle(mask_to_rle(np.ones((4, 5), np.uint8)), 5, 4)
+    with pytest.raises(ValueError, match="over the limit"):
+        check_mask_size(60000, 60000, max_pixels=10**8)
+    with pytest.raises(ValueError, match="positive integers"):
+        check_mask_size(-1, 5, max_pixels=10**8)
+    check_polygons([[1, 1, 9, 1, 9, 7]], 10, 8)
+    with pytest.raises(ValueError, match="encloses no area"):
+        check_polygons([[1, 1, 3, 3, 5, 5]], 10, 8)
+    with pytest.raises(ValueError, match="reaches outside"):
+        check_polygons([[1, 1, 90, 1, 9, 7]], 10, 8)

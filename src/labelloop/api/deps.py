@@ -74,5 +74,8 @@ async def project_context(slug: Annotated[str, Path(description="the project's f
 
 
 Project = Annotated[ProjectContext, Depends(project_context)]
+#: ids are 64-bit database integers: a bigger number in a URL is a 422, not a database overflow
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 

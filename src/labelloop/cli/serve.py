@@ -57,6 +57,21 @@ def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         pass
 
 
+def exposure_warning(host: str) -> str | None:
+    """A warning when ``host`` is reachable from other machines: the server speaks plain HTTP."""
+    import ipaddress
+
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    if local:
+        return None
+    return (f"warning: listening on {host}, reachable from other machines, over plain HTTP: passwords and "
+            "images cross the network unencrypted. Put a TLS proxy (nginx, Caddy) in front and let only it "
+            "reach this port, or listen on 127.0.0.1.")
+
+
 def check_listen(host: str, port: int) -> None:
     """Fail early, with the fix, when HOST:PORT cannot be listened on (uvicorn would only log it)."""
     import errno
@@ -105,6 +120,8 @@ def serve(
     from labelloop.settings import get_settings
 
     check_listen(host, port)
+    if warning := exposure_warning(host):
+        typer.echo(warning, err=True)
     home, url, cli_url = _prepare_home(home)
     load_plugins()
     registry = ProjectRegistry(home, url)

@@ -14,6 +14,9 @@ import numpy as np
 
 __all__ = [
     "box_iou",
+    "check_mask_size",
+    "check_polygons",
+    "check_rle",
     "clip_xyxy",
     "cvat_rle_to_mask",
     "ellipse_to_polygon",
@@ -28,6 +31,7 @@ __all__ = [
     "polygons_to_rle",
     "rle_area",
     "rle_bbox_xyxy",
+    "rle_counts",
     "rle_iou",
     "rle_to_mask",
     "snap_move",
@@ -131,10 +135,94 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
     return _to_str_rle(mask_utils.encode(m))
 
 
+def check_mask_size(height: Any, width: Any, max_pixels: int | None = None) -> None:
+    """A mask of ``height x width`` may be allocated: positive integers, at most ``max_pixels`` pixels
+    (default: the ``max_image_pixels`` setting), else a ``ValueError`` that says so."""
+    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in (height, width)):
+        raise ValueError(f"mask size {[height, width]!r}: expected two positive integers [height, width]")
+    if max_pixels is None:
+        from labelloop.settings import get_settings
+
+        max_pixels = get_settings().max_image_pixels
+    if int(height) * int(width) > max_pixels:
+        raise ValueError(f"mask of {width}x{height} pixels is over the limit of {max_pixels} "
+                         "(LABELLOOP_MAX_IMAGE_PIXELS)")
+
+
+def rle_counts(counts: str | bytes) -> list[int]:
+    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``), checked: a
+    ``ValueError`` for characters outside the code or negative runs."""
+    data = counts.encode() if isinstance(counts, str) else bytes(counts)
+    runs: list[int] = []
+    p = 0
+    while p < len(data):
+        x = k = 0
+        more = True
+        while more:
+            if p >= len(data):
+                raise ValueError("the RLE counts end in the middle of a number")
+            c = data[p] - 48
+            if not 0 <= c < 64:
+                raise ValueError(f"the RLE counts hold {chr(data[p])!r}, outside the COCO RLE code")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            raise ValueError("the RLE counts decode to a negative run")
+        runs.append(x)
+    return runs
+
+
+def check_rle(rle: Any, height: int, width: int) -> None:
+    """``rle`` is a COCO RLE of a ``height x width`` image whose runs cover it exactly; else a ``ValueError``."""
+    if not isinstance(rle, dict):
+        raise ValueError(f"expected a COCO RLE {{size, counts}}, got {type(rle).__name__}")
+    size = rle.get("size")
+    if not isinstance(size, list | tuple) or len(size) != 2 or [_int(v) for v in size] != [height, width]:
+        raise ValueError(f"mask size {size!r} does not match the image [h, w] = [{height}, {width}]")
+    counts = rle.get("counts")
+    if isinstance(counts, list):
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+            raise ValueError("uncompressed RLE counts must be non-negative integers")
+        runs = counts
+    elif isinstance(counts, str | bytes):
+        runs = rle_counts(counts)
+    else:
+        raise ValueError("expected RLE counts as a string or a list of ints")
+    if sum(runs) != height * width:
+        raise ValueError(f"the RLE runs cover {sum(runs)} pixels, the image has {height * width}")
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) and float(v).is_integer() else None
+
+
+def check_polygons(polygons: Sequence[Sequence[float]], width: float, height: float, tolerance: float = 2.0) -> None:
+    """Every ring has at least 3 points, lies inside the image (within ``tolerance`` pixels) and
+    encloses some area; else a ``ValueError`` that names the ring."""
+    for i, ring in enumerate(polygons):
+        pts = np.asarray(ring, dtype=np.float64)
+        if pts.size < 6 or pts.size % 2:
+            raise ValueError(f"polygon ring {i}: expected x, y pairs of at least 3 points, got {pts.size} numbers")
+        xs, ys = pts[0::2], pts[1::2]
+        if xs.min() < -tolerance or ys.min() < -tolerance or xs.max() > width + tolerance or \
+                ys.max() > height + tolerance:
+            raise ValueError(f"polygon ring {i} reaches outside the {width:g}x{height:g} image")
+        if polygon_area(ring) <= 0.0:
+            raise ValueError(f"polygon ring {i} encloses no area (its points are on one line)")
+
+
 def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
-    """COCO RLE (compressed or uncompressed) -> ``(H, W)`` uint8 mask."""
+    """COCO RLE (compressed or uncompressed) -> ``(H, W)`` uint8 mask, within the pixel limit."""
     from pycocotools import mask as mask_utils
 
+    size = rle.get("size") or [None, None]
+    check_mask_size(size[0], size[1])
     return np.asarray(mask_utils.decode(_decode_counts(rle)), dtype=np.uint8)
 
 
@@ -142,6 +230,7 @@ def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int
     """Rasterise flat rings (pixels) into one compressed RLE, as COCO does."""
     from pycocotools import mask as mask_utils
 
+    check_mask_size(height, width)
     rles = mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width)
     return _to_str_rle(mask_utils.merge(rles))
 

@@ -13,8 +13,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GROUND_TRUTH_STATES", "IMAGE_EXTENSIONS", "LABELLED_STATUSES", "UNLABELLED_STATUSES", "AnnotationRecord",
-           "DatasetRecord", "ImageRecord", "ImageStatus", "Proposal", "RegionRecord", "ReviewState"]
+__all__ = [
+    "GROUND_TRUTH_STATES",
+    "IMAGE_EXTENSIONS",
+    "LABELLED_STATUSES",
+    "MAX_CLASS_NAME",
+    "UNLABELLED_STATUSES",
+    "AnnotationRecord",
+    "DatasetRecord",
+    "ImageRecord",
+    "ImageStatus",
+    "Proposal",
+    "RegionRecord",
+    "ReviewState",
+    "clean_class_name",
+]
 
 
 class ReviewState(StrEnum):
@@ -114,6 +127,35 @@ class AnnotationRecord:
         if self.polygons:
             return "polygon"
         return "box"
+
+
+#: a class name is a label, not a document
+MAX_CLASS_NAME = 200
+_CONTROL_NAMES = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", "\x00": "NUL",
+                  "\x1b": "ESCAPE, as in terminal colour codes"}
+
+
+def clean_class_name(raw: object) -> str:
+    """``raw`` stripped, if it can be a class name: text of 1-200 characters without control or
+    invisible formatting characters (a newline shifts the class indices of YOLO's ``obj.names``, an
+    ANSI escape reaches the terminal, a right-to-left override disguises the name); else an
+    :class:`~labelloop.errors.InvalidInputError` that says which character."""
+    import unicodedata
+
+    from labelloop.errors import InvalidInputError
+
+    name = str(raw).strip()
+    if not name:
+        raise InvalidInputError("empty class name", "give names like: car,person")
+    if len(name) > MAX_CLASS_NAME:
+        raise InvalidInputError(f"class name {name[:40]!r}... has {len(name)} characters, over the limit of "
+                                f"{MAX_CLASS_NAME}", "use a short name; put descriptions elsewhere")
+    bad = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        what = _CONTROL_NAMES.get(bad) or unicodedata.name(bad, "a control character")
+        raise InvalidInputError(f"class name {name[:60]!r} holds the control character U+{ord(bad):04X} ({what})",
+                                "class names are plain text on one line: remove it")
+    return name
 
 
 @dataclass(frozen=True, slots=True)

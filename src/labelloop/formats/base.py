@@ -74,11 +74,11 @@ class Recorder:
 
 def make_annotation(recorder: Recorder, file: str | Path, record: str,
                     build: Callable[[], AnnotationRecord]) -> AnnotationRecord | None:
-    """Build a record; a ``ValueError``/``KeyError``/``TypeError`` becomes a FormatError
-    naming the file and record (or a skipped line)."""
+    """Build a record; a ``ValueError``/``KeyError``/``TypeError`` (or an embedded image that does not
+    decode, or nesting too deep) becomes a FormatError naming the file and record (or a skipped line)."""
     try:
         return build()
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, OSError, RecursionError) as exc:
         recorder.invalid(file, record, str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}")
         return None
 
@@ -292,5 +292,8 @@ def load_json(path: Path) -> object:
                           "is the file complete? re-export it from the source tool", file=str(path)) from exc
     except UnicodeDecodeError as exc:
         raise FormatError("not UTF-8 text", "is this a JSON file?", file=str(path)) from exc
+    except RecursionError:
+        raise FormatError("the JSON is nested too deeply to be an annotation file",
+                          "is this the right file? annotation files nest a few levels", file=str(path)) from None
     except OSError as exc:
         raise FormatError(f"cannot read: {exc.strerror}", file=str(path)) from exc

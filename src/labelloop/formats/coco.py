@@ -113,8 +113,9 @@ def _read_file(file: Path, recorder: Recorder, split: str | None) -> DatasetReco
     annotations = _expect(doc, "annotations", list, file)
     names: dict[Any, str] = {}
     for i, cat in enumerate(categories):
-        if not isinstance(cat, dict) or "id" not in cat or not str(cat.get("name", "")).strip():
-            raise FormatError("category needs an id and a name", file=str(file), record=f"categories[{i}]")
+        if not isinstance(cat, dict) or not _is_id(cat.get("id")) or not str(cat.get("name", "")).strip():
+            raise FormatError("category needs an id (a number or a string) and a name", file=str(file),
+                              record=f"categories[{i}]")
         names[cat["id"]] = str(cat["name"])
     roots = [file.parent, file.parent / "images", file.parent.parent, file.parent.parent / "images"]
     roots += [file.parent.parent / d for d in _image_dir_guesses(file)]
@@ -123,12 +124,19 @@ def _read_file(file: Path, recorder: Recorder, split: str | None) -> DatasetReco
     seen_names: set[str] = set()
     for i, img in enumerate(images):
         rec = _read_image(img, i, file, recorder, finder, seen_names, split)
-        if rec is not None:
+        if rec is not None and not _is_id(img.get("id")):
+            recorder.invalid(file, f"images[{i}]", f"image id {img.get('id')!r}: expected a number or a string")
+        elif rec is not None:
             by_id[img["id"]] = rec
     for i, ann in enumerate(annotations):
         _read_annotation(ann, i, file, recorder, names, by_id)
     labels = [str(c["name"]) for c in categories]
     return DatasetRecord(labels=list(dict.fromkeys(labels)), images=list(by_id.values()))
+
+
+def _is_id(value: Any) -> bool:
+    """COCO ids are numbers; some tools write strings. Lists, objects and booleans are not ids."""
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
 
 
 def _image_dir_guesses(file: Path) -> list[str]:
@@ -168,11 +176,11 @@ def _read_annotation(ann: Any, i: int, file: Path, recorder: Recorder, names: di
     if not isinstance(ann, dict):
         recorder.invalid(file, record, f"expected an object, got {type(ann).__name__}")
         return
-    image = by_id.get(ann.get("image_id"))
+    image = by_id.get(ann.get("image_id")) if _is_id(ann.get("image_id")) else None
     if image is None:
         recorder.invalid(file, record, f"unknown image_id {ann.get('image_id')!r}")
         return
-    if ann.get("category_id") not in names:
+    if not _is_id(ann.get("category_id")) or ann.get("category_id") not in names:
         recorder.invalid(file, record, f"unknown category_id {ann.get('category_id')!r}",
                          f"known ids: {sorted(names, key=str)[:20]}")
         return
@@ -210,8 +218,10 @@ def _normalise_rle(seg: dict[str, Any], image: ImageRecord) -> dict[str, Any]:
         raise ValueError(f"RLE size {size} does not match image {image.width}x{image.height} (h, w expected)")
     counts = seg.get("counts")
     if isinstance(counts, list):
-        from labelloop.core.geometry import mask_to_rle, rle_to_mask
+        from labelloop.core.geometry import check_mask_size, check_rle, mask_to_rle, rle_to_mask
 
+        check_mask_size(size[0], size[1])
+        check_rle(seg, size[0], size[1])  # the runs must cover the image: pycocotools would pad or cut them
         return mask_to_rle(rle_to_mask({"size": size, "counts": counts}))
     if not isinstance(counts, str):
         raise ValueError("expected RLE counts as a string or a list of ints")

@@ -20,6 +20,7 @@ beside the JSONs (or one folder up) sets the class order (``__ignore__`` and
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import math
 from functools import partial
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from labelloop.core.geometry import ellipse_to_polygon, mask_to_rle, polygons_bbox, rle_bbox_xyxy
+from labelloop.core.geometry import check_mask_size, ellipse_to_polygon, mask_to_rle, polygons_bbox, rle_bbox_xyxy
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import FormatError
 from labelloop.formats.base import (
@@ -234,8 +235,12 @@ def _mask_rle(shape: dict[str, Any], pts: list[tuple[float, float]], image: Imag
         raise ValueError("a mask shape needs imageWidth/imageHeight (or the image file)")
     if len(pts) != 2 or not isinstance(shape.get("mask"), str):
         raise ValueError("expected a mask shape with 2 corner points and a base64 PNG 'mask'")
-    with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as img:
-        crop = np.asarray(img.convert("L")) > 0
+    check_mask_size(image.height, image.width)
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as img:
+            crop = np.asarray(img.convert("L")) > 0
+    except (OSError, binascii.Error) as exc:
+        raise ValueError(f"the mask is not a base64 PNG ({exc})") from None
     left, top = round(min(pts[0][0], pts[1][0])), round(min(pts[0][1], pts[1][1]))
     full = np.zeros((image.height, image.width), dtype=np.uint8)
     h = max(0, min(crop.shape[0], image.height - top))

@@ -120,6 +120,10 @@ def _read_file(file: Path, root: Path, recorder: Recorder, seen: set[str]) -> li
         if image is None:
             continue
         regions = entry.get("regions") or []
+        if not isinstance(regions, dict | list):
+            recorder.invalid(file, f"{key} regions", f"expected a list (or an object) of regions, got "
+                             f"{type(regions).__name__}")
+            continue
         items = list(regions.items()) if isinstance(regions, dict) else list(enumerate(regions))
         for idx, region in items:
             record = f"{key} regions[{idx}]"

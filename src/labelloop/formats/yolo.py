@@ -203,11 +203,33 @@ def _read_names_file(path: Path) -> dict[int, str]:
     return names
 
 
+#: a data.yaml is a few hundred bytes; anything this big is not one
+MAX_YAML_BYTES = 1_000_000
+
+
+def _loader() -> Any:
+    """PyYAML's safe loader without aliases: ``*name`` lets a few hundred bytes expand to gigabytes
+    ("billion laughs"), and a dataset file has no use for it."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in a dataset "
+                                                  "file", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    return NoAliases
+
+
 def _load_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise FormatError(f"{path.stat().st_size} bytes is too big for a data.yaml (limit {MAX_YAML_BYTES})",
+                              "is this the right file?", file=str(path))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -238,6 +260,9 @@ def _parse_names(doc: dict[str, Any], file: Path) -> dict[int, str]:
                               file=str(file), record="names") from exc
     else:
         raise FormatError(f"expected 'names' to be a list or a dict, got {type(raw).__name__}",
+                          file=str(file), record="names")
+    if any(not isinstance(v, str | int | float) or isinstance(v, bool) for _, v in items):
+        raise FormatError("class names must be plain text", "names: [cell, debris] or names: {0: cell, 1: debris}",
                           file=str(file), record="names")
     names = {k: str(v).strip() for k, v in items}
     if not names or any(not v for v in names.values()):

@@ -14,7 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from labelloop.core.geometry import move_polygons, move_rle, polygons_bbox, rle_bbox_xyxy, snap_move
+from labelloop.core.geometry import (
+    check_polygons,
+    check_rle,
+    move_polygons,
+    move_rle,
+    polygons_bbox,
+    rle_bbox_xyxy,
+    snap_move,
+)
 from labelloop.core.records import AnnotationRecord, ReviewState
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.project import ProjectContext
@@ -99,24 +107,22 @@ def _class_name(s: Session, class_id: int) -> str:
     return cls.name if cls else "?"
 
 
-def _check_rle(rle: Any, img: Image) -> None:
-    """A mask must be a decodable COCO RLE of the image's size."""
-    hint = "send {size: [height, width], counts: '...'} as pycocotools.mask.encode writes it"
-    size = rle.get("size") if isinstance(rle, dict) else None
-    if not isinstance(size, list | tuple) or [int(v) for v in size if isinstance(v, int | float)] != [img.height,
-                                                                                                     img.width]:
-        raise InvalidInputError(f"the mask's size is {size!r}, the image is [{img.height}, {img.width}]", hint)
-    try:
-        rle_bbox_xyxy(rle)
-    except (TypeError, ValueError, KeyError, OverflowError) as exc:
-        raise InvalidInputError(f"the mask is not a valid COCO RLE ({exc})", hint) from exc
-
-
 def _validate(data: AnnotationInput, img: Image) -> tuple[float, float, float, float]:
-    if data.rle is not None:
-        _check_rle(data.rle, img)
-    bbox = data.resolved_bbox()
-    AnnotationRecord(label=data.label, bbox=bbox, polygons=data.polygons, score=data.score)  # validates
+    """The annotation's box, after checking its geometry against the image: a mask is a COCO RLE of
+    the image's size whose runs cover it, polygon rings lie inside and enclose some area, the box
+    has an area and lies inside; else an :class:`InvalidInputError` that says which."""
+    try:
+        if data.rle is not None:
+            check_rle(data.rle, img.height, img.width)
+        if data.polygons:
+            check_polygons(data.polygons, img.width, img.height, tolerance=1.0)
+        bbox = data.resolved_bbox()
+        AnnotationRecord(label=data.label, bbox=bbox, polygons=data.polygons, score=data.score)  # validates
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise InvalidInputError(f"invalid annotation: {exc}",
+                                "a box is [x1, y1, x2, y2] with x2 > x1 and y2 > y1 in image pixels; polygons "
+                                "are flat [x, y, ...] rings; a mask is {size: [height, width], counts} as "
+                                "pycocotools.mask.encode writes it") from exc
     x1, y1, x2, y2 = bbox
     if x1 < -1 or y1 < -1 or x2 > img.width + 1 or y2 > img.height + 1:
         raise InvalidInputError(f"box {[round(v, 1) for v in bbox]} lies outside the {img.width}x{img.height} image")

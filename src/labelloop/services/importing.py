@@ -17,9 +17,16 @@ from typing import Any
 
 from sqlalchemy import Table, insert, select
 
+from labelloop.core.geometry import check_mask_size, check_polygons, check_rle
 from labelloop.core.progress import StageProgress
-from labelloop.core.records import GROUND_TRUTH_STATES, AnnotationRecord, DatasetRecord, ImageRecord
-from labelloop.errors import InvalidInputError
+from labelloop.core.records import (
+    GROUND_TRUTH_STATES,
+    AnnotationRecord,
+    DatasetRecord,
+    ImageRecord,
+    clean_class_name,
+)
+from labelloop.errors import FormatError, InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
 from labelloop.formats.base import Recorder
 from labelloop.settings import get_settings
@@ -77,6 +84,11 @@ def import_path(ctx: ProjectContext, source: Path, *, format: str | None = None,
     if progress:
         progress("read", 0, 1)
     dataset = fmt.read(source, ReadOptions(skip_invalid=skip_invalid))
+    for label in dataset.labels:
+        try:
+            clean_class_name(label)
+        except InvalidInputError as err:  # before anything is stored, naming the file
+            raise FormatError(err.message, err.hint, file=str(source), record="classes") from None
     report = import_dataset(ctx, dataset, link=link, skip_invalid=skip_invalid,
                             allow_missing_images=allow_missing_images, progress=progress, actor=actor)
     report.format = fmt.name
@@ -149,6 +161,11 @@ def _prepare_one(rec: ImageRecord, recorder: Recorder, allow_missing: bool, max_
                  max_bytes: int) -> _Prepared | None:
     if rec.path is None or not rec.path.exists():
         if allow_missing and rec.width and rec.height:
+            try:  # the declared size is all there is: it must be a size an image can have
+                check_mask_size(rec.width, rec.height, max_pixels)
+            except ValueError as exc:
+                recorder.invalid(rec.file_name, "image", f"declared size: {exc}".replace("mask", "image"))
+                return None
             return _Prepared(record=rec, width=rec.width, height=rec.height, sha="")
         recorder.invalid(rec.file_name, "image", "image file not found next to the annotations",
                          "put the images beside the annotation file (or in images/), or use --skip-invalid")
@@ -181,9 +198,14 @@ def _valid_annotations(rec: ImageRecord, prepared: _Prepared, recorder: Recorder
                              f"box {[round(v, 2) for v in ann.bbox]} lies outside the {w}x{h} image",
                              "check the coordinates' units (pixels) and the image size")
             continue
-        if ann.rle is not None and list(ann.rle.get("size", [])) != [h, w]:
-            recorder.invalid(rec.file_name, f"annotation {j} ({ann.label})",
-                             f"mask size {ann.rle.get('size')} does not match the image [h, w] = [{h}, {w}]")
+        try:
+            if ann.rle is not None:
+                check_rle(ann.rle, h, w)
+            if ann.polygons:
+                check_polygons(ann.polygons, w, h, max(tol_x, tol_y))
+        except ValueError as exc:
+            recorder.invalid(rec.file_name, f"annotation {j} ({ann.label})", str(exc),
+                             "re-export the annotation from its tool, or import with --skip-invalid")
             continue
         kept.append(ann)
     return kept
@@ -212,6 +234,7 @@ def _class_ids(session: Any, ctx: ProjectContext, labels: list[str], report: Imp
     position = len(rows)
     for label in labels:
         if label not in ids:
+            clean_class_name(label)  # a bad name fails the import, which rolls back: nothing is stored
             cls = LabelClass(project_id=ctx.id, name=label, color=palette_color(position), position=position)
             session.add(cls)
             session.flush()

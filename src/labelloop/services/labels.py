@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from labelloop.core.records import clean_class_name
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.project import ProjectContext, palette_color
 from labelloop.store.tables import Annotation, AnnotationEvent, ClassEvent, LabelClass, utcnow
@@ -40,9 +41,7 @@ def add_labels(ctx: ProjectContext, names: list[str], actor: str = "") -> list[s
         existing = set(s.scalars(select(LabelClass.name).where(LabelClass.project_id == ctx.id)).all())
         position = len(existing)
         for raw in names:
-            name = raw.strip()
-            if not name:
-                raise InvalidInputError("empty class name", "give names like: car,person")
+            name = clean_class_name(raw)
             if name in existing:
                 raise ConflictError(f"class {name!r} already exists", "pick another name")
             cls = LabelClass(project_id=ctx.id, name=name, color=palette_color(position), position=position)
@@ -57,9 +56,7 @@ def add_labels(ctx: ProjectContext, names: list[str], actor: str = "") -> list[s
 
 
 def rename_label(ctx: ProjectContext, old: str, new: str, actor: str = "") -> None:
-    new = new.strip()
-    if not new:
-        raise InvalidInputError("empty class name", "give the new name")
+    new = clean_class_name(new)
     with ctx.store.session() as s:
         cls = _get(s, ctx, old)
         taken = s.scalars(select(LabelClass.id).where(LabelClass.project_id == ctx.id,

@@ -67,7 +67,7 @@ JPEG_QUALITY = 90
 #: which is what an annotator is placing boxes against; tiles are ~1.5 times as big
 JPEG_SUBSAMPLING = 0
 DZI_NAMESPACE = "http://schemas.microsoft.com/deepzoom/2008"
-_TILE_NAME = re.compile(r"(\d+)_(\d+)\.(\w+)")
+_TILE_NAME = re.compile(r"(\d+)_(\d+)\.(\w+)", re.ASCII)
 _DONE = ".done"
 
 
@@ -183,7 +183,7 @@ def prune_cache(tiles_dir: Path, max_bytes: int, keep: Path | None = None) -> li
 
 def _parse(level: str, name: str) -> tuple[int, int, int]:
     match = _TILE_NAME.fullmatch(name)
-    if not level.isdigit() or match is None:
+    if not (level.isascii() and level.isdigit()) or match is None:
         raise NotFoundError(f"no tile {level}/{name}", f"expected LEVEL/COL_ROW.{FORMAT} with whole numbers, "
                                                        f"e.g. 0/0_0.{FORMAT}")
     if match.group(3) != FORMAT:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from labelloop.store.db import Store
@@ -170,7 +170,8 @@ def _user(s: Any, username: str) -> User:
 
 
 def set_password(store: Store, username: str, password: str, *, role: str | None = None) -> None:
-    """Change a password (and the role, if given); every open session of the user ends."""
+    """Change a password (and the role, if given). A new password is what one sets after a leak, so every
+    session of the user ends and every API token of the user is revoked (make new ones)."""
     encoded = hash_password(password)
     if role is not None:
         _check_role(role)
@@ -178,15 +179,26 @@ def set_password(store: Store, username: str, password: str, *, role: str | None
         user = _user(s, username)
         user.password_hash = encoded
         if role is not None:
+            _keep_an_admin(s, user, role)
             user.role = role
-        s.execute(delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name.startswith(_SESSION_PREFIX)))
+        s.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     _forget_all()
+
+
+def _keep_an_admin(s: Any, user: User, role: str) -> None:
+    """Refuse to take the admin role from the last admin: nobody could manage users any more."""
+    if user.role == "admin" and role != "admin":
+        admins = s.scalar(select(func.count()).select_from(User).where(User.role == "admin")) or 0
+        if admins <= 1:
+            raise ConflictError(f"{user.username!r} is the last admin", "make another user admin first")
 
 
 def set_role(store: Store, username: str, role: str) -> None:
     _check_role(role)
     with store.session() as s:
-        _user(s, username).role = role
+        user = _user(s, username)
+        _keep_an_admin(s, user, role)
+        user.role = role
     _forget_all()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from labelloop.core.records import clean_class_name
 from labelloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
 from labelloop.settings import get_settings
 from labelloop.store.db import Store, sqlite_url
@@ -124,9 +125,9 @@ def open_project(path: Path | None = None) -> ProjectContext:
 def _clean_labels(labels: list[str]) -> list[str]:
     out: list[str] = []
     for raw in labels:
-        label = raw.strip()
-        if not label:
+        if not raw.strip():
             continue
+        label = clean_class_name(raw)
         if label in out:
             raise InvalidInputError(f"class {label!r} is listed twice", "give each class once")
         out.append(label)

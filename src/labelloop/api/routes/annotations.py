@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from labelloop.api.deps import Project, ServerState, permission, state
+from labelloop.api.deps import Id, Project, ServerState, permission, state
 from labelloop.api.schemas import AcceptAllIn, AnnotationIn, AnnotationUpdateIn, ClickIn, ReviewIn
 from labelloop.services import annotations as ann_service
 from labelloop.services.annotations import AnnotationInput
@@ -26,51 +26,51 @@ def _input(body: AnnotationIn) -> AnnotationInput:
 
 
 @router.get("/images/{image_id}/annotations", summary="An image's annotations and proposals")
-def list_annotations(image_id: int, ctx: Project, include_rejected: bool = False) -> list[dict[str, Any]]:
+def list_annotations(image_id: Id, ctx: Project, include_rejected: bool = False) -> list[dict[str, Any]]:
     return ann_service.image_annotations(ctx, image_id, include_rejected=include_rejected)
 
 
 @router.post("/images/{image_id}/annotations", status_code=201, summary="Draw an annotation")
-def create_annotation(image_id: int, body: AnnotationIn, ctx: Project, user: Annotator) -> dict[str, Any]:
+def create_annotation(image_id: Id, body: AnnotationIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     return ann_service.create_annotation(ctx, image_id, _input(body), actor=user.username)
 
 
 @router.post("/images/{image_id}/click", status_code=201,
              summary="Click-to-box: the model's best candidate at a point becomes an annotation")
-def click(image_id: int, body: ClickIn, ctx: Project, user: Annotator) -> dict[str, Any]:
+def click(image_id: Id, body: ClickIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     from labelloop.services.click import click_to_box
 
     return click_to_box(ctx, image_id, body.x, body.y, actor=user.username, label=body.label, model_id=body.model_id)
 
 
 @router.post("/images/{image_id}/candidates", summary="Compute and cache the model's candidates (makes clicks instant)")
-def warm_candidates(image_id: int, ctx: Project, user: Annotator, model_id: int | None = None) -> dict[str, Any]:
+def warm_candidates(image_id: Id, ctx: Project, user: Annotator, model_id: int | None = None) -> dict[str, Any]:
     from labelloop.services.click import warm_candidates as warm
 
     return warm(ctx, image_id, model_id=model_id)
 
 
 @router.patch("/annotations/{annotation_id}", summary="Move, reshape or relabel (send the version you loaded)")
-def update_annotation(annotation_id: int, body: AnnotationUpdateIn, ctx: Project, user: Annotator) -> dict[str, Any]:
+def update_annotation(annotation_id: Id, body: AnnotationUpdateIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     return ann_service.update_annotation(ctx, annotation_id, _input(body), actor=user.username,
                                          expected_version=body.version, may_review=can(user, "review"))
 
 
 @router.delete("/annotations/{annotation_id}", summary="Delete an annotation")
-def delete_annotation(annotation_id: int, ctx: Project, user: Annotator,
+def delete_annotation(annotation_id: Id, ctx: Project, user: Annotator,
                       version: int | None = None) -> dict[str, Any]:
     ann_service.delete_annotation(ctx, annotation_id, actor=user.username, expected_version=version)
     return {"ok": True}
 
 
 @router.post("/annotations/{annotation_id}/review", summary="Accept or reject a model proposal")
-def review(annotation_id: int, body: ReviewIn, ctx: Project, user: Reviewer) -> dict[str, Any]:
+def review(annotation_id: Id, body: ReviewIn, ctx: Project, user: Reviewer) -> dict[str, Any]:
     return ann_service.review_annotation(ctx, annotation_id, body.action, actor=user.username,
                                          expected_version=body.version)
 
 
 @router.post("/images/{image_id}/accept-all", summary="Accept every open proposal on an image")
-def accept_all(image_id: int, body: AcceptAllIn, ctx: Project, user: Reviewer) -> dict[str, Any]:
+def accept_all(image_id: Id, body: AcceptAllIn, ctx: Project, user: Reviewer) -> dict[str, Any]:
     n = ann_service.accept_all(ctx, image_id, actor=user.username, min_score=body.min_score)
     return {"accepted": n}
 

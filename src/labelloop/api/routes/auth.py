@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from labelloop.api.deps import COOKIE, CurrentUser, ServerState, state
+from labelloop.api.deps import COOKIE, CurrentUser, Id, ServerState, state
 from labelloop.api.schemas import LoginIn, TokenIn
 from labelloop.errors import NotFoundError
 from labelloop.services import users
@@ -50,7 +50,7 @@ def create_token(body: TokenIn, user: CurrentUser, st: State) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke one of my API tokens")
-def revoke_token(token_id: int, user: CurrentUser, st: State) -> dict[str, Any]:
+def revoke_token(token_id: Id, user: CurrentUser, st: State) -> dict[str, Any]:
     mine = {t["id"] for t in users.list_tokens(st.store, user.username)}
     if token_id not in mine and user.role != "admin":
         raise NotFoundError(f"no API token {token_id} of yours")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 
-from labelloop.api.deps import Project, ServerState, permission, state
+from labelloop.api.deps import Id, Project, ServerState, permission, state
 from labelloop.api.schemas import RegionsIn
 from labelloop.errors import InvalidInputError
 from labelloop.services import annotations as ann_service
@@ -33,9 +33,11 @@ def _filter(status: str | None, split: str | None, label: str | None, min_score:
                        max_score=max_score, search=q or None, damaged=damaged)
 
 
-@router.post("", status_code=201, summary="Upload image files (multipart field 'files')")
+@router.post("", status_code=201, summary="Upload image files (multipart field 'files')",
+             responses={207: {"description": "some files were added, the others refused (see errors)"},
+                        422: {"description": "no file was added (see errors)"}})
 def upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(permission("images.upload"))],
-           files: Annotated[list[UploadFile], File(description="image files")]) -> dict[str, Any]:
+           files: Annotated[list[UploadFile], File(description="image files")], response: Response) -> dict[str, Any]:
     if len(files) > MAX_FILES:
         raise InvalidInputError(f"{len(files)} files in one upload, the limit is {MAX_FILES}",
                                 "upload in batches, or import a zip")
@@ -48,7 +50,13 @@ def upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(permission
             save_stream(upload.file, path, limit=limit, what=str(upload.filename),
                         hint="raise LABELLOOP_MAX_IMAGE_BYTES if this is intended")
             saved.append((upload.filename or f"image-{i}", path))
-        return image_service.add_image_files(ctx, saved, actor=user.username).as_dict()
+        report = image_service.add_image_files(ctx, saved, actor=user.username).as_dict()
+    if report["errors"]:  # all refused: 422; some: 207 (Multi-Status); the body lists each
+        response.status_code = 207 if report["added"] or report["duplicates"] else 422
+        if response.status_code == 422:
+            report.update(error="InvalidInputError", message=f"no image was added: {'; '.join(report['errors'][:3])}",
+                          hint="upload JPEG, PNG, TIFF, BMP or WebP files")
+    return report
 
 
 @router.get("", summary="Images with filters, paged by id (pass the previous page's next_after as after)")
@@ -69,7 +77,7 @@ def list_images(ctx: Project,
 
 
 @router.get("/{image_id}", summary="One image with its annotations, training regions and neighbours")
-def get_image(image_id: int, ctx: Project, status: str | None = None, split: str | None = None,
+def get_image(image_id: Id, ctx: Project, status: str | None = None, split: str | None = None,
               label: str | None = None, min_score: float | None = None, max_score: float | None = None,
               q: str | None = None, damaged: bool | None = None, include_rejected: bool = False) -> dict[str, Any]:
     image = image_service.get_image(ctx, image_id)
@@ -80,38 +88,38 @@ def get_image(image_id: int, ctx: Project, status: str | None = None, split: str
 
 
 @router.post("/{image_id}/inspect", summary="Record that a person opened this image (effort accounting)")
-def inspect(image_id: int, ctx: Project, user: Annotator) -> dict[str, Any]:
+def inspect(image_id: Id, ctx: Project, user: Annotator) -> dict[str, Any]:
     ann_service.record_image_event(ctx, image_id, "inspect", actor=user.username)
     return {"ok": True}
 
 
 @router.get("/{image_id}/file", summary="The image file", response_class=FileResponse)
-def image_file(image_id: int, ctx: Project) -> FileResponse:
+def image_file(image_id: Id, ctx: Project) -> FileResponse:
     path, name = image_service.image_file(ctx, image_id)
     return FileResponse(path, filename=name, content_disposition_type="inline", headers=CACHE_A_DAY)
 
 
 @router.get("/{image_id}/thumb", summary="A downscaled JPEG (128, 256 or 512 px)", response_class=FileResponse)
-def image_thumb(image_id: int, ctx: Project, size: int = 256) -> FileResponse:
+def image_thumb(image_id: Id, ctx: Project, size: int = 256) -> FileResponse:
     path = image_service.thumbnail(ctx, image_id, size)
     return FileResponse(path, media_type="image/jpeg", headers=CACHE_A_DAY)
 
 
 @router.get("/{image_id}/tiles.dzi", summary="Deep Zoom descriptor of the image's tile pyramid (for OpenSeadragon)",
             response_class=Response, responses={200: {"content": {"application/xml": {}}}})
-def image_dzi(image_id: int, ctx: Project) -> Response:
+def image_dzi(image_id: Id, ctx: Project) -> Response:
     return Response(tile_service.dzi_descriptor(ctx, image_id), media_type="application/xml", headers=CACHE_A_DAY)
 
 
 @router.get("/{image_id}/tiles_files/{level}/{tile}", response_class=FileResponse,
             summary="One Deep Zoom tile, COL_ROW.jpg (level 0 is 1x1 px; made on first request, then cached)")
-def image_tile(image_id: int, level: str, tile: str, ctx: Project) -> FileResponse:
+def image_tile(image_id: Id, level: str, tile: str, ctx: Project) -> FileResponse:
     path = tile_service.tile_file(ctx, image_id, level, tile)
     return FileResponse(path, media_type="image/jpeg", headers=CACHE_A_DAY)
 
 
 @router.put("/{image_id}/regions", summary="Replace the training regions (empty = the whole image is annotated)")
-def set_regions(image_id: int, body: RegionsIn, ctx: Project, user: Annotator) -> dict[str, Any]:
+def set_regions(image_id: Id, body: RegionsIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     ann_service.set_training_regions(ctx, image_id, body.polygons, actor=user.username)
     return image_service.get_image(ctx, image_id)
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from labelloop.api.deps import CurrentUser, Project, ServerState, permission, state
+from labelloop.api.deps import CurrentUser, Id, Project, ServerState, permission, state
 from labelloop.api.schemas import JobIn
 from labelloop.errors import InvalidInputError
 from labelloop.jobs.records import FINAL_STATES, get_job, list_jobs
@@ -79,12 +79,12 @@ def start_job(slug: str, body: JobIn, ctx: Project, user: CurrentUser, st: State
 
 
 @router.get("/api/projects/{slug}/jobs/{job_id}", summary="A job; with events=true its progress events")
-def one_job(slug: str, job_id: int, ctx: Project, st: State, events: bool = False) -> dict[str, Any]:
+def one_job(slug: str, job_id: Id, ctx: Project, st: State, events: bool = False) -> dict[str, Any]:
     return get_job(st.store, job_id, project=slug, events=events)
 
 
 @router.post("/api/projects/{slug}/jobs/{job_id}/cancel", summary="Cancel a job (a running one stops cleanly)")
-def cancel(slug: str, job_id: int, ctx: Project, user: CurrentUser, st: State) -> dict[str, Any]:
+def cancel(slug: str, job_id: Id, ctx: Project, user: CurrentUser, st: State) -> dict[str, Any]:
     job = get_job(st.store, job_id, project=slug)
     if job["created_by"] != user.username:
         users.require(user, "review")  # reviewers and admins may stop other people's jobs
@@ -92,7 +92,7 @@ def cancel(slug: str, job_id: int, ctx: Project, user: CurrentUser, st: State) -
 
 
 @router.get("/api/projects/{slug}/jobs/{job_id}/log", response_class=PlainTextResponse, summary="The job's log")
-def job_log(slug: str, job_id: int, ctx: Project, st: State) -> PlainTextResponse:
+def job_log(slug: str, job_id: Id, ctx: Project, st: State) -> PlainTextResponse:
     return PlainTextResponse(get_job(st.store, job_id, project=slug, log=True)["log"])
 
 
@@ -103,7 +103,7 @@ def _sse(event: str, data: Any, event_id: int | None = None) -> str:
 
 @router.get("/api/projects/{slug}/jobs/{job_id}/events", summary="Progress as server-sent events",
             response_class=StreamingResponse)
-async def job_events(slug: str, job_id: int, request: Request, ctx: Project, st: State,
+async def job_events(slug: str, job_id: Id, request: Request, ctx: Project, st: State,
                      since: Annotated[int, Query(ge=0, description="last event seq you have")] = 0,
                      last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     """Events: ``job`` (status/progress/message whenever they change), ``progress`` (each training

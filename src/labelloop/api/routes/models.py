@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from labelloop.api.deps import CurrentUser, Project, ServerState, permission, state
+from labelloop.api.deps import CurrentUser, Id, Project, ServerState, permission, state
 from labelloop.errors import InvalidInputError
 from labelloop.services import models as svc
 from labelloop.services.archives import zip_folder
@@ -44,29 +44,29 @@ def compare(ctx: Project, ids: Annotated[str, Query(description="comma-separated
 
 
 @router.get("/api/projects/{slug}/models/{model_id}", summary="One model with its metrics")
-def get_model(model_id: int, ctx: Project) -> Any:
+def get_model(model_id: Id, ctx: Project) -> Any:
     return svc.get_model(ctx, model_id)
 
 
 @router.get("/api/projects/{slug}/models/{model_id}/epochs", summary="Losses and metrics per epoch")
-def epochs(model_id: int, ctx: Project) -> Any:
+def epochs(model_id: Id, ctx: Project) -> Any:
     return svc.model_epochs(ctx, model_id)
 
 
 @router.get("/api/projects/{slug}/models/{model_id}/flipbook",
             summary="Predictions on fixed validation images at every epoch, beside the ground truth")
-def flipbook(model_id: int, ctx: Project) -> Any:
+def flipbook(model_id: Id, ctx: Project) -> Any:
     return svc.flipbook(ctx, model_id)
 
 
 @router.get("/api/projects/{slug}/models/{model_id}/lineage", summary="The model's ancestors and descendants")
-def lineage(model_id: int, ctx: Project) -> dict[str, Any]:
+def lineage(model_id: Id, ctx: Project) -> dict[str, Any]:
     return svc.model_lineage(ctx, model_id)
 
 
 @router.get("/api/projects/{slug}/models/{model_id}/export", response_class=FileResponse,
             summary="Download the model: format=onnx (an .onnx file) or cvat-function (a zip)")
-def export(model_id: int, ctx: Project, st: State, _: Annotated[UserInfo, Depends(permission("data.export"))],
+def export(model_id: Id, ctx: Project, st: State, _: Annotated[UserInfo, Depends(permission("data.export"))],
            format: str = "onnx") -> FileResponse:
     st.registry.paths.tmp.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="model-export-", dir=st.registry.paths.tmp))

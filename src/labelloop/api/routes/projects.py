@@ -22,7 +22,12 @@ State = Annotated[ServerState, Depends(state)]
 @router.get("", summary="List projects")
 def list_projects(user: CurrentUser, st: State) -> list[dict[str, Any]]:
     users.require(user, "project.view")
-    return st.registry.list()
+    return [_visible(summary, user) for summary in st.registry.list()]
+
+
+def _visible(summary: dict[str, Any], user: UserInfo) -> dict[str, Any]:
+    """A project summary as ``user`` may see it: where it lives on the server is for admins only."""
+    return summary if users.can(user, "users.manage") else {k: v for k, v in summary.items() if k != "root"}
 
 
 @router.post("", status_code=201, summary="Create a project")
@@ -32,8 +37,8 @@ def create_project(body: ProjectIn, _: Annotated[UserInfo, Depends(permission("p
 
 
 @router.get("/{slug}", summary="A project's summary")
-def get_project(slug: str, ctx: Project, st: State) -> dict[str, Any]:
-    return st.registry.summary(slug)
+def get_project(slug: str, ctx: Project, st: State, user: CurrentUser) -> dict[str, Any]:
+    return _visible(st.registry.summary(slug), user)
 
 
 @router.delete("/{slug}", summary="Delete a project with its images, annotations and models")
