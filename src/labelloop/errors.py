@@ -17,6 +17,7 @@ __all__ = [
     "LabelloopError",
     "NotFoundError",
     "PermissionDeniedError",
+    "TooManyAttemptsError",
     "TrainingError",
     "WeightsUnavailableError",
 ]
@@ -81,6 +82,12 @@ class PermissionDeniedError(LabelloopError):
     """The current user may not do this."""
 
     http_status = 403
+
+
+class TooManyAttemptsError(PermissionDeniedError):
+    """Too many failed attempts in a short time (logins): wait, then try again."""
+
+    http_status = 429
 
 
 class TrainingError(LabelloopError):

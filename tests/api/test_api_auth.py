@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import closing
 
 import httpx
-from live_server import LiveServer
+from live_server import ADMIN_PASSWORD, LiveServer
 
 
 def test_health_needs_no_login(server: LiveServer) -> None:
@@ -90,3 +90,29 @@ def test_web_ui_docs_and_security_headers(server: LiveServer) -> None:
         assert "/api/projects/{slug}/images" in spec["paths"]
         assert c.get("/api/nope").status_code == 404
         assert c.get("/api/health").headers["x-content-type-options"] == "nosniff"
+
+
+def test_guessing_passwords_is_slowed_and_other_sites_cannot_use_the_cookie(admin: httpx.Client, server: LiveServer,
+                                                                             project: str) -> None:
+    admin.post("/api/users", json={"username": "target", "password": "password-1", "role": "annotator"})
+    with server.anonymous() as c:
+        codes = [c.post("/api/auth/login", json={"username": "target", "password": f"guess-{i}"}).status_code
+                 for i in range(12)]
+        assert codes[:10] == [403] * 10 and codes[10:] == [429, 429]
+        locked = c.post("/api/auth/login", json={"username": "target", "password": "password-1"})
+        assert locked.status_code == 429 and "try again in" in locked.json()["message"]  # even the right one
+    with server.anonymous() as c:  # other names are not locked by it
+        assert c.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 200
+    url = f"/api/projects/{project}/classes"
+    evil = admin.post(url, json={"names": ["from-evil"]}, headers={"Origin": "https://evil.example"})
+    assert evil.status_code == 403 and "may not change anything" in evil.json()["message"]
+    sandboxed = admin.post(url, json={"names": ["from-null"]}, headers={"Origin": "null"})
+    assert sandboxed.status_code == 403
+    own = admin.post(url, json={"names": ["from-here"]}, headers={"Origin": server.url})
+    assert own.status_code == 201
+    proxied = admin.post(url, json={"names": ["via-proxy"]}, headers={"Origin": "https://labels.example.org",
+                                                                       "X-Forwarded-Host": "labels.example.org"})
+    assert proxied.status_code == 201  # a TLS proxy that rewrites Host says where the page came from
+    assert admin.get(url, headers={"Origin": "https://evil.example"}).status_code == 200  # reading is not changing
+    names = [c["name"] for c in admin.get(url).json()]
+    assert "from-here" in names and "from-evil" not in names and "from-null" not in names

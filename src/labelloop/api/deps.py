@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Path, Request
 
@@ -45,7 +46,24 @@ def _token(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _check_origin(request: Request) -> None:
+    """A browser sends its cookie with any site's form or fetch; a change made with the session cookie
+    must come from this site's own pages (SameSite=Lax alone lets a sibling subdomain through)."""
+    if request.method not in _UNSAFE or request.headers.get("authorization", "").lower().startswith("bearer "):
+        return
+    origin = request.headers.get("origin")
+    # behind a proxy that rewrites Host (nginx does by default), X-Forwarded-Host is the site's name
+    here = {request.headers.get("host", request.url.netloc), request.headers.get("x-forwarded-host")} - {None, ""}
+    if origin and urlsplit(origin).netloc not in here:  # "null" (a sandboxed frame) has no host: refused
+        raise HTTPException(403, f"a request from {origin} may not change anything here: only this server's "
+                                 "own pages may (scripts use an API token)")
+
+
 async def current_user(request: Request, st: Annotated[ServerState, Depends(state)]) -> UserInfo:
+    _check_origin(request)
     token = _token(request)
     user = users.user_for_token(st.store, token) if token else None
     if user is None:

@@ -22,7 +22,13 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from labelloop.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from labelloop.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    TooManyAttemptsError,
+)
 from labelloop.store.db import Store
 from labelloop.store.tables import ApiToken, User, utcnow
 
@@ -216,14 +222,40 @@ def ensure_admin(store: Store, password: str | None) -> str | None:
     return None if password else generated
 
 
+#: a user name that failed this many logins within LOGIN_WINDOW seconds is locked for the rest of it
+MAX_FAILED_LOGINS = 10
+LOGIN_WINDOW = 300.0
+_FAILED: dict[str, list[float]] = {}
+_FAILED_LOCK = threading.Lock()
+
+
+def _failed_recently(username: str, now: float) -> list[float]:
+    with _FAILED_LOCK:
+        times = [t for t in _FAILED.get(username, []) if now - t < LOGIN_WINDOW]
+        _FAILED[username] = times
+        return times
+
+
 def authenticate(store: Store, username: str, password: str) -> UserInfo:
-    """The user when the password matches; the same error for an unknown user or a wrong password."""
+    """The user when the password matches; the same error for an unknown user or a wrong password.
+    After :data:`MAX_FAILED_LOGINS` failures within :data:`LOGIN_WINDOW` seconds the name is locked
+    (a :class:`TooManyAttemptsError`) until the oldest failure is that old: guessing is slow."""
+    now = time.monotonic()
+    failed = _failed_recently(username, now)
+    if len(failed) >= MAX_FAILED_LOGINS:
+        wait = int(LOGIN_WINDOW - (now - failed[0])) + 1
+        raise TooManyAttemptsError(f"too many failed logins for {username!r}: try again in {wait} s",
+                                   "check the password, or ask an administrator to set a new one")
     with store.session() as s:
         user = s.scalars(select(User).where(User.username == username)).first()
         encoded = user.password_hash if user else _DUMMY_HASH
         ok = verify_password(password, encoded)  # hashes even for an unknown user: same timing
         if user is None or not ok:
+            with _FAILED_LOCK:
+                _FAILED.setdefault(username, []).append(now)
             raise PermissionDeniedError("wrong user name or password", "check both, or ask an administrator")
+        with _FAILED_LOCK:
+            _FAILED.pop(username, None)
         return _info(user)
 
 
