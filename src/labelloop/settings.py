@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
     #: where ``labelloop serve`` keeps projects, the job queue and uploads
     home: Path = Field(default_factory=lambda: Path.home() / ".labelloop")
     admin_password: str | None = None
+    #: SQLite durability: NORMAL keeps every acknowledged save when the process is killed; FULL also
+    #: when the machine loses power (each commit waits for the disk)
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     #: refuse images with more pixels than this (decompression bombs)
     max_image_pixels: int = 400_000_000
     #: refuse image files larger than this many bytes

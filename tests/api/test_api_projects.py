@@ -282,6 +282,14 @@ def test_hostile_requests_get_4xx_not_500(server: LiveServer, admin: httpx.Clien
     refused = admin.post(f"{base}/images", files=broken)
     assert refused.status_code == 422 and refused.json()["error"] == "InvalidInputError"
     assert "no image was added: broken.png" in refused.json()["message"]
+    assert str(server.home) not in refused.text and "/tmp" not in refused.text  # no server paths in messages
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ds/annotations.json", '{"images": [], "categories": [{"id": [1], "name": "cat"}], '
+                                           '"annotations": []}')
+    bad_zip = admin.post(f"{base}/import", files={"file": ("ds.zip", buf.getvalue(), "application/zip")})
+    assert bad_zip.status_code == 422 and "ds/annotations.json" in bad_zip.json()["message"], bad_zip.text
+    assert "/tmp" not in bad_zip.text and str(server.home) not in bad_zip.text
     mixed = admin.post(f"{base}/images", files=[*broken, ("files", ("fresh.png", png_bytes(seed=42), "image/png"))])
     assert mixed.status_code == 207 and [a["file_name"] for a in mixed.json()["added"]] == ["fresh.png"]
     # where a project lives on the server is for admins

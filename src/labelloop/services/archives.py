@@ -9,14 +9,18 @@ zip that unpacks 1000x its size is a bomb, not a dataset.
 
 from __future__ import annotations
 
+import os
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from labelloop.errors import InvalidInputError
+from labelloop.errors import InvalidInputError, LabelloopError
 from labelloop.settings import get_settings
 
-__all__ = ["RATIO_CHECK_BYTES", "dataset_root", "extract_zip", "save_stream", "unpack_upload", "zip_folder"]
+__all__ = ["RATIO_CHECK_BYTES", "dataset_root", "extract_zip", "hide_paths", "save_stream", "strip_paths",
+           "unpack_upload", "zip_folder"]
 
 #: below this many unpacked bytes the ratio is not checked (small text zips compress well)
 RATIO_CHECK_BYTES = 1_000_000_000
@@ -100,3 +104,30 @@ def unpack_upload(upload: Path, work: Path) -> Path:
     extract_zip(upload, folder)
     upload.unlink()
     return dataset_root(folder)
+
+
+def strip_paths(value: Any, folder: Path) -> Any:
+    """``value`` (a report: strings, lists, dicts) with the server's working ``folder`` cut from every
+    path in it, so a user sees ``images/a.jpg``, not where the server keeps its temporary files."""
+    prefixes = {str(folder) + os.sep, str(folder.resolve()) + os.sep}
+    if isinstance(value, str):
+        for prefix in prefixes:
+            value = value.replace(prefix, "")
+        return value
+    if isinstance(value, list):
+        return [strip_paths(v, folder) for v in value]
+    if isinstance(value, dict):
+        return {k: strip_paths(v, folder) for k, v in value.items()}
+    return value
+
+
+@contextmanager
+def hide_paths(folder: Path) -> Iterator[None]:
+    """Errors raised inside name files relative to ``folder`` (see :func:`strip_paths`)."""
+    try:
+        yield
+    except LabelloopError as err:
+        err.message = strip_paths(err.message, folder)
+        err.hint = strip_paths(err.hint, folder)
+        err.args = (err.message,)
+        raise

@@ -25,7 +25,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    # NORMAL (in WAL mode): a committed save survives the process being killed; a power cut or an OS
+    # crash may lose the last moments of commits. FULL syncs every commit to the disk (slower writes).
+    from labelloop.settings import get_settings
+
+    cur.execute(f"PRAGMA synchronous={get_settings().sqlite_synchronous}")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 

@@ -15,7 +15,7 @@ from labelloop.errors import InvalidInputError
 from labelloop.services import annotations as ann_service
 from labelloop.services import images as image_service
 from labelloop.services import tiles as tile_service
-from labelloop.services.archives import save_stream
+from labelloop.services.archives import hide_paths, save_stream, strip_paths
 from labelloop.services.images import ImageFilter
 from labelloop.services.users import UserInfo
 from labelloop.settings import get_settings
@@ -50,7 +50,8 @@ def upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(permission
             save_stream(upload.file, path, limit=limit, what=str(upload.filename),
                         hint="raise LABELLOOP_MAX_IMAGE_BYTES if this is intended")
             saved.append((upload.filename or f"image-{i}", path))
-        report = image_service.add_image_files(ctx, saved, actor=user.username).as_dict()
+        with hide_paths(Path(tmp)):
+            report = strip_paths(image_service.add_image_files(ctx, saved, actor=user.username).as_dict(), Path(tmp))
     if report["errors"]:  # all refused: 422; some: 207 (Multi-Status); the body lists each
         response.status_code = 207 if report["added"] or report["duplicates"] else 422
         if response.status_code == 422:

@@ -14,7 +14,7 @@ from starlette.background import BackgroundTask
 from labelloop.api.deps import CurrentUser, Project, ServerState, permission, state
 from labelloop.errors import InvalidInputError
 from labelloop.formats import list_formats
-from labelloop.services.archives import save_stream, unpack_upload, zip_folder
+from labelloop.services.archives import hide_paths, save_stream, strip_paths, unpack_upload, zip_folder
 from labelloop.services.exporting import export_project
 from labelloop.services.importing import import_path
 from labelloop.services.users import UserInfo
@@ -63,7 +63,8 @@ def import_upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(per
         (Path(tmp) / "upload").mkdir()
         upload = Path(tmp) / "upload" / (Path(file.filename or "upload").name or "upload")
         save_stream(file.file, upload, limit=MAX_UPLOAD, what="the upload", hint="import from the CLI instead")
-        source = unpack_upload(upload, Path(tmp))
-        report = import_path(ctx, source, format=format or None, skip_invalid=skip_invalid,
-                             allow_missing_images=allow_missing_images, actor=user.username)
-        return report.as_dict()
+        with hide_paths(Path(tmp)):  # errors and the report name files inside the upload, not on the server
+            source = unpack_upload(upload, Path(tmp))
+            report = import_path(ctx, source, format=format or None, skip_invalid=skip_invalid,
+                                 allow_missing_images=allow_missing_images, actor=user.username)
+        return strip_paths(report.as_dict(), Path(tmp))
