@@ -113,7 +113,8 @@ def _read_file(file: Path, recorder: Recorder, split: str | None) -> DatasetReco
     annotations = _expect(doc, "annotations", list, file)
     names: dict[Any, str] = {}
     for i, cat in enumerate(categories):
-        if not isinstance(cat, dict) or not _is_id(cat.get("id")) or not str(cat.get("name", "")).strip():
+        if not isinstance(cat, dict) or not _is_id(cat.get("id")) or not isinstance(cat.get("name"), str | int) \
+                or not str(cat["name"]).strip():
             raise FormatError("category needs an id (a number or a string) and a name", file=str(file),
                               record=f"categories[{i}]")
         names[cat["id"]] = str(cat["name"])
@@ -197,6 +198,9 @@ def _annotation(ann: dict[str, Any], label: str, image: ImageRecord) -> Annotati
             polygons = [[float(v) for v in ring] for ring in seg]
         elif isinstance(seg, dict):
             rle = _normalise_rle(seg, image)
+        else:
+            raise ValueError(f"expected segmentation as polygons [[x, y, ...]] or an RLE {{size, counts}}, "
+                             f"got {type(seg).__name__}")
     bbox = ann.get("bbox")
     if bbox is None or len(bbox) != 4:
         raise ValueError(f"expected bbox [x, y, w, h], got {bbox!r}")

@@ -302,7 +302,15 @@ def _result_sets(task: dict[str, Any], record: str, file: Path,
                    for v in vals if isinstance(v, dict) and _min_type(v)]
         return [(f"{record} regions", results, {})]
     sets: list[tuple[str, list[Any], dict[str, Any]]] = []
-    anns = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+    for key in ("annotations", "predictions"):
+        if not isinstance(task.get(key) or [], list) or not all(isinstance(a, dict) for a in task.get(key) or []):
+            recorder.invalid(file, f"{record} {key}", f"expected a list of {key[:-1]} objects")
+            return []
+        for k, item in enumerate(task.get(key) or []):
+            if not isinstance(item.get("result") or [], list):
+                recorder.invalid(file, f"{record} {key}[{k}]", "expected 'result' to be a list of regions")
+                return []
+    anns = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
     if anns:
         chosen = next((a for a in anns if a.get("ground_truth")), anns[-1])
         k = (task.get("annotations") or []).index(chosen)
@@ -311,8 +319,7 @@ def _result_sets(task: dict[str, Any], record: str, file: Path,
             recorder.skipped.append(f"{file} [{record}]: {len(anns)} annotations; used annotations[{k}] "
                                     f"(ground truth or latest), ignored the others")
     for k, pred in enumerate(task.get("predictions") or []):
-        if isinstance(pred, dict):
-            sets.append((f"{record} predictions[{k}]", pred.get("result") or [], pred))
+        sets.append((f"{record} predictions[{k}]", pred.get("result") or [], pred))
     return sets
 
 
@@ -332,7 +339,10 @@ def _read_results(results: list[Any], where: str, prediction: dict[str, Any], im
         if not isinstance(result, dict):
             recorder.invalid(file, record, f"expected a result object, got {type(result).__name__}")
             continue
-        kind = str(result.get("type", "")).lower()
+        if not isinstance(result.get("type"), str):
+            recorder.invalid(file, record, "expected the region's 'type' (rectanglelabels, polygonlabels, ...)")
+            continue
+        kind = result["type"].lower()
         if kind in _NON_REGIONS:
             continue
         if kind not in _REGION_TYPES:
@@ -377,7 +387,7 @@ def _region(result: dict[str, Any], kind: str, labels_by_id: dict[Any, Any], pre
     if not isinstance(value, dict):
         raise ValueError("expected a 'value' object")
     names = value.get(kind) or value.get("labels") or labels_by_id.get(result.get("id"))
-    if not names or not isinstance(names, list):
+    if not names or not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
         raise ValueError(f"region has no label (expected value.{kind} as a list of class names)")
     if image.width is None or image.height is None:
         raise ValueError("expected original_width/original_height (or the image file) to convert percentages")
