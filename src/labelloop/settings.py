@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     #: where ``labelloop serve`` keeps projects, the job queue and uploads
     home: Path = Field(default_factory=lambda: Path.home() / ".labelloop")
     admin_password: str | None = None
+    #: proxies whose X-Forwarded-Proto/-For headers are believed (comma-separated IPs or networks, "*"
+    #: for any): behind a TLS proxy on another machine, its address, so the session cookie is Secure
+    trusted_proxies: str = "127.0.0.1"
     #: SQLite durability: NORMAL keeps every acknowledged save when the process is killed; FULL also
     #: when the machine loses power (each commit waits for the disk)
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"

@@ -116,3 +116,12 @@ def test_guessing_passwords_is_slowed_and_other_sites_cannot_use_the_cookie(admi
     assert admin.get(url, headers={"Origin": "https://evil.example"}).status_code == 200  # reading is not changing
     names = [c["name"] for c in admin.get(url).json()]
     assert "from-here" in names and "from-evil" not in names and "from-null" not in names
+
+
+def test_session_cookie_is_secure_behind_a_trusted_tls_proxy(server: LiveServer) -> None:
+    body = {"username": "admin", "password": ADMIN_PASSWORD}
+    with server.anonymous() as c:  # the test talks from 127.0.0.1, the default trusted proxy
+        direct = c.post("/api/auth/login", json=body)
+        proxied = c.post("/api/auth/login", json=body, headers={"X-Forwarded-Proto": "https"})
+    assert "secure" not in direct.headers["set-cookie"].lower()
+    assert "secure" in proxied.headers["set-cookie"].lower() and "httponly" in proxied.headers["set-cookie"].lower()

@@ -141,8 +141,11 @@ def serve(
     sys.setswitchinterval(0.0005)
     typer.echo(f"labelloop on http://{host}:{port} (home {home}, database {store.url.split('@')[-1]})", err=True)
     try:
+        # X-Forwarded-Proto/-For are believed only from these proxies (the session cookie is Secure when
+        # the proxy says the page came over HTTPS)
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log,
-                    timeout_graceful_shutdown=5)
+                    timeout_graceful_shutdown=5, proxy_headers=True,
+                    forwarded_allow_ips=get_settings().trusted_proxies)
     finally:
         if proc is not None:
             stop_worker(proc)
