@@ -78,6 +78,8 @@ def test_random_is_seeded() -> None:
     b = [p.image_id for p in rank_by_strategy("random", pool, 5, SelectionContext({}, 20, seed=3))]
     c = [p.image_id for p in rank_by_strategy("random", pool, 5, SelectionContext({}, 20, seed=4))]
     assert a == b and a != c
+    picks = rank_by_strategy("random", pool, 5, SelectionContext({"cat": 25}, 20, seed=3))
+    assert all(p.reasons[0] == "random pick" and len(p.reasons) > 1 and p.components for p in picks)  # explained
 
 
 def test_expected_review_seconds_by_hand() -> None:

@@ -158,3 +158,30 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(tmp_path: Path, ctx: P
     named = getattr(caught.value, "file", None) or text
     assert source.name in named or source.parent.name in named or "a.png" in text or "gone.png" in text, text
     assert _counts(ctx) == before == (1, 1, 1)
+
+
+BOMBS = ["yaml alias bomb", "giant rle size", "giant labelme mask", "deep json", "giant declared image"]
+
+
+@pytest.mark.parametrize("case", BOMBS)
+def test_bombs_fail_cleanly_under_a_memory_limit(tmp_path: Path, case: str) -> None:
+    """The bombs again, through `labelloop import` in a process limited to 2 GiB of address space: a
+    bomb that got through would fail this test (MemoryError, a kill), not exhaust the machine."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    make, expected, options = CASES[case]
+    init_project(tmp_path / "p", labels=["cat"]).close()
+    source = make(tmp_path / "bad")
+    flags = (["--format", options["format"]] if "format" in options else []) + \
+        (["--allow-missing-images"] if options.get("allow_missing_images") else [])
+    labelloop = str(Path(sys.executable).parent / "labelloop")
+    r = subprocess.run([labelloop, "import", str(source), "-p", str(tmp_path / "p"), *flags], capture_output=True,
+                       text=True, timeout=120, preexec_fn=limit, env={**os.environ, "LABELLOOP_DEBUG": ""})
+    assert r.returncode == 1, (r.returncode, r.stderr[-1000:])
+    assert expected in r.stderr and "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr

@@ -138,8 +138,14 @@ def _effort(cands: Sequence[Candidate], n: int, ctx: SelectionContext) -> list[S
 
 
 def _random(cands: Sequence[Candidate], n: int, ctx: SelectionContext) -> list[Suggestion]:
-    picks = random.Random(ctx.seed).sample(range(len(cands)), min(n, len(cands)))
-    return [Suggestion(cands[i].image_id, cands[i].file_name, 0.0, ["random pick (the baseline)"]) for i in picks]
+    """A random sample, in random order; each pick still says what it brings (the model's doubt, a
+    rare class, how new it looks next to the labelled images and the other picks)."""
+    picks = [cands[i] for i in random.Random(ctx.seed).sample(range(len(cands)), min(n, len(cands)))]
+    explained = {s.image_id: s for s in rank_suggestions(picks, len(picks), counts=ctx.counts, target=ctx.target,
+                                                         labelled_embeddings=ctx.labelled_embeddings,
+                                                         weights=ctx.weights)}
+    return [Suggestion(c.image_id, c.file_name, 0.0, ["random pick", *explained[c.image_id].reasons],
+                       explained[c.image_id].components) for c in picks]
 
 
 STRATEGIES: dict[str, Strategy] = {

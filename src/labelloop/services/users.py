@@ -320,7 +320,7 @@ def revoke_token(store: Store, token_id: int) -> None:
 #: token digest -> (monotonic expiry, user): a request costs no database round trip for auth.
 #: Changes made in this process (logout, revoke, password, role) clear it at once; changes made
 #: by another process (the CLI) apply within CACHE_SECONDS.
-CACHE_SECONDS = 10.0
+CACHE_SECONDS = 2.0
 _cache: dict[str, tuple[float, UserInfo]] = {}
 _cache_lock = threading.Lock()
 
