@@ -34,7 +34,7 @@ def test_planted_hard_image_first_and_its_twin_not_at_the_top(tmp_path):
     model = add_fake_model(ctx, oracle.classes)
     counts = labelled_counts(ctx)
     assert min(counts, key=counts.get) == "triangle" or counts["triangle"] < 20
-    top = suggest_images(ctx, n=5, model_id=model, predictor=oracle)
+    top = suggest_images(ctx, n=5, model_id=model, predictor=oracle, strategy="mixed")
     assert len(top) == 5 and [t["rank"] for t in top] == [1, 2, 3, 4, 5]
     assert top[0]["image_id"] in (ids[hard_name], twin_id)
     picked = [t["image_id"] for t in top]
@@ -42,7 +42,7 @@ def test_planted_hard_image_first_and_its_twin_not_at_the_top(tmp_path):
     assert any("triangle" in r for r in top[0]["reasons"])
     assert any("mirrored" in r for r in top[0]["reasons"])
     assert all(t["reasons"] and set(t) >= {"image_id", "file_name", "score", "reasons", "components"} for t in top)
-    every = suggest_images(ctx, n=50, model_id=model, predictor=oracle)
+    every = suggest_images(ctx, n=50, model_id=model, predictor=oracle, strategy="mixed")
     assert len(every) == 9  # the unlabelled pool, twin included, each once
     last = every[-1]
     assert last["image_id"] in (ids[hard_name], twin_id) and last["reasons"][0].startswith("near-duplicate of")

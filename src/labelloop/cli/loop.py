@@ -106,8 +106,8 @@ def suggest(
     n: Annotated[int, typer.Option("--n", help="how many images")] = 50,
     model: Annotated[int | None, typer.Option("--model", help="model id (default: the newest ready model)")] = None,
     no_tta: Annotated[bool, typer.Option("--no-tta", help="skip the mirrored second prediction (2x faster)")] = False,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="mixed (default) | diversity | uncertainty | "
-                                                 "class-deficit | hybrid | effort | random")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="random (default) | mixed | diversity | "
+                                                 "uncertainty | class-deficit | hybrid | effort")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the random parts (random, hybrid)")] = 0,
     project: ProjectOpt = None,
     json_out: JsonOpt = False,

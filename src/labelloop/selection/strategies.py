@@ -177,13 +177,15 @@ def rank_by_strategy(name: str, candidates: Sequence[Candidate], n: int, ctx: Se
 #: what ``benchmarks/selection.py`` measured (crowded 3-class set, 20 objects per class, a round of
 #: 50 images, 2 seeds): final mAP@.5 random 0.72 +- 0.02, mixed 0.71 +- 0.03, diversity 0.65 (1 seed).
 #: No strategy beat random picking by more than the seed spread, so the product says so.
-_EVIDENCE = ("Measured so far, no selection strategy has beaten a random sample by more than the seed-to-seed "
-             "spread in the first rounds (benchmarks/selection.py); these picks explain themselves and cover "
-             "the data, but expect a model about as good as from any other images.")
+_EVIDENCE = ("Measured so far (benchmarks/selection.py, 3 datasets, several seeds), no selection strategy has "
+             "beaten a random sample by more than the seed-to-seed spread in the first rounds, and this blend of "
+             "signals was worse on one of them; these picks explain themselves, but expect a model no better than "
+             "from a random sample (the default).")
 
 
 def strategy_note(name: str) -> str:
     """What the benchmarks say about picking with strategy ``name``, shown beside its picks."""
     if check_strategy(name) == "random":
-        return "A random sample: as good as any strategy measured so far in the first rounds."
+        return ("A random sample, the default: in the selection benchmarks no strategy beat it in the first rounds "
+                "(each pick still says what it brings).")
     return _EVIDENCE

@@ -279,8 +279,8 @@ def next_steps(stats: dict[str, Any], model: dict[str, Any] | None, new_since_mo
                           "text": f"Pre-annotate {unlabeled} unlabelled image{'s' * (unlabeled != 1)}"})
     if not steps and unlabeled:
         steps.append({"action": "annotate", "text": f"Annotate some of the {unlabeled} unlabelled images"})
-    steps.append({"action": "next", "text": "See which images to annotate next (so far, suggestions pick "
-                                            "about as well as a random sample)"})
+    steps.append({"action": "next", "text": "See which images to annotate next (a random sample, each image "
+                                            "with what it brings: no smarter pick has done better so far)"})
     return steps
 
 

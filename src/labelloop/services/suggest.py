@@ -2,10 +2,11 @@
 
 For each candidate the model predicts on the image and on its horizontal mirror (test-time
 augmentation) and embeds it, and the image's expected review seconds are estimated from its
-predictions; a strategy of :mod:`labelloop.selection.strategies` ranks them (``mixed``, the
-default, blends uncertainty, mirror disagreement, class ambiguity and class deficit with
-novelty on the embeddings, so a batch is not 50 near-duplicates). Each suggestion says why it
-was picked, by which strategy and with which model round.
+predictions; a strategy of :mod:`labelloop.selection.strategies` picks them. The default is a
+random sample, because that is what the selection benchmark found best so far (no strategy beat
+it; the blended ``mixed`` -- uncertainty, mirror disagreement, class ambiguity and class deficit
+with novelty on the embeddings -- was worse on one dataset by more than the seed spread); each
+pick still says what it brings, by which strategy and with which model round.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_trut
 
 __all__ = ["DEFAULT_STRATEGY", "candidate_signals", "labelled_counts", "suggest_images"]
 
-#: what ``suggest`` uses unless told otherwise (see the selection benchmark in the README)
-DEFAULT_STRATEGY = "mixed"
+#: what ``suggest`` uses unless told otherwise: the winner of the selection benchmark (README)
+DEFAULT_STRATEGY = "random"
 
 #: predictions at or above this score count towards a class's expected objects (without stored thresholds)
 EXPECTED_MIN_SCORE = 0.3
