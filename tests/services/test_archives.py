@@ -85,3 +85,13 @@ def test_export_zip_stores_images_and_deflates_the_rest(tmp_path: Path) -> None:
     with zipfile.ZipFile(zip_folder(tmp_path / "ds", tmp_path / "out.zip")) as zf:
         kinds = {i.filename: i.compress_type for i in zf.infolist()}
     assert kinds == {"annotations.json": zipfile.ZIP_DEFLATED, "images/a.jpg": zipfile.ZIP_STORED}
+
+
+def test_a_link_inside_a_zip_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "links.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("ds/a.png")
+        info.external_attr = (0o120777 << 16)  # a symbolic link, as zip -y stores it
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(InvalidInputError, match="points outside the archive"):
+        extract_zip(archive, tmp_path / "out")

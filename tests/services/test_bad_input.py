@@ -185,3 +185,21 @@ def test_bombs_fail_cleanly_under_a_memory_limit(tmp_path: Path, case: str) -> N
                        text=True, timeout=120, preexec_fn=limit, env={**os.environ, "LABELLOOP_DEBUG": ""})
     assert r.returncode == 1, (r.returncode, r.stderr[-1000:])
     assert expected in r.stderr and "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+
+
+def test_a_link_out_of_the_dataset_is_refused_unless_followed(tmp_path: Path, ctx: ProjectContext) -> None:
+    _png(tmp_path / "outside" / "secret.png")
+    ds = tmp_path / "data" / "sets" / "ds"  # the file's folder and the one above count as the dataset
+    source = _coco(ds)
+    (ds / "a.png").unlink()
+    (ds / "a.png").symlink_to(tmp_path / "outside" / "secret.png")
+    before = _counts(ctx)
+    with pytest.raises(LabelloopError, match="a link to .*secret.png, outside the dataset") as caught:
+        import_path(ctx, source)
+    assert "--follow-links" in (caught.value.hint or "") and _counts(ctx) == before
+    assert import_path(ctx, source, follow_links=True).annotations_added == 1  # trusted by the user: imported
+    inside = _coco(tmp_path / "ds2")  # a link that stays inside the dataset is fine
+    (tmp_path / "ds2" / "real.png").write_bytes((tmp_path / "ds2" / "a.png").read_bytes())
+    (tmp_path / "ds2" / "a.png").unlink()
+    (tmp_path / "ds2" / "a.png").symlink_to(tmp_path / "ds2" / "real.png")
+    assert import_path(ctx, inside).images_matched == 1  # same pixels as before: matched, not refused

@@ -44,13 +44,16 @@ def import_(
     skip_invalid: Annotated[bool, typer.Option(help="import the valid records, report the rest")] = False,
     allow_missing_images: Annotated[bool, typer.Option(
         help="register images whose files are not there yet (sizes from the annotations)")] = False,
+    follow_links: Annotated[bool, typer.Option(
+        help="accept images that are links to files outside the dataset")] = False,
     project: ProjectOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Import annotations and images (COCO, YOLO, VOC, CVAT, Label Studio, VIA, LabelMe, mask folders)."""
     with project_from(project) as ctx, progress_bar(not json_out) as progress:
         report = import_path(ctx, source, format=format, link=link, skip_invalid=skip_invalid,
-                             allow_missing_images=allow_missing_images, progress=progress)
+                             allow_missing_images=allow_missing_images, follow_links=follow_links,
+                             progress=progress)
     if json_out:
         emit_json(report.as_dict())
         return

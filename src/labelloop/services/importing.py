@@ -10,6 +10,7 @@ Files copied by a failed import are removed again.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,9 +78,11 @@ class _Prepared:
 
 
 def import_path(ctx: ProjectContext, source: Path, *, format: str | None = None, link: bool = False,
-                skip_invalid: bool = False, allow_missing_images: bool = False,
+                skip_invalid: bool = False, allow_missing_images: bool = False, follow_links: bool = False,
                 progress: StageProgress | None = None, actor: str = "import") -> ImportReport:
-    """Read ``source`` (format given or detected) and import it into the project."""
+    """Read ``source`` (format given or detected) and import it into the project. An image reached
+    through a symbolic link that leads outside the dataset is refused unless ``follow_links``: a
+    dataset from elsewhere must not smuggle the server's own files into a project."""
     fmt = get_format(format) if format else detect_format(source)
     if progress:
         progress("read", 0, 1)
@@ -89,10 +92,27 @@ def import_path(ctx: ProjectContext, source: Path, *, format: str | None = None,
             clean_class_name(label)
         except InvalidInputError as err:  # before anything is stored, naming the file
             raise FormatError(err.message, err.hint, file=str(source), record="classes") from None
+    if not follow_links:
+        _refuse_links_out(dataset, source)
     report = import_dataset(ctx, dataset, link=link, skip_invalid=skip_invalid,
                             allow_missing_images=allow_missing_images, progress=progress, actor=actor)
     report.format = fmt.name
     return report
+
+
+def _refuse_links_out(dataset: DatasetRecord, source: Path) -> None:
+    """A :class:`FormatError` for the first image whose path goes through a link out of the dataset
+    (its folder; for an annotation file, the file's folder and the one above, where images sit)."""
+    base = source if source.is_dir() else source.parent
+    roots = [base.resolve(), *([] if source.is_dir() else [base.parent.resolve()])]
+    for img in dataset.images:
+        if img.path is None or not img.path.exists():
+            continue
+        real = img.path.resolve()
+        if real != Path(os.path.abspath(img.path)) and not any(real.is_relative_to(r) for r in roots):
+            raise FormatError(f"the image is a link to {real}, outside the dataset",
+                              "copy the file into the dataset, or pass --follow-links if you trust it",
+                              file=img.file_name, record="image")
 
 
 def import_dataset(ctx: ProjectContext, dataset: DatasetRecord, *, link: bool = False,
