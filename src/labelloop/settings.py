@@ -43,7 +43,6 @@ class Settings(BaseSettings):
     max_unreadable_share: float = Field(default=0.2, ge=0.0, le=1.0)
     #: the annotation target per class for a first training round
     target_per_class: int = 20
-    env: str = "development"
 
 
 @lru_cache(maxsize=1)
