@@ -126,21 +126,12 @@ YOLO_YAML = ["names: 5\ntrain: images/train\n", "names: {a: cat}\ntrain: images/
              "a: &a [x, x]\nb: &b [*a, *a]\nnames: *b\ntrain: images/train\n", "names: [cat\ntrain: [\n"]
 
 
-def _coco_case(path: tuple[Any, ...], value: Any) -> Callable[[Path], tuple[Path, dict[str, Any]]]:
+def _json_case(fmt: str, file: str, path: tuple[Any, ...], value: Any) -> Callable[[Path], tuple[Path, dict[str, Any]]]:
+    """labelloop's own ``fmt`` export with the JSON value at ``path`` in ``file`` replaced by ``value``."""
     def make(root: Path) -> tuple[Path, dict[str, Any]]:
-        folder = _written("coco", root)
-        doc = json.loads((folder / "annotations.json").read_text())
-        (folder / "annotations.json").write_text(json.dumps(_set(doc, path, value)))
-        return folder / "annotations.json", {"format": "coco"}
-    return make
-
-
-def _labelstudio_case(path: tuple[Any, ...], value: Any) -> Callable[[Path], tuple[Path, dict[str, Any]]]:
-    def make(root: Path) -> tuple[Path, dict[str, Any]]:
-        folder = _written("labelstudio", root)
-        doc = json.loads((folder / "tasks.json").read_text())
-        (folder / "tasks.json").write_text(json.dumps(_set(doc, path, value)))
-        return folder / "tasks.json", {"format": "labelstudio"}
+        target = _written(fmt, root) / file
+        target.write_text(json.dumps(_set(json.loads(target.read_text()), path, value)))
+        return target, {"format": fmt}
     return make
 
 
@@ -168,8 +159,9 @@ def _yolo_case(line: str | None, yaml_text: str | None) -> Callable[[Path], tupl
 
 
 CASES: dict[str, Callable[[Path], tuple[Path, dict[str, Any]]]] = {
-    **{f"coco {'.'.join(map(str, p))}={v!r:.30}": _coco_case(p, v) for p, v in COCO},
-    **{f"labelstudio {'.'.join(map(str, p))}={v!r:.30}": _labelstudio_case(p, v) for p, v in LABEL_STUDIO},
+    **{f"coco {'.'.join(map(str, p))}={v!r:.30}": _json_case("coco", "annotations.json", p, v) for p, v in COCO},
+    **{f"labelstudio {'.'.join(map(str, p))}={v!r:.30}": _json_case("labelstudio", "tasks.json", p, v)
+       for p, v in LABEL_STUDIO},
     **{f"voc {i}: {r[:30]!r}": _xml_case("voc", "Annotations/a.xml", p, r) for i, (p, r) in enumerate(VOC)},
     **{f"cvat {i}: {r[:30]!r}": _xml_case("cvat", "annotations.xml", p, r) for i, (p, r) in enumerate(CVAT)},
     **{f"yolo line {line[:24]!r}": _yolo_case(line, None) for line in YOLO_LINES},

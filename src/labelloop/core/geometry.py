@@ -135,17 +135,17 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
     return _to_str_rle(mask_utils.encode(m))
 
 
-def check_mask_size(height: Any, width: Any, max_pixels: int | None = None) -> None:
-    """A mask of ``height x width`` may be allocated: positive integers, at most ``max_pixels`` pixels
-    (default: the ``max_image_pixels`` setting), else a ``ValueError`` that says so."""
+def check_mask_size(height: Any, width: Any, max_pixels: int | None = None, what: str = "mask") -> None:
+    """A ``what`` (a mask, an image) of ``height x width`` may be allocated: positive integers, at most
+    ``max_pixels`` pixels (default: the ``max_image_pixels`` setting), else a ``ValueError`` that says so."""
     if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in (height, width)):
-        raise ValueError(f"mask size {[height, width]!r}: expected two positive integers [height, width]")
+        raise ValueError(f"{what} size {[height, width]!r}: expected two positive integers [height, width]")
     if max_pixels is None:
         from labelloop.settings import get_settings
 
         max_pixels = get_settings().max_image_pixels
     if int(height) * int(width) > max_pixels:
-        raise ValueError(f"mask of {width}x{height} pixels is over the limit of {max_pixels} "
+        raise ValueError(f"{what} of {width}x{height} pixels is over the limit of {max_pixels} "
                          "(LABELLOOP_MAX_IMAGE_PIXELS)")
 
 

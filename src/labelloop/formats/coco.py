@@ -222,9 +222,8 @@ def _normalise_rle(seg: dict[str, Any], image: ImageRecord) -> dict[str, Any]:
         raise ValueError(f"RLE size {size} does not match image {image.width}x{image.height} (h, w expected)")
     counts = seg.get("counts")
     if isinstance(counts, list):
-        from labelloop.core.geometry import check_mask_size, check_rle, mask_to_rle, rle_to_mask
+        from labelloop.core.geometry import check_rle, mask_to_rle, rle_to_mask
 
-        check_mask_size(size[0], size[1])
         check_rle(seg, size[0], size[1])  # the runs must cover the image: pycocotools would pad or cut them
         return mask_to_rle(rle_to_mask({"size": size, "counts": counts}))
     if not isinstance(counts, str):

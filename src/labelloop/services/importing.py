@@ -182,9 +182,9 @@ def _prepare_one(rec: ImageRecord, recorder: Recorder, allow_missing: bool, max_
     if rec.path is None or not rec.path.exists():
         if allow_missing and rec.width and rec.height:
             try:  # the declared size is all there is: it must be a size an image can have
-                check_mask_size(rec.width, rec.height, max_pixels)
+                check_mask_size(rec.height, rec.width, max_pixels, what="image")
             except ValueError as exc:
-                recorder.invalid(rec.file_name, "image", f"declared size: {exc}".replace("mask", "image"))
+                recorder.invalid(rec.file_name, "image", f"declared size: {exc}")
                 return None
             return _Prepared(record=rec, width=rec.width, height=rec.height, sha="")
         recorder.invalid(rec.file_name, "image", "image file not found next to the annotations",

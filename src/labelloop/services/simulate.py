@@ -303,9 +303,11 @@ def simulate_strategies(dataset: Path, *, strategies: Sequence[str], format: str
             started = time.monotonic()
             trunk.first = _train(ctx, 1, base, args, None, progress)
             trunk.first_seconds = time.monotonic() - started
-    finally:
-        if branching:
-            ctx.close()
+    except BaseException:
+        ctx.close()
+        raise
+    if branching:
+        ctx.close()  # each strategy goes on in its own copy
     out = {}
     for strategy in strategies:
         here = ctx
