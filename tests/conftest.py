@@ -13,8 +13,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from labelloop.services.projects import new_project
 from labelloop.settings import get_settings
-from labelloop.store.project import ProjectContext, init_project
+from labelloop.store.project import ProjectContext
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,6 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[ProjectContext]:
-    ctx = init_project(tmp_path / "proj", task="detect", labels=["cat", "dog", "bird"])
+    ctx = new_project(tmp_path / "proj", task="detect", labels=["cat", "dog", "bird"])
     yield ctx
     ctx.close()

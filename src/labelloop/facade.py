@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from labelloop.core.progress import EpochStages, StageProgress, TrainProgress
-from labelloop.store.project import ProjectContext, init_project, open_project
+from labelloop.services.projects import load_project, new_project
+from labelloop.store.project import ProjectContext
 
 __all__ = ["Model", "Project", "init", "open"]
 
@@ -238,9 +239,9 @@ def _id(model: Model | int | None) -> int | None:
 def init(directory: str | Path, *, task: str = "detect", labels: list[str] | None = None,
          name: str | None = None) -> Project:
     """A new project in ``directory`` (``task``: detect, segment or regions)."""
-    return Project(init_project(Path(directory), task=task, name=name, labels=list(labels or [])))
+    return Project(new_project(Path(directory), task=task, name=name, labels=list(labels or [])))
 
 
 def open(directory: str | Path = ".") -> Project:  # shadows the builtin here only: ll.open("dir")
     """The project in ``directory`` or a parent folder."""
-    return Project(open_project(Path(directory)))
+    return Project(load_project(Path(directory)))

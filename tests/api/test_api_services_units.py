@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from labelloop.errors import ConfigError, ConflictError, InvalidInputError, PermissionDeniedError
+from labelloop.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from labelloop.services import users
 from labelloop.services.projects import ProjectRegistry, next_steps, slugify
 from labelloop.store.db import Store, sqlite_url
+from labelloop.store.tables import Project
 
 
 @pytest.fixture
@@ -61,23 +63,21 @@ def test_first_admin_tokens_and_roles(store: Store) -> None:
     users.set_role(store, "admin", "annotator")  # with another admin, one may step down
 
 
-def test_registry_slugs_and_external_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from labelloop.settings import get_settings
+def test_registry_slugs_and_external_folders(tmp_path: Path) -> None:
     from labelloop.store.project import init_project
 
     assert slugify("My Cats!") == "my-cats"
     url = sqlite_url(tmp_path / "home" / "server.db")
     registry = ProjectRegistry(tmp_path / "home", url)
     try:
-        with pytest.raises(ConfigError, match="labelloop serve"):
-            registry.create("x")
-        monkeypatch.setenv("LABELLOOP_DATABASE_URL", url)
-        get_settings.cache_clear()
-        registry.create("My Cats", labels=["cat"])
+        # the registry's own database, whatever LABELLOOP_DATABASE_URL says (here: unset)
+        created = registry.create("My Cats", labels=["cat"])
+        assert created["slug"] == "my-cats"
+        assert not (tmp_path / "home" / "projects" / "my-cats" / "labelloop.db").exists()
+        with registry.store().session() as s:
+            assert s.scalar(select(func.count()).select_from(Project)) == 1
         with pytest.raises(ConflictError):
             registry.create("my cats")
-        monkeypatch.delenv("LABELLOOP_DATABASE_URL")
-        get_settings.cache_clear()
         cli = init_project(tmp_path / "cli-proj", labels=["dog"])  # a CLI project on its own SQLite file
         cli.close()
         slug = registry.register_folder(tmp_path / "cli-proj")

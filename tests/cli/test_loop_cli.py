@@ -64,11 +64,11 @@ def test_qa_finds_a_planted_duplicate(proj, tmp_path):
     import shutil
 
     from helpers import plant_duplicate
-    from labelloop.store.project import open_project
+    from labelloop.services.projects import load_project
 
     copy = tmp_path / "proj"
     shutil.copytree(proj, copy)  # the shared project stays as it is
-    ctx = open_project(copy)
+    ctx = load_project(copy)
     try:
         image_id, dup = plant_duplicate(ctx)
     finally:

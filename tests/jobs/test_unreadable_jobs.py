@@ -16,9 +16,10 @@ from labelloop.jobs import execute_job, get_job
 from labelloop.jobs.records import create_job
 from labelloop.services.demo import DEMO_CLASSES, make_shapes_dataset
 from labelloop.services.importing import import_dataset
+from labelloop.services.projects import load_project, new_project
 from labelloop.services.splitting import assign_splits
 from labelloop.settings import get_settings
-from labelloop.store.project import ProjectContext, init_project, open_project
+from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Image
 
 pytest.importorskip("torch")
@@ -54,7 +55,7 @@ def _break(ctx: ProjectContext) -> tuple[dict[int, str], set[int], int]:
 
 def _run(ctx: ProjectContext, kind: str, **params: Any) -> dict[str, Any]:
     job_id = create_job(ctx.store, kind, {"project": "p", **params}, project_id=ctx.id, actor="ana")
-    execute_job(ctx.store, job_id, lambda slug: open_project(ctx.root))
+    execute_job(ctx.store, job_id, lambda slug: load_project(ctx.root))
     return get_job(ctx.store, job_id, log=True)
 
 
@@ -72,7 +73,7 @@ def test_every_job_skips_and_lists_the_broken_images(tmp_path: Path) -> None:
     data = make_shapes_dataset(tmp_path / "data", n_images=N, size=(64, 80), seed=3, with_polygons=False)
     for rec in data.images[LABELLED:]:
         rec.annotations = []
-    ctx = init_project(tmp_path / "p", labels=list(DEMO_CLASSES))
+    ctx = new_project(tmp_path / "p", labels=list(DEMO_CLASSES))
     try:
         assert import_dataset(ctx, data).images_added == N
         assign_splits(ctx)

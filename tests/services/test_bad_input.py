@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 
 from labelloop.errors import LabelloopError
 from labelloop.services.importing import import_path
-from labelloop.store.project import ProjectContext, init_project
+from labelloop.services.projects import new_project
+from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass
 
 W, H = 50, 40
@@ -139,7 +140,7 @@ def _counts(ctx: ProjectContext) -> tuple[int, int, int]:
 @pytest.fixture
 def ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
     """A project that already holds one image with one box (what must survive every bad import)."""
-    project = init_project(tmp_path / "project", labels=["dog"])
+    project = new_project(tmp_path / "project", labels=["dog"])
     import_path(project, _coco(tmp_path / "seed", categories=[{"id": 1, "name": "dog"}]))
     yield project
     project.close()
@@ -176,7 +177,7 @@ def test_bombs_fail_cleanly_under_a_memory_limit(tmp_path: Path, case: str) -> N
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
     make, expected, options = CASES[case]
-    init_project(tmp_path / "p", labels=["cat"]).close()
+    new_project(tmp_path / "p", labels=["cat"]).close()
     source = make(tmp_path / "bad")
     flags = (["--format", options["format"]] if "format" in options else []) + \
         (["--allow-missing-images"] if options.get("allow_missing_images") else [])

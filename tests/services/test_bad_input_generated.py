@@ -21,7 +21,8 @@ from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import LabelloopError
 from labelloop.formats import WriteOptions, get_format
 from labelloop.services.importing import import_path
-from labelloop.store.project import ProjectContext, init_project
+from labelloop.services.projects import new_project
+from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass
 
 NAN, INF = float("nan"), float("inf")
@@ -179,7 +180,7 @@ def _counts(ctx: ProjectContext) -> tuple[int, ...]:
 def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One project for the whole tier, holding one image with one box: every case must leave it so."""
     root = tmp_path_factory.mktemp("bad-input")
-    ctx = init_project(root / "project", labels=["dog"])
+    ctx = new_project(root / "project", labels=["dog"])
     seed = _written("coco", root / "seed")
     import_path(ctx, seed / "annotations.json")
     yield ctx

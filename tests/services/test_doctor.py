@@ -19,8 +19,8 @@ from labelloop.errors import FormatError
 from labelloop.services.doctor import check_images
 from labelloop.services.images import ImageFilter, list_images
 from labelloop.services.importing import import_dataset
+from labelloop.services.projects import new_project
 from labelloop.services.stats import project_stats
-from labelloop.store.project import init_project
 from labelloop.store.tables import Image
 
 LABELLOOP = str(Path(sys.executable).parent / "labelloop")
@@ -61,7 +61,7 @@ def _dataset(root: Path) -> tuple[DatasetRecord, dict[str, str]]:
 
 def test_import_decodes_every_image_and_doctor_finds_what_broke_later(tmp_path: Path) -> None:
     data, broken = _dataset(tmp_path / "data")
-    ctx = init_project(tmp_path / "p", labels=["thing"])
+    ctx = new_project(tmp_path / "p", labels=["thing"])
     with pytest.raises(FormatError):  # all or nothing: three files cannot be decoded
         import_dataset(ctx, data)
     assert project_stats(ctx)["images"]["total"] == 0

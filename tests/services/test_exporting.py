@@ -7,7 +7,7 @@ from labelloop.errors import ConfigError, InvalidInputError
 from labelloop.formats import WriteOptions, get_format
 from labelloop.services.exporting import export_project, project_dataset
 from labelloop.services.importing import import_path
-from labelloop.store.project import init_project
+from labelloop.services.projects import new_project
 
 
 def test_export_excludes_proposals_unless_asked(tmp_path, project):
@@ -27,10 +27,10 @@ def test_export_excludes_proposals_unless_asked(tmp_path, project):
 def test_store_round_trip_through_coco(tmp_path, database):
     ds = make_dataset(tmp_path / "src", kinds=("box", "polygon", "mask"), with_proposals=True)
     get_format("coco").write(ds, tmp_path / "coco", WriteOptions())
-    a = init_project(tmp_path / "a", task="segment")
+    a = new_project(tmp_path / "a", task="segment")
     import_path(a, tmp_path / "coco")
     export_project(a, tmp_path / "exported", format="coco", include_proposals=True)
-    b = init_project(tmp_path / "b", task="segment")
+    b = new_project(tmp_path / "b", task="segment")
     import_path(b, tmp_path / "exported")
     assert_same_dataset(project_dataset(a, include_proposals=True), project_dataset(b, include_proposals=True))
     a.close()
@@ -61,7 +61,7 @@ def test_an_image_gone_from_disk_is_reported_not_a_failed_export(tmp_path, proje
     assert report.images == len(ds.images)  # every image's annotations are exported
     copied = {p.name for p in (tmp_path / "out" / "images").iterdir()}
     assert gone.file_name not in copied and len(copied) == len(ds.images) - 1
-    again = init_project(tmp_path / "again")
+    again = new_project(tmp_path / "again")
     import_path(again, tmp_path / "out" / "annotations.json", skip_invalid=True)
     assert len(project_dataset(again).images) == len(ds.images) - 1  # the rest imports cleanly
     again.close()

@@ -14,7 +14,7 @@ from labelloop.errors import FormatError, InvalidInputError, LabelloopError
 from labelloop.formats import WriteOptions, get_format
 from labelloop.services.exporting import project_dataset
 from labelloop.services.importing import import_path
-from labelloop.store.project import init_project
+from labelloop.services.projects import new_project
 from labelloop.store.tables import Annotation
 from labelloop.store.tables import Image as ImageRow
 
@@ -33,7 +33,7 @@ def _coco_dir(tmp_path: Path, **kw) -> tuple[Path, dict]:
 
 
 def test_import_stores_images_by_content_and_annotations(tmp_path, database):
-    ctx = init_project(tmp_path / "p", task="segment")
+    ctx = new_project(tmp_path / "p", task="segment")
     src = make_dataset(tmp_path / "src", kinds=("box", "polygon", "mask"), with_proposals=True)
     get_format("coco").write(src, tmp_path / "coco", WriteOptions())
     report = import_path(ctx, tmp_path / "coco")

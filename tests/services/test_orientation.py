@@ -18,8 +18,8 @@ from labelloop.services.exporting import export_project
 from labelloop.services.images import thumbnail
 from labelloop.services.importing import import_path
 from labelloop.services.preannotate import preannotate, read_rgb
+from labelloop.services.projects import new_project
 from labelloop.store.images import decode_rgb
-from labelloop.store.project import init_project
 from selection.loopkit import OraclePredictor, add_fake_model, image_ids
 
 W, H = 160, 96  # stored landscape; EXIF orientation 6 says "show it rotated 90 degrees" (portrait)
@@ -55,7 +55,7 @@ def _is_red(pixels: np.ndarray, box: list[float]) -> bool:
 
 
 def test_a_rotated_jpeg_keeps_its_boxes_on_its_pixels(tmp_path: Path) -> None:
-    ctx = init_project(tmp_path / "p", labels=["thing"])
+    ctx = new_project(tmp_path / "p", labels=["thing"])
     assert import_path(ctx, _coco(tmp_path / "coco"), format="coco").images_added == 1
     iid = image_ids(ctx)["phone.jpg"]
     # annotate: a person draws a second box on the stored pixels

@@ -13,7 +13,7 @@ import pytest
 from labelloop.formats import WriteOptions, get_format
 from labelloop.services.demo import make_shapes_dataset
 from labelloop.services.effort import effort_report
-from labelloop.store.project import open_project
+from labelloop.services.projects import load_project
 from selection.loopkit import TINY_ARGS
 
 pytest.importorskip("torch")
@@ -46,7 +46,7 @@ def test_two_rounds_json_shape_and_history(tmp_path):
     scratch = sum(x["seconds_scratch"] for x in rounds[1:])
     assert out["summary"]["time_ratio"] == pytest.approx(loop / scratch, abs=1e-3)
     assert out["summary"]["final_map50"] == rounds[-1]["map50"]
-    ctx = open_project(proj)
+    ctx = load_project(proj)
     try:  # the figures come from the real history
         assert effort_report(ctx)["rounds"][2]["actions"] == rounds[2]["actions"]
     finally:
@@ -68,7 +68,7 @@ def test_strategies_share_round_zero_and_the_first_model(tmp_path):
     assert out["random"]["rounds"][0]["actions"] == out["diversity"]["rounds"][0]["actions"]
     assert {Path(r["project"]).name for r in out.values()} == {"random", "diversity"}
     for result in out.values():
-        ctx = open_project(Path(result["project"]))
+        ctx = load_project(Path(result["project"]))
         try:
             assert effort_report(ctx)["rounds"][1]["actions"] == result["rounds"][1]["actions"]
         finally:

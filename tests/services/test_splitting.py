@@ -34,13 +34,13 @@ def test_split_is_80_20_stratified_and_stable(tmp_path, project, database):
 
 
 def test_split_does_not_depend_on_import_order(tmp_path):
-    from labelloop.store.project import init_project
+    from labelloop.services.projects import new_project
 
     results = []
     for order in (1, -1):
         ds = make_dataset(tmp_path / f"d{order}", n_images=20, seed=5)
         ds.images = ds.images[::order]
-        ctx = init_project(tmp_path / f"p{order}", labels=["cat", "dog", "bird"])
+        ctx = new_project(tmp_path / f"p{order}", labels=["cat", "dog", "bird"])
         import_dataset(ctx, ds)
         assign_splits(ctx, seed=0)
         results.append(_splits(ctx))

@@ -65,13 +65,13 @@ def test_flipbook_frames_follow_the_lineage(trained, tmp_path):
 
 
 def test_bad_arguments_and_data(trained, tmp_path):
+    from labelloop.services.projects import new_project
     from labelloop.services.training import train_project
-    from labelloop.store.project import init_project
 
     ctx, _, _ = trained
     with pytest.raises(ConfigError, match="valid keys"):
         train_project(ctx, args="epochz=3")
-    empty = init_project(tmp_path / "empty", labels=["a"])
+    empty = new_project(tmp_path / "empty", labels=["a"])
     with pytest.raises(TrainingError, match="annotate more"):
         train_project(empty)
     # argument and base-model mistakes are named first, before the data is looked at

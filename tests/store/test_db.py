@@ -93,3 +93,50 @@ def test_read_only_sessions_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     assert read == [1]  # WAL: the reader saw the last committed state without waiting
     assert _count(store) == 2
     store.dispose()
+
+
+@pytest.mark.parametrize(("level", "pragma"), [("NORMAL", 1), ("FULL", 2)])
+def test_store_uses_the_durability_level_it_is_given(tmp_path: Path, level: str, pragma: int) -> None:
+    store = Store(sqlite_url(tmp_path / "db.sqlite"), sqlite_synchronous=level)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == pragma
+    finally:
+        store.dispose()
+
+
+def test_store_refuses_an_unknown_durability_level(tmp_path: Path) -> None:
+    from labelloop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="NORMAL or FULL"):
+        Store(sqlite_url(tmp_path / "db.sqlite"), sqlite_synchronous="OFF; DROP TABLE x")
+
+
+def test_the_store_reads_no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given no database, a project lives in its folder's SQLite file, whatever the environment says;
+    the settings are followed one layer up (services.projects)."""
+    from labelloop.services.projects import load_project, new_project
+    from labelloop.settings import get_settings
+    from labelloop.store.project import Database, init_project, open_project
+
+    elsewhere = sqlite_url(tmp_path / "shared.db")
+    monkeypatch.setenv("LABELLOOP_DATABASE_URL", elsewhere)
+    monkeypatch.setenv("LABELLOOP_SQLITE_SYNCHRONOUS", "FULL")
+    get_settings.cache_clear()
+    own = init_project(tmp_path / "own", labels=["cat"])
+    assert own.store.url == sqlite_url(tmp_path / "own" / "labelloop.db")
+    with own.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # the store's default, not the setting
+    own.close()
+    followed = new_project(tmp_path / "followed", labels=["dog"])
+    assert followed.store.url == elsewhere and not (tmp_path / "followed" / "labelloop.db").exists()
+    with followed.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    followed.close()
+    again = load_project(tmp_path / "followed")
+    assert again.name == "followed"
+    again.close()
+    explicit = open_project(tmp_path / "followed", database=Database(url=elsewhere))
+    assert explicit.uid == again.uid
+    explicit.close()
+    get_settings.cache_clear()

@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from labelloop.store.project import ProjectContext, open_project
+from labelloop.services.projects import load_project
+from labelloop.store.project import ProjectContext
 
 __all__ = ["JsonOpt", "ProjectOpt", "console", "emit_json", "progress_bar", "project_from"]
 
@@ -26,7 +27,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JS
 
 @contextmanager
 def project_from(path: Path | None) -> Iterator[ProjectContext]:
-    ctx = open_project(path)
+    ctx = load_project(path)
     try:
         yield ctx
     finally:

@@ -12,9 +12,9 @@ from rich.table import Table
 from labelloop.cli.common import JsonOpt, ProjectOpt, emit_json, out, progress_bar, project_from
 from labelloop.services.exporting import export_project
 from labelloop.services.importing import import_path
+from labelloop.services.projects import new_project
 from labelloop.services.splitting import assign_splits
 from labelloop.services.stats import project_stats
-from labelloop.store.project import init_project
 
 __all__ = ["register"]
 
@@ -27,7 +27,7 @@ def init(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a project in DIRECTORY."""
-    ctx = init_project(directory, task=task, name=name, labels=labels.split(",") if labels else [])
+    ctx = new_project(directory, task=task, name=name, labels=labels.split(",") if labels else [])
     try:
         if json_out:
             emit_json({"root": str(ctx.root), "name": ctx.name, "task": ctx.task, "uid": ctx.uid})

@@ -30,7 +30,7 @@ def _prepare_home(home: Path | None) -> tuple[Path, str, str]:
     home = (home or settings.home).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     url = server_database_url(home)
-    os.environ["LABELLOOP_DATABASE_URL"] = url  # this process, its worker and init_project share it
+    os.environ["LABELLOOP_DATABASE_URL"] = url  # this process and its worker (a subprocess) share it
     os.environ["LABELLOOP_HOME"] = str(home)
     get_settings.cache_clear()
     return home, url, cli_url

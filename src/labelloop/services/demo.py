@@ -17,8 +17,9 @@ from labelloop.core.geometry import polygons_bbox
 from labelloop.core.records import AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.formats import WriteOptions, get_format
 from labelloop.services.importing import import_path
+from labelloop.services.projects import new_project
 from labelloop.services.splitting import assign_splits
-from labelloop.store.project import ProjectContext, init_project
+from labelloop.store.project import ProjectContext
 
 __all__ = ["DEMO_CLASSES", "create_demo_project", "make_shapes_dataset"]
 
@@ -97,7 +98,7 @@ def create_demo_project(root: Path, *, n_images: int = 60, labelled: int = 24, t
         rec.annotations = []
     coco.write(truth, source, WriteOptions(images="none"))
     (source / "annotations.json").rename(source / "labelled.json")
-    ctx = init_project(root, task=task, name="shapes demo", labels=list(DEMO_CLASSES))
+    ctx = new_project(root, task=task, name="shapes demo", labels=list(DEMO_CLASSES))
     report = import_path(ctx, source / "labelled.json", format="coco", progress=progress)
     split = assign_splits(ctx)
     return ctx, {"import": report.as_dict(), "split": split}

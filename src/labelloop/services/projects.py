@@ -19,15 +19,35 @@ from typing import Any
 from sqlalchemy import func, select
 
 from labelloop.core.records import ReviewState
-from labelloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
+from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.db import Store, sqlite_url
-from labelloop.store.project import MARKER, ProjectContext, init_project
+from labelloop.store.project import MARKER, Database, ProjectContext, init_project, open_project
 from labelloop.store.tables import Annotation, Image, Project, TrainedModel, is_ground_truth
 
-__all__ = ["ProjectRegistry", "ServerPaths", "current_model", "next_steps", "project_overview", "server_database_url",
-           "slugify"]
+__all__ = ["ProjectRegistry", "ServerPaths", "current_model", "load_project", "new_project", "next_steps",
+           "project_database", "project_overview", "server_database_url", "slugify"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def project_database(url: str | None = None) -> Database:
+    """The database the settings name: ``url``, else ``LABELLOOP_DATABASE_URL``, else each project
+    folder's own SQLite file; with ``LABELLOOP_SQLITE_SYNCHRONOUS``."""
+    from labelloop.settings import get_settings
+
+    settings = get_settings()
+    return Database(url=url or settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
+
+def new_project(root: Path, *, task: str = "detect", name: str | None = None,
+                labels: list[str] | None = None) -> ProjectContext:
+    """:func:`labelloop.store.project.init_project` on the database the settings name."""
+    return init_project(root, task=task, name=name, labels=labels, database=project_database())
+
+
+def load_project(path: Path | None = None) -> ProjectContext:
+    """:func:`labelloop.store.project.open_project` on the database the settings name."""
+    return open_project(path, database=project_database())
 
 
 def slugify(name: str) -> str:
@@ -81,7 +101,7 @@ class ProjectRegistry:
         url = url or self.database_url
         with self._lock:
             if url not in self._stores:
-                self._stores[url] = Store(url)
+                self._stores[url] = Store(url, sqlite_synchronous=project_database().sqlite_synchronous)
             return self._stores[url]
 
     def close(self) -> None:
@@ -157,17 +177,13 @@ class ProjectRegistry:
 
     def create(self, name: str, *, task: str = "detect", labels: list[str] | None = None,
                slug: str | None = None) -> dict[str, Any]:
-        from labelloop.settings import get_settings
-
-        if get_settings().database_url != self.database_url:  # init_project writes where the settings say
-            raise ConfigError(f"LABELLOOP_DATABASE_URL is {get_settings().database_url!r}, but this server's "
-                              f"database is {self.database_url!r}", "start the server with `labelloop serve`")
         slug = slugify(slug or name)
         root = self.paths.projects / slug
         if root.exists() or slug in self._external():
             raise ConflictError(f"a project named {slug!r} exists already", "pick another name")
         self.paths.projects.mkdir(parents=True, exist_ok=True)
-        ctx = init_project(root, task=task, name=name.strip() or slug, labels=labels)
+        ctx = init_project(root, task=task, name=name.strip() or slug, labels=labels,
+                           database=project_database(self.database_url))
         ctx.close()  # it opened its own store; requests use the shared one
         return self.summary(slug)
 

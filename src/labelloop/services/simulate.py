@@ -58,8 +58,9 @@ from labelloop.services.click import add_candidate, candidate_at
 from labelloop.services.effort import effort_report
 from labelloop.services.importing import import_dataset
 from labelloop.services.preannotate import preannotate
+from labelloop.services.projects import load_project, new_project
 from labelloop.settings import get_settings
-from labelloop.store.project import ProjectContext, init_project, open_project
+from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Image
 
 __all__ = ["ACCEPT_IOU", "MATCH_IOU", "STRATEGIES", "annotate_from_scratch", "review_with_ground_truth",
@@ -195,7 +196,7 @@ def _setup(dataset: DatasetRecord, root: Path, task: str, val_fraction: float, s
                            annotations=truth[i.file_name]) for i in val]
     records += [ImageRecord(file_name=i.file_name, width=i.width, height=i.height, path=i.path, split="train")
                 for i in pool]
-    ctx = init_project(root, task=task, name=f"simulate {root.name}", labels=list(dataset.labels))
+    ctx = new_project(root, task=task, name=f"simulate {root.name}", labels=list(dataset.labels))
     import_dataset(ctx, DatasetRecord(labels=list(dataset.labels), images=records), skip_invalid=True,
                    actor="import")
     with ctx.store.session() as s:
@@ -313,7 +314,7 @@ def simulate_strategies(dataset: Path, *, strategies: Sequence[str], format: str
         here = ctx
         if branching:
             shutil.copytree(trunk_root, root / strategy)
-            here = open_project(root / strategy)
+            here = load_project(root / strategy)
         try:
             out[strategy] = _rounds(here, trunk, dataset, strategy, round_size=round_size, rounds=rounds, base=base,
                                     args=args, threshold=threshold, use_click=use_click, final_model=final_model,

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from labelloop.errors import ConfigError, LabelloopError
-from labelloop.store.project import ProjectContext, open_project
+from labelloop.services.projects import load_project
+from labelloop.store.project import ProjectContext
 from labelloop.store.tables import ModelEpoch, TrainedModel
 
 __all__ = ["Executor", "LocalExecutor", "leaderboard", "parse_grid", "parse_variants", "run_sweep",
@@ -133,7 +134,7 @@ def _train_job(project_root: str, base: str | None, args: str, sweep: str, threa
     torch.set_num_threads(threads)
     from labelloop.services.training import train_project
 
-    ctx = open_project(Path(project_root))
+    ctx = load_project(Path(project_root))
     try:
         return train_project(ctx, base=base, args=args, sweep=sweep,
                              name=f"sweep {sweep[:6]}: {base or 'default'} {args}".strip())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,36 +13,40 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from labelloop.errors import ConfigError
 
-__all__ = ["Store", "migrate", "sqlite_url"]
+__all__ = ["SQLITE_SYNCHRONOUS", "Store", "migrate", "sqlite_url"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: SQLite's ``PRAGMA synchronous`` levels a store accepts (the setting ``LABELLOOP_SQLITE_SYNCHRONOUS``)
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
 
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(synchronous: str, dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     # NORMAL (in WAL mode): a committed save survives the process being killed; a power cut or an OS
     # crash may lose the last moments of commits. FULL syncs every commit to the disk (slower writes).
-    from labelloop.settings import get_settings
-
-    cur.execute(f"PRAGMA synchronous={get_settings().sqlite_synchronous}")
+    cur.execute(f"PRAGMA synchronous={synchronous}")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` (sqlite:/// or postgresql+psycopg://), with SQLite in WAL mode."""
+def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
+    """An engine for ``url`` (sqlite:/// or postgresql+psycopg://), with SQLite in WAL mode and
+    ``PRAGMA synchronous=`` ``sqlite_synchronous`` (one of :data:`SQLITE_SYNCHRONOUS`)."""
+    if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+        raise ConfigError(f"SQLite synchronous level {sqlite_synchronous!r} is not one of {SQLITE_SYNCHRONOUS}",
+                          "set LABELLOOP_SQLITE_SYNCHRONOUS to NORMAL or FULL")
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", partial(_sqlite_pragmas, sqlite_synchronous))
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except Exception as exc:  # sqlalchemy raises several kinds for a bad URL or a missing driver
@@ -72,11 +77,12 @@ def migrate(engine: Engine) -> None:
 
 
 class Store:
-    """A database: engine plus a session factory."""
+    """A database: engine plus a session factory. It is given its URL (and SQLite durability level);
+    it never reads the settings: :mod:`labelloop.services.projects` does, for its callers."""
 
-    def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
+    def __init__(self, url: str, *, auto_migrate: bool = True, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, sqlite_synchronous)
         if auto_migrate:
             try:
                 migrate(self.engine)

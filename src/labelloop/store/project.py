@@ -1,6 +1,10 @@
-"""A project is a folder: ``labelloop.json`` (its identity), ``labelloop.db`` (SQLite, unless
-``LABELLOOP_DATABASE_URL`` points at a server), ``images/`` (content-addressed copies),
-``models/`` (training runs) and ``cache/`` (derived files, such as image tiles, safe to delete)."""
+"""A project is a folder: ``labelloop.json`` (its identity), ``labelloop.db`` (SQLite, unless its
+:class:`Database` points at a server), ``images/`` (content-addressed copies), ``models/``
+(training runs) and ``cache/`` (derived files, such as image tiles, safe to delete).
+
+The store is told where its database is; it reads no settings. Callers that follow the
+``LABELLOOP_*`` settings use :func:`labelloop.services.projects.new_project` and
+:func:`~labelloop.services.projects.load_project`."""
 
 from __future__ import annotations
 
@@ -13,11 +17,10 @@ from sqlalchemy import select
 
 from labelloop.core.records import clean_class_name
 from labelloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
-from labelloop.settings import get_settings
 from labelloop.store.db import Store, sqlite_url
 from labelloop.store.tables import LabelClass, Project
 
-__all__ = ["TASKS", "ProjectContext", "find_project_root", "init_project", "open_project", "palette_color"]
+__all__ = ["TASKS", "Database", "ProjectContext", "find_project_root", "init_project", "open_project", "palette_color"]
 
 TASKS = ("detect", "segment", "regions")
 MARKER = "labelloop.json"
@@ -27,6 +30,26 @@ _PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#
 
 def palette_color(index: int) -> str:
     return _PALETTE[index % len(_PALETTE)]
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where a project's rows live.
+
+    Attributes:
+        url: a SQLAlchemy URL (``postgresql://...``, ``sqlite:///...``); ``None``: the project
+            folder's own ``labelloop.db``.
+        sqlite_synchronous: SQLite's ``PRAGMA synchronous`` (``NORMAL`` or ``FULL``).
+    """
+
+    url: str | None = None
+    sqlite_synchronous: str = "NORMAL"
+
+    def url_for(self, root: Path) -> str:
+        return self.url or sqlite_url(root / "labelloop.db")
+
+    def open(self, root: Path) -> Store:
+        return Store(self.url_for(root), sqlite_synchronous=self.sqlite_synchronous)
 
 
 @dataclass
@@ -57,10 +80,6 @@ class ProjectContext:
         self.store.dispose()
 
 
-def _database_url(root: Path) -> str:
-    return get_settings().database_url or sqlite_url(root / "labelloop.db")
-
-
 def find_project_root(start: Path) -> Path:
     """``start`` or the nearest parent holding ``labelloop.json``."""
     start = start.resolve()
@@ -72,8 +91,9 @@ def find_project_root(start: Path) -> Path:
 
 
 def init_project(root: Path, *, task: str = "detect", name: str | None = None,
-                 labels: list[str] | None = None) -> ProjectContext:
-    """Create a project folder (or refuse if one is there) with its database and classes."""
+                 labels: list[str] | None = None, database: Database | None = None) -> ProjectContext:
+    """Create a project folder (or refuse if one is there) with its rows in ``database`` (default:
+    the folder's own SQLite file) and its classes."""
     if task not in TASKS:
         raise InvalidInputError(f"unknown task {task!r}", f"expected one of: {', '.join(TASKS)}")
     root = root.resolve()
@@ -87,7 +107,7 @@ def init_project(root: Path, *, task: str = "detect", name: str | None = None,
     except OSError as exc:
         raise InvalidInputError(f"cannot create the project folder {root}: {exc.strerror or exc}",
                                 "pick a folder you can write to") from exc
-    store = Store(_database_url(root))
+    store = (database or Database()).open(root)
     uid = uuid.uuid4().hex
     name = name or root.name
     with store.session() as s:
@@ -104,14 +124,16 @@ def init_project(root: Path, *, task: str = "detect", name: str | None = None,
     return ProjectContext(root=root, store=store, id=pid, uid=uid, name=name, task=task)
 
 
-def open_project(path: Path | None = None) -> ProjectContext:
+def open_project(path: Path | None = None, *, database: Database | None = None) -> ProjectContext:
+    """The project in ``path`` (default: the working folder) or a parent, on ``database`` (default:
+    the folder's own SQLite file)."""
     root = find_project_root(path or Path.cwd())
     try:
         meta = json.loads((root / MARKER).read_text())
         uid = meta["uid"]
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"{root / MARKER} is damaged ({exc})", "restore it from a backup") from exc
-    store = Store(_database_url(root))
+    store = (database or Database()).open(root)
     with store.session() as s:
         project = s.scalars(select(Project).where(Project.uid == uid)).first()
         if project is None:
