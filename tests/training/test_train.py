@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from labelloop.core.samples import TrainingData
-from labelloop.errors import TrainingError
+from labelloop.errors import ConfigError, TrainingError
 from labelloop.models import BaseModelSpec, get_base_model, register_base_model
 from labelloop.training import TrainConfig, render_flipbook, train_model, train_step
 from labelloop.training.loop import _evaluate, _Job
@@ -240,3 +240,20 @@ def test_staged_fine_tuning_trains_the_heads_first(detect_data: TrainingData, tm
     assert changed[1] == set()  # heads only
     assert changed[2] and changed[2] <= top  # the top of the backbone joins
     assert changed[3] - top  # then the rest that trains
+
+
+def test_backbone_lr_sets_the_pretrained_body_apart(detect_data: TrainingData) -> None:
+    """``backbone_lr`` scales the body's rate only; the FPN and heads (from random) keep ``lr``; the
+    frozen stem is in no group."""
+    from labelloop.training.loop import _param_groups
+
+    model = get_base_model("fcos-lite0").build(len(detect_data.classes), pretrained=True)
+    groups = _param_groups(model, TrainConfig(lr=0.002, backbone_lr=0.1))
+    body = {id(p) for p in model.backbone.body.parameters() if p.requires_grad}
+    assert [g["lr"] for g in groups] == [0.002, pytest.approx(0.0002)]
+    assert {id(p) for p in groups[1]["params"]} == body
+    assert all(id(p) not in body for p in groups[0]["params"])
+    assert {id(p) for p in model.head.parameters()} <= {id(p) for p in groups[0]["params"]}
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ConfigError, match="backbone_lr"):
+        TrainConfig(backbone_lr=0)

@@ -269,6 +269,20 @@ def _write_model_json(job: _Job, spec: BaseModelSpec, state: TrainState) -> None
 # ------------------------------------------------------------------ the loop
 
 
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters (as built: a staged fine-tuning freezes some of them later, epoch by
+    epoch): the pre-trained backbone body at ``lr * backbone_lr``, the rest at ``lr``."""
+    body = getattr(getattr(model, "backbone", None), "body", None)
+    in_body = {id(p) for p in body.parameters()} if isinstance(body, nn.Module) else set()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    body_params = [p for p in trainable if id(p) in in_body]
+    rest = [p for p in trainable if id(p) not in in_body]
+    groups: list[dict[str, Any]] = [{"params": rest, "lr": cfg.lr}]
+    if body_params:
+        groups.append({"params": body_params, "lr": cfg.lr * cfg.backbone_lr})
+    return groups
+
+
 def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: StopCheck) -> TrainResult:
     """Train on this rank; rank 0 evaluates, checkpoints and reports through ``emit``."""
     cfg, out, lead = job.config, job.out_dir, rank == 0
@@ -280,8 +294,7 @@ def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: 
     model = _build_model(job, spec).to(device).to(memory_format=torch.channels_last)
     loader = _loader(job, rank, world, device)
     steps = len(loader)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg.epochs * steps))
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
     ema = WeightEma(model, cfg.epochs * steps) if cfg.ema and lead else None
