@@ -255,5 +255,7 @@ def test_backbone_lr_sets_the_pretrained_body_apart(detect_data: TrainingData) -
     assert all(id(p) not in body for p in groups[0]["params"])
     assert {id(p) for p in model.head.parameters()} <= {id(p) for p in groups[0]["params"]}
     assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+    one = _param_groups(model, TrainConfig(lr=0.002))  # one rate: one group, as before backbone_lr
+    assert len(one) == 1 and one[0]["lr"] == 0.002 and len(one[0]["params"]) == sum(len(g["params"]) for g in groups)
     with pytest.raises(ConfigError, match="backbone_lr"):
         TrainConfig(backbone_lr=0)

@@ -133,7 +133,7 @@ class ProjectRegistry:
         n = 2
         while slug in external or (self.paths.projects / slug).exists():
             slug, n = f"{base}-{n}", n + 1
-        external[slug] = {"root": str(root), "database_url": database_url or sqlite_url(root / "labelloop.db")}
+        external[slug] = {"root": str(root), "database_url": Database(url=database_url or None).url_for(root)}
         self.paths.home.mkdir(parents=True, exist_ok=True)
         tmp = self.paths.external.with_suffix(".tmp")
         tmp.write_text(json.dumps(external, indent=2))

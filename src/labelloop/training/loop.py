@@ -271,10 +271,13 @@ def _write_model_json(job: _Job, spec: BaseModelSpec, state: TrainState) -> None
 
 def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """The trainable parameters (as built: a staged fine-tuning freezes some of them later, epoch by
-    epoch): the pre-trained backbone body at ``lr * backbone_lr``, the rest at ``lr``."""
-    body = getattr(getattr(model, "backbone", None), "body", None)
-    in_body = {id(p) for p in body.parameters()} if isinstance(body, nn.Module) else set()
+    epoch): the pre-trained backbone body at ``lr * backbone_lr``, the rest at ``lr``. One group when
+    the rates are equal (as checkpoints of runs before ``backbone_lr`` hold, so they still resume)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    body = getattr(getattr(model, "backbone", None), "body", None)
+    if cfg.backbone_lr == 1.0 or not isinstance(body, nn.Module):
+        return [{"params": trainable, "lr": cfg.lr}]
+    in_body = {id(p) for p in body.parameters()}
     body_params = [p for p in trainable if id(p) in in_body]
     rest = [p for p in trainable if id(p) not in in_body]
     groups: list[dict[str, Any]] = [{"params": rest, "lr": cfg.lr}]
