@@ -26,24 +26,30 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/labelloop serve
 
-# Rebuild the web UI (the built assets in src/labelloop/web/dist are committed; users need no Node)
-web:
-	cd src/labelloop/web && npm ci --no-audit --no-fund && npm run build
+# Rebuild the web UI (the built assets in src/labelloop/web/dist are committed; users need no Node),
+# after regenerating its TypeScript types of the API (web/src/schema.d.ts) from the OpenAPI document
+web: $(STAMP)
+	cd src/labelloop/web && npm ci --no-audit --no-fund
+	$(BIN)/python scripts/api_types.py
+	cd src/labelloop/web && npm run build
 
 test: $(STAMP) lint web-check
 	eval "$$(scripts/test-services.sh)" && HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 
-# The web UI's sources type-check, pass the linter (biome; errors fail, warnings are shown with
-# `npx biome lint src`) and the committed dist is exactly a fresh build of them
+# The web UI's types of the API are those the OpenAPI document gives, its sources type-check, pass
+# the linter (biome; errors fail, warnings are shown with `npx biome lint src`) and the committed
+# dist is exactly a fresh build of them
 WEB := src/labelloop/web
 DIST_CHECK := $(or $(TMPDIR),/tmp)/labelloop-dist-check
-web-check:
+web-check: $(STAMP)
 	@command -v npm >/dev/null || { echo "npm is needed to check the web UI: install Node.js 20 (apt install nodejs npm)"; exit 1; }
-	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && npx tsc --noEmit -p . && npx biome lint --diagnostic-level=error src
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python scripts/api_types.py --check
+	cd $(WEB) && npx tsc --noEmit -p . && npx biome lint --diagnostic-level=error src
 	cd $(WEB) && npx vite build --outDir $(DIST_CHECK) --emptyOutDir --logLevel error
 	@diff -r $(WEB)/dist $(DIST_CHECK) >/dev/null || { diff -rq $(WEB)/dist $(DIST_CHECK); \
 		echo "web/dist is not a fresh build of web/src: run 'make web' and commit web/dist"; exit 1; }

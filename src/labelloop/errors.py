@@ -19,6 +19,7 @@ __all__ = [
     "PermissionDeniedError",
     "TooManyAttemptsError",
     "TrainingError",
+    "UpstreamError",
     "WeightsUnavailableError",
 ]
 
@@ -98,6 +99,12 @@ class TrainingError(LabelloopError):
 
 class WeightsUnavailableError(TrainingError):
     """Pre-trained weights are not installed locally; nothing is ever downloaded."""
+
+
+class UpstreamError(LabelloopError):
+    """Another service this one relies on (a Label Studio server) is unreachable or refused a request."""
+
+    http_status = 502
 
 
 class JobError(LabelloopError):

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     max_unreadable_share: float = Field(default=0.2, ge=0.0, le=1.0)
     #: the annotation target per class for a first training round
     target_per_class: int = 20
+    #: the Label Studio a project served as its ML backend fetches images and annotations from
+    #: (default: the hostname Label Studio sends to /setup), and its personal access token (or legacy token)
+    label_studio_url: str = ""
+    label_studio_token: str = ""
 
 
 @lru_cache(maxsize=1)

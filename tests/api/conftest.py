@@ -16,6 +16,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     srv = LiveServer(tmp_path_factory.mktemp("serve") / "home").start()
     yield srv
     srv.stop()
+    assert not srv.contract_errors(), "responses that broke their declared model:\n" + "\n".join(srv.contract_errors())
 
 
 @pytest.fixture(scope="session")

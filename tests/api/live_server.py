@@ -43,7 +43,7 @@ class LiveServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LABELLOOP_")}
         env.update({"LABELLOOP_ADMIN_PASSWORD": ADMIN_PASSWORD, "LABELLOOP_JOB_PLUGINS": "fake_kinds",
                     "PYTHONPATH": os.pathsep.join([str(TESTS / "jobs"), env.get("PYTHONPATH", "")]),
-                    "HF_HUB_OFFLINE": "1", **self.extra_env})
+                    "HF_HUB_OFFLINE": "1", "LABELLOOP_STRICT_RESPONSES": "1", **self.extra_env})
         if self.database_url:
             env["LABELLOOP_DATABASE_URL"] = self.database_url
         log = open(self.log_path, "ab")  # noqa: SIM115  (closed with the process)
@@ -70,6 +70,13 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def contract_errors(self) -> list[str]:
+        """Answers the server refused to send because they did not match their route's response model
+        (the server runs with LABELLOOP_STRICT_RESPONSES=1)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        blocks = text.split("internal error on ")
+        return [b[:2000] for b in blocks[1:] if "ResponseValidationError" in b]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""

@@ -20,6 +20,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
     srv = LiveServer(tmp_path_factory.mktemp("web") / "home").start()
     yield srv
     srv.stop()
+    assert not srv.contract_errors(), "responses that broke their declared model:\n" + "\n".join(srv.contract_errors())
 
 
 @pytest.fixture(scope="module")

@@ -73,3 +73,18 @@ def test_region_polygon_class_keys_and_delete(page: Any, web_server: LiveServer,
         page.wait_for_selector("text=Nothing yet")
         after = until(detail, lambda d: not d["annotations"])
         assert after["annotations"] == [] and len(after["regions"]) == 1
+
+        # keys typed into a form field are text, not shortcuts: no class, tool or image changes
+        page.fill(".add-class input", "")
+        page.focus(".add-class input")
+        page.keyboard.type("1b")
+        page.keyboard.press("ArrowRight")
+        assert page.input_value(".add-class input") == "1b"
+        assert page.get_attribute(".class-item.active", "data-class") == "dog"
+        assert "active" in (page.get_attribute("[data-tool=polygon]", "class") or "")
+        # out of the field, the same keys are shortcuts again
+        page.click(".image-title")
+        page.keyboard.press("1")
+        page.keyboard.press("b")
+        assert page.get_attribute(".class-item.active", "data-class") == "cat"
+        assert "active" in (page.get_attribute("[data-tool=rectangle]", "class") or "")

@@ -14,11 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from labelloop import __version__
 from labelloop.api.deps import ServerState
 from labelloop.api.errors import install_error_handlers
+from labelloop.api.responses import ERRORS, Health
 from labelloop.api.routes import ROUTERS
 from labelloop.jobs.executor import Executor
 from labelloop.services.projects import ProjectRegistry
 
-__all__ = ["WEB_DIST", "create_app"]
+__all__ = ["WEB_DIST", "create_app", "openapi_document"]
 
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
@@ -31,20 +32,8 @@ or use the API: <a href="/api/docs">/api/docs</a>.</p>"""
 
 
 def create_app(registry: ProjectRegistry, executor: Executor, *, web_dist: Path = WEB_DIST) -> FastAPI:
-    app = FastAPI(title="labelloop", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url="/api/openapi.json",
-                  description="Image annotation with a model in the loop. Authenticate with the session "
-                              "cookie from POST /api/auth/login or an API token: `Authorization: Bearer ll_...`.")
+    app = _api()
     app.state.labelloop = ServerState(registry=registry, executor=executor)
-    install_error_handlers(app)
-
-    @app.get("/api/health", tags=["server"], summary="Liveness (no authentication)")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
-
-    for router in ROUTERS:
-        app.include_router(router)
-
     swagger = web_dist / "swagger"
 
     @app.get("/api/docs", include_in_schema=False)
@@ -85,6 +74,28 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _api() -> FastAPI:
+    """The REST API's routes and error handlers, without server state (enough for its OpenAPI document)."""
+    app = FastAPI(title="labelloop", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json",
+                  description="Image annotation with a model in the loop. Authenticate with the session "
+                              "cookie from POST /api/auth/login or an API token: `Authorization: Bearer ll_...`.")
+    install_error_handlers(app)
+
+    @app.get("/api/health", tags=["server"], summary="Liveness (no authentication)", response_model=Health)
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    for router in ROUTERS:
+        app.include_router(router, responses=ERRORS)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document, as served at ``/api/openapi.json``."""
+    return _api().openapi()
 
 
 def _mount_web(app: FastAPI, dist: Path) -> None:

@@ -12,12 +12,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-__all__ = ["check_listen", "register", "serve", "start_worker", "stop_worker"]
+__all__ = ["check_listen", "ls_backend", "register", "run_server", "serve", "start_worker", "stop_worker"]
 
 
 def _prepare_home(home: Path | None) -> tuple[Path, str, str]:
@@ -110,6 +111,32 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
 ) -> None:
     """Serve the web app and API, with a local worker for training and other long jobs."""
+    run_server(host, port, home, project or [], workers=workers, worker=worker, access_log=access_log)
+
+
+def ls_backend(
+    project: Annotated[Path, typer.Option("--project", "-p", help="the project folder Label Studio's model is")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 9090,
+    home: Annotated[Path | None, typer.Option(help="server folder (default: LABELLOOP_HOME or ~/.labelloop)",
+                                              show_default=False)] = None,
+) -> None:
+    """Serve a project as a Label Studio ML backend (with the web app and a training worker)."""
+    def announce(slugs: list[str]) -> None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        typer.echo(f"Label Studio ML backend for {project}: in Label Studio, Settings > Model > Connect Model,\n"
+                   f"  URL http://{shown}:{port}/ls/{slugs[0]}, basic auth: a labelloop user name and one of\n"
+                   f"  their API tokens (`labelloop tokens create`) as the password. Label Studio needs\n"
+                   f"  ML_BLOCK_LOCAL_IP=false and SSRF_PROTECTION_ENABLED=false for a backend on this machine.",
+                   err=True)
+
+    run_server(host, port, home, [project], announce=announce)
+
+
+def run_server(host: str, port: int, home: Path | None, project: list[Path], *, workers: int = 1,
+               worker: bool = True, access_log: bool = False,
+               announce: Callable[[list[str]], None] | None = None) -> None:
+    """Serve until stopped; ``announce`` is told the slugs the ``project`` folders are served under."""
     import uvicorn
 
     from labelloop.api import create_app
@@ -130,9 +157,13 @@ def serve(
     if generated:
         typer.echo(f"created user 'admin' with password: {generated}\n"
                    "  (shown only this once; change it with `labelloop users set-password admin`)", err=True)
-    for folder in project or []:
+    slugs = []
+    for folder in project:
         slug = registry.register_folder(folder, cli_url)
+        slugs.append(slug)
         typer.echo(f"serving project folder {folder} as /{slug}", err=True)
+    if announce is not None:
+        announce(slugs)
     executor = HueyExecutor(store, registry.paths.queue)
     app = create_app(registry, executor)
     proc = start_worker(home, workers) if worker else None
@@ -154,6 +185,7 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("ls-backend")(ls_backend)
 
 
 if __name__ == "__main__":

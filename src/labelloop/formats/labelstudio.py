@@ -56,7 +56,8 @@ from labelloop.formats.base import (
     safe_relative_name,
 )
 
-__all__ = ["LabelStudioFormat", "decode_brush_rle", "encode_brush_rle"]
+__all__ = ["LabelStudioFormat", "decode_brush_rle", "encode_brush_rle", "read_regions", "region_results",
+           "task_image_ref"]
 
 #: tolerance on percentages, for float round-off at the image edge
 PCT_TOL = 1e-6
@@ -194,6 +195,30 @@ class LabelStudioFormat(AnnotationFormat):
         for image in dataset.images:
             place_image(image.path, out / "images" / image.file_name, options.images)
         return [target]
+
+
+# ---------------------------------------------------------------- one task's regions (the ML backend)
+
+
+def task_image_ref(task: dict[str, Any]) -> str | None:
+    """A task's image reference: ``data.image``, else the first value that looks like an image."""
+    return _image_ref(task)
+
+
+def read_regions(results: list[Any], width: int, height: int, *, where: str = "result") -> list[AnnotationRecord]:
+    """The annotations of one Label Studio ``result`` list over an image of ``width`` x ``height``
+    pixels; a malformed region is a :class:`FormatError` naming it."""
+    if not isinstance(results, list):
+        raise FormatError(f"expected {where} to be a list of regions, got {type(results).__name__}")
+    image = ImageRecord(file_name="task", path=None, width=width, height=height)
+    _read_results(results, where, {}, image, Path(where), Recorder(ReadOptions()))
+    return image.annotations
+
+
+def region_results(ann: AnnotationRecord, rid: str, width: int, height: int, *, proposal: bool) -> list[dict[str, Any]]:
+    """Label Studio region results (percent coordinates) for one record: one per polygon ring; with a
+    ``score`` when it is a proposal. ``from_name``/``to_name`` are this format's defaults."""
+    return _regions(ann, rid, width, height, proposal)
 
 
 # ---------------------------------------------------------------- reading

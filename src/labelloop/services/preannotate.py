@@ -321,6 +321,17 @@ def _proposals(preds: Any, thresholds: Sequence[float], class_ids: dict[int, int
     return out
 
 
+def image_proposals(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, pixels: np.ndarray,
+                    width: int, height: int) -> list[tuple[str, Proposal]]:
+    """The model's proposals on one image at its automatic per-class thresholds (those pre-annotation
+    uses), each with its class name; classes the project does not have are left out."""
+    chosen = choose_thresholds(ctx, model, predictor)
+    per_index = [chosen[n].threshold for n in predictor.classes]
+    class_ids = _class_ids(ctx, predictor.classes)
+    names = {cid: predictor.classes[k] for k, cid in class_ids.items()}
+    return [(names[p.class_id], p) for p in _proposals(predictor.predict(pixels), per_index, class_ids, width, height)]
+
+
 def _not_repeated(items: Sequence[Proposal], kept: Sequence[Any]) -> list[Proposal]:
     """Drop predictions repeating an annotation already on the image (same class, IoU >= 0.7):
     a person's box, a reviewed (even rejected) proposal or another model's proposal."""

@@ -6,6 +6,7 @@ from labelloop.api.routes import (
     images,
     insights,
     jobs,
+    labelstudio,
     models,
     projects,
     transfer,
@@ -13,6 +14,6 @@ from labelloop.api.routes import (
 )
 
 ROUTERS = [auth.router, users.router, projects.router, images.router, annotations.router, jobs.router,
-           models.router, insights.router, transfer.router]
+           models.router, insights.router, transfer.router, labelstudio.router]
 
 __all__ = ["ROUTERS"]

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from labelloop.api import responses as rs
 from labelloop.api.deps import Id, Project, ServerState, permission, state
 from labelloop.api.schemas import AcceptAllIn, AnnotationIn, AnnotationUpdateIn, ClickIn, ReviewIn
 from labelloop.services import annotations as ann_service
@@ -25,17 +26,19 @@ def _input(body: AnnotationIn) -> AnnotationInput:
                            attributes=body.attributes)
 
 
-@router.get("/images/{image_id}/annotations", summary="An image's annotations and proposals")
+@router.get("/images/{image_id}/annotations", response_model=list[rs.Annotation],
+            summary="An image's annotations and proposals")
 def list_annotations(image_id: Id, ctx: Project, include_rejected: bool = False) -> list[dict[str, Any]]:
     return ann_service.image_annotations(ctx, image_id, include_rejected=include_rejected)
 
 
-@router.post("/images/{image_id}/annotations", status_code=201, summary="Draw an annotation")
+@router.post("/images/{image_id}/annotations", response_model=rs.Annotation, status_code=201,
+             summary="Draw an annotation")
 def create_annotation(image_id: Id, body: AnnotationIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     return ann_service.create_annotation(ctx, image_id, _input(body), actor=user.username)
 
 
-@router.post("/images/{image_id}/click", status_code=201,
+@router.post("/images/{image_id}/click", response_model=rs.Annotation, status_code=201,
              summary="Click-to-box: the model's best candidate at a point becomes an annotation")
 def click(image_id: Id, body: ClickIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     from labelloop.services.click import click_to_box
@@ -43,39 +46,44 @@ def click(image_id: Id, body: ClickIn, ctx: Project, user: Annotator) -> dict[st
     return click_to_box(ctx, image_id, body.x, body.y, actor=user.username, label=body.label, model_id=body.model_id)
 
 
-@router.post("/images/{image_id}/candidates", summary="Compute and cache the model's candidates (makes clicks instant)")
+@router.post("/images/{image_id}/candidates", response_model=rs.WarmCandidates,
+             summary="Compute and cache the model's candidates (makes clicks instant)")
 def warm_candidates(image_id: Id, ctx: Project, user: Annotator, model_id: int | None = None) -> dict[str, Any]:
     from labelloop.services.click import warm_candidates as warm
 
     return warm(ctx, image_id, model_id=model_id)
 
 
-@router.patch("/annotations/{annotation_id}", summary="Move, reshape or relabel (send the version you loaded)")
+@router.patch("/annotations/{annotation_id}", response_model=rs.Annotation,
+              summary="Move, reshape or relabel (send the version you loaded)")
 def update_annotation(annotation_id: Id, body: AnnotationUpdateIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     return ann_service.update_annotation(ctx, annotation_id, _input(body), actor=user.username,
                                          expected_version=body.version, may_review=can(user, "review"))
 
 
-@router.delete("/annotations/{annotation_id}", summary="Delete an annotation")
+@router.delete("/annotations/{annotation_id}", response_model=rs.Ok, summary="Delete an annotation")
 def delete_annotation(annotation_id: Id, ctx: Project, user: Annotator,
                       version: int | None = None) -> dict[str, Any]:
     ann_service.delete_annotation(ctx, annotation_id, actor=user.username, expected_version=version)
     return {"ok": True}
 
 
-@router.post("/annotations/{annotation_id}/review", summary="Accept or reject a model proposal")
+@router.post("/annotations/{annotation_id}/review", response_model=rs.Annotation,
+             summary="Accept or reject a model proposal")
 def review(annotation_id: Id, body: ReviewIn, ctx: Project, user: Reviewer) -> dict[str, Any]:
     return ann_service.review_annotation(ctx, annotation_id, body.action, actor=user.username,
                                          expected_version=body.version)
 
 
-@router.post("/images/{image_id}/accept-all", summary="Accept every open proposal on an image")
+@router.post("/images/{image_id}/accept-all", response_model=rs.AcceptedCount,
+             summary="Accept every open proposal on an image")
 def accept_all(image_id: Id, body: AcceptAllIn, ctx: Project, user: Reviewer) -> dict[str, Any]:
     n = ann_service.accept_all(ctx, image_id, actor=user.username, min_score=body.min_score)
     return {"accepted": n}
 
 
-@router.get("/review-queue", summary="Images with open proposals, by confidence or suggestion rank")
+@router.get("/review-queue", response_model=rs.ReviewQueue,
+            summary="Images with open proposals, by confidence or suggestion rank")
 def get_review_queue(slug: str, ctx: Project, st: State,
                      sort: Annotated[Literal["confidence", "-confidence", "rank", "id"], Query()] = "confidence",
                      min_score: Annotated[float | None, Query(ge=0, le=1)] = None,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 
+from labelloop.api import responses as rs
 from labelloop.api.deps import Id, Project, ServerState, permission, state
 from labelloop.api.schemas import RegionsIn
 from labelloop.errors import InvalidInputError
@@ -33,7 +34,8 @@ def _filter(status: str | None, split: str | None, label: str | None, min_score:
                        max_score=max_score, search=q or None, damaged=damaged)
 
 
-@router.post("", status_code=201, summary="Upload image files (multipart field 'files')",
+@router.post("", response_model=rs.UploadReport, response_model_exclude_unset=True, status_code=201,
+             summary="Upload image files (multipart field 'files')",
              responses={207: {"description": "some files were added, the others refused (see errors)"},
                         422: {"description": "no file was added (see errors)"}})
 def upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(permission("images.upload"))],
@@ -60,7 +62,8 @@ def upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(permission
     return report
 
 
-@router.get("", summary="Images with filters, paged by id (pass the previous page's next_after as after)")
+@router.get("", response_model=rs.ImagePage,
+            summary="Images with filters, paged by id (pass the previous page's next_after as after)")
 def list_images(ctx: Project,
                 status: Annotated[str | None, Query(description="new | pre-annotated | annotated | reviewed")] = None,
                 split: Annotated[str | None, Query(description="train | val | test | none")] = None,
@@ -77,7 +80,8 @@ def list_images(ctx: Project,
     return image_service.list_images(ctx, flt, after=after, before=before, limit=limit, with_total=total)
 
 
-@router.get("/{image_id}", summary="One image with its annotations, training regions and neighbours")
+@router.get("/{image_id}", response_model=rs.ImageDetail,
+            summary="One image with its annotations, training regions and neighbours")
 def get_image(image_id: Id, ctx: Project, status: str | None = None, split: str | None = None,
               label: str | None = None, min_score: float | None = None, max_score: float | None = None,
               q: str | None = None, damaged: bool | None = None, include_rejected: bool = False) -> dict[str, Any]:
@@ -88,7 +92,8 @@ def get_image(image_id: Id, ctx: Project, status: str | None = None, split: str 
     return image
 
 
-@router.post("/{image_id}/inspect", summary="Record that a person opened this image (effort accounting)")
+@router.post("/{image_id}/inspect", response_model=rs.Ok,
+             summary="Record that a person opened this image (effort accounting)")
 def inspect(image_id: Id, ctx: Project, user: Annotator) -> dict[str, Any]:
     ann_service.record_image_event(ctx, image_id, "inspect", actor=user.username)
     return {"ok": True}
@@ -119,7 +124,8 @@ def image_tile(image_id: Id, level: str, tile: str, ctx: Project) -> FileRespons
     return FileResponse(path, media_type="image/jpeg", headers=CACHE_A_DAY)
 
 
-@router.put("/{image_id}/regions", summary="Replace the training regions (empty = the whole image is annotated)")
+@router.put("/{image_id}/regions", response_model=rs.ImageWithRegions,
+            summary="Replace the training regions (empty = the whole image is annotated)")
 def set_regions(image_id: Id, body: RegionsIn, ctx: Project, user: Annotator) -> dict[str, Any]:
     ann_service.set_training_regions(ctx, image_id, body.polygons, actor=user.username)
     return image_service.get_image(ctx, image_id)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from labelloop.api import responses as rs
 from labelloop.api.deps import Project, ServerState, state
 from labelloop.jobs.records import latest_output, list_jobs
 
@@ -21,17 +22,18 @@ def _latest(st: ServerState, slug: str, kind: str, key: str) -> dict[str, Any]:
             "last": last[0] if last else None, "note": output.get("note")}
 
 
-@router.get("/suggestions", summary="The latest suggestions: images worth annotating next, with reasons")
+@router.get("/suggestions", response_model=rs.LatestSuggestions,
+            summary="The latest suggestions: images worth annotating next, with reasons")
 def suggestions(slug: str, ctx: Project, st: State) -> dict[str, Any]:
     return _latest(st, slug, "suggest", "suggestions")
 
 
-@router.get("/qa", summary="The latest QA findings: likely label errors")
+@router.get("/qa", response_model=rs.LatestIssues, summary="The latest QA findings: likely label errors")
 def qa(slug: str, ctx: Project, st: State) -> dict[str, Any]:
     return _latest(st, slug, "qa", "issues")
 
 
-@router.get("/effort", summary="Human time spent and saved by the model")
+@router.get("/effort", response_model=rs.Effort, summary="Human time spent and saved by the model")
 def effort(ctx: Project) -> Any:
     from labelloop.services.effort import effort_report
 

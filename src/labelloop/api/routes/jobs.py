@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from labelloop.api import responses as rs
 from labelloop.api.deps import CurrentUser, Id, Project, ServerState, permission, state
 from labelloop.api.schemas import JobIn
 from labelloop.errors import InvalidInputError
@@ -26,18 +27,20 @@ POLL_SECONDS = 0.4
 HEARTBEAT_SECONDS = 15.0
 
 
-@router.get("/api/jobs/kinds", summary="The job kinds this server runs")
+@router.get("/api/jobs/kinds", response_model=list[rs.JobKind], summary="The job kinds this server runs")
 def kinds(_: CurrentUser) -> list[dict[str, Any]]:
     return [{"name": k.name, "title": k.title, "permission": k.permission} for k in job_kinds()]
 
 
-@router.get("/api/jobs", summary="Recent jobs of every project (administrators)")
+@router.get("/api/jobs", response_model=list[rs.Job], response_model_exclude_unset=True,
+            summary="Recent jobs of every project (administrators)")
 def all_jobs(_: Annotated[UserInfo, Depends(permission("users.manage"))], st: State,
              status: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     return list_jobs(st.store, status=status, limit=limit)
 
 
-@router.get("/api/projects/{slug}/jobs", summary="The project's jobs, newest first")
+@router.get("/api/projects/{slug}/jobs", response_model=list[rs.Job], response_model_exclude_unset=True,
+            summary="The project's jobs, newest first")
 def project_jobs(slug: str, ctx: Project, st: State, kind: str | None = None, status: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     return list_jobs(st.store, project=slug, kind=kind, status=status, limit=limit)
@@ -68,7 +71,8 @@ def _check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-@router.post("/api/projects/{slug}/jobs", status_code=201, summary="Start a job")
+@router.post("/api/projects/{slug}/jobs", response_model=rs.Job, response_model_exclude_unset=True, status_code=201,
+             summary="Start a job")
 def start_job(slug: str, body: JobIn, ctx: Project, user: CurrentUser, st: State) -> dict[str, Any]:
     kind = get_job_kind(body.kind)
     users.require(user, kind.permission)
@@ -78,12 +82,14 @@ def start_job(slug: str, body: JobIn, ctx: Project, user: CurrentUser, st: State
     return get_job(st.store, job_id)
 
 
-@router.get("/api/projects/{slug}/jobs/{job_id}", summary="A job; with events=true its progress events")
+@router.get("/api/projects/{slug}/jobs/{job_id}", response_model=rs.Job, response_model_exclude_unset=True,
+            summary="A job; with events=true its progress events")
 def one_job(slug: str, job_id: Id, ctx: Project, st: State, events: bool = False) -> dict[str, Any]:
     return get_job(st.store, job_id, project=slug, events=events)
 
 
-@router.post("/api/projects/{slug}/jobs/{job_id}/cancel", summary="Cancel a job (a running one stops cleanly)")
+@router.post("/api/projects/{slug}/jobs/{job_id}/cancel", response_model=rs.Job, response_model_exclude_unset=True,
+             summary="Cancel a job (a running one stops cleanly)")
 def cancel(slug: str, job_id: Id, ctx: Project, user: CurrentUser, st: State) -> dict[str, Any]:
     job = get_job(st.store, job_id, project=slug)
     if job["created_by"] != user.username:

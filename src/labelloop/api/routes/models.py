@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from labelloop.api import responses as rs
 from labelloop.api.deps import CurrentUser, Id, Project, ServerState, permission, state
 from labelloop.errors import InvalidInputError
 from labelloop.services import models as svc
@@ -22,17 +23,19 @@ router = APIRouter(tags=["models"])
 State = Annotated[ServerState, Depends(state)]
 
 
-@router.get("/api/base-models", summary="The base models one can train from, with guidance")
+@router.get("/api/base-models", response_model=list[rs.BaseModelInfo],
+            summary="The base models one can train from, with guidance")
 def base_models(_: CurrentUser, task: str | None = None) -> list[dict[str, Any]]:
     return svc.base_model_catalog(task or None)
 
 
-@router.get("/api/projects/{slug}/models", summary="The project's trained models")
+@router.get("/api/projects/{slug}/models", response_model=list[rs.ModelRecord], summary="The project's trained models")
 def list_models(ctx: Project) -> list[dict[str, Any]]:
     return svc.list_models(ctx)
 
 
-@router.get("/api/projects/{slug}/models/compare", summary="Compare models (ids=1,2,3)")
+@router.get("/api/projects/{slug}/models/compare", response_model=rs.ModelComparison,
+            summary="Compare models (ids=1,2,3)")
 def compare(ctx: Project, ids: Annotated[str, Query(description="comma-separated model ids")]) -> Any:
     try:
         model_ids = [int(v) for v in ids.split(",") if v.strip()]
@@ -43,23 +46,26 @@ def compare(ctx: Project, ids: Annotated[str, Query(description="comma-separated
     return svc.compare_models(ctx, model_ids)
 
 
-@router.get("/api/projects/{slug}/models/{model_id}", summary="One model with its metrics")
+@router.get("/api/projects/{slug}/models/{model_id}", response_model=rs.ModelDetail,
+            summary="One model with its metrics")
 def get_model(model_id: Id, ctx: Project) -> Any:
     return svc.get_model(ctx, model_id)
 
 
-@router.get("/api/projects/{slug}/models/{model_id}/epochs", summary="Losses and metrics per epoch")
+@router.get("/api/projects/{slug}/models/{model_id}/epochs", response_model=list[rs.ModelEpoch],
+            summary="Losses and metrics per epoch")
 def epochs(model_id: Id, ctx: Project) -> Any:
     return svc.model_epochs(ctx, model_id)
 
 
-@router.get("/api/projects/{slug}/models/{model_id}/flipbook",
+@router.get("/api/projects/{slug}/models/{model_id}/flipbook", response_model=rs.Flipbook,
             summary="Predictions on fixed validation images at every epoch, beside the ground truth")
 def flipbook(model_id: Id, ctx: Project) -> Any:
     return svc.flipbook(ctx, model_id)
 
 
-@router.get("/api/projects/{slug}/models/{model_id}/lineage", summary="The model's ancestors and descendants")
+@router.get("/api/projects/{slug}/models/{model_id}/lineage", response_model=rs.Lineage,
+            summary="The model's ancestors and descendants")
 def lineage(model_id: Id, ctx: Project) -> dict[str, Any]:
     return svc.model_lineage(ctx, model_id)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from labelloop.api import responses as rs
 from labelloop.api.deps import CurrentUser, Project, ServerState, permission, state
 from labelloop.errors import InvalidInputError
 from labelloop.formats import list_formats
@@ -24,7 +25,8 @@ State = Annotated[ServerState, Depends(state)]
 MAX_UPLOAD = 20 * 1024**3
 
 
-@router.get("/api/formats", summary="Annotation formats: which can be imported and exported")
+@router.get("/api/formats", response_model=list[rs.FormatInfo],
+            summary="Annotation formats: which can be imported and exported")
 def formats(_: CurrentUser) -> list[dict[str, Any]]:
     return [{"name": f.name, "description": f.description, "can_write": f.can_write, "holds": sorted(f.holds)}
             for f in list_formats()]
@@ -52,7 +54,8 @@ def export(ctx: Project, st: State, _: Annotated[UserInfo, Depends(permission("d
                         background=BackgroundTask(shutil.rmtree, work, True))
 
 
-@router.post("/api/projects/{slug}/import", summary="Import a zip (annotations + images) or an annotation file")
+@router.post("/api/projects/{slug}/import", response_model=rs.ImportReport,
+             summary="Import a zip (annotations + images) or an annotation file")
 def import_upload(ctx: Project, st: State, user: Annotated[UserInfo, Depends(permission("data.import"))],
                   file: Annotated[UploadFile, File(description="a .zip, or a .json/.xml/.txt annotation file")],
                   format: Annotated[str | None, Form()] = None,

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from labelloop.api import responses as rs
 from labelloop.api.deps import ServerState, permission, state
 from labelloop.api.schemas import UserIn, UserUpdateIn
 from labelloop.services import users
@@ -16,17 +17,17 @@ State = Annotated[ServerState, Depends(state)]
 Admin = Annotated[UserInfo, Depends(permission("users.manage"))]
 
 
-@router.get("", summary="List users")
+@router.get("", response_model=list[rs.UserRecord], summary="List users")
 def list_users(_: Admin, st: State) -> list[dict[str, Any]]:
     return users.list_users(st.store)
 
 
-@router.post("", status_code=201, summary="Add a user")
+@router.post("", response_model=rs.UserInfo, status_code=201, summary="Add a user")
 def add_user(body: UserIn, _: Admin, st: State) -> dict[str, Any]:
     return users.create_user(st.store, body.username, body.password, body.role).as_dict()
 
 
-@router.patch("/{username}", summary="Set a user's password and/or role")
+@router.patch("/{username}", response_model=rs.UserRecord, summary="Set a user's password and/or role")
 def update_user(username: str, body: UserUpdateIn, _: Admin, st: State) -> dict[str, Any]:
     if body.password:
         users.set_password(st.store, username, body.password, role=body.role)

@@ -61,134 +61,41 @@ export const api = {
   url: withQuery,
 };
 
-// ---- shapes of the responses the UI uses ---------------------------------------------------
+// ---- shapes of the responses the UI uses: generated from the API's OpenAPI document --------
+// (src/schema.d.ts, by scripts/api_types.py; `make web` regenerates it, `make test` checks it)
 
-export interface User {
-  id: number;
-  username: string;
-  role: string;
-  permissions: string[];
-}
-export interface ProjectSummary {
-  slug: string;
-  name: string;
-  task: string;
-  images: number;
-  proposals: number;
-  models: number;
-  created_at: string | null;
-  error?: string;
-}
-export interface ClassInfo {
-  id: number;
-  name: string;
-  color: string;
-  position: number;
-  annotations: number;
-}
-export interface ImageItem {
-  id: number;
-  file_name: string;
-  width: number;
-  height: number;
-  status: string;
-  split: string | null;
-  /** why the file is only partly there (truncated, missing, changed), else null */
-  damaged?: string | null;
-  annotations?: number;
-  proposals?: number;
-}
-export interface ImagePage {
-  items: ImageItem[];
-  next_after: number | null;
-  prev_before: number | null;
-  total: number | null;
-}
-export interface AnnotationData {
-  id: number;
-  image_id: number;
-  label: string;
-  bbox: [number, number, number, number];
-  polygons: number[][] | null;
-  rle?: Record<string, unknown> | null;
-  source: string;
-  score: number | null;
-  review_state: string | null;
-  author: string;
-  version: number;
-}
-export interface ImageDetail extends Omit<ImageItem, "annotations"> {
-  regions: number[][];
-  annotations: AnnotationData[];
-  neighbours: { previous: number | null; next: number | null };
-}
-export interface Job {
-  id: number;
-  kind: string;
-  project: string;
-  params: Record<string, unknown>;
-  status: string;
-  progress: number;
-  message: string;
-  error: string | null;
-  cancel_requested: boolean;
-  created_by: string;
-  created_at: string;
-  finished_at: string | null;
-  output: any;
-  events?: JobEvent[];
-}
+import type { components } from "./schema";
+
+type Schemas = components["schemas"];
+export type User = Schemas["UserInfo"];
+export type ProjectSummary = Schemas["ProjectSummary"];
+export type ClassInfo = Schemas["ClassInfo"];
+export type ImageItem = Schemas["ImageItem"];
+export type ImagePage = Schemas["ImagePage"];
+export type AnnotationData = Schemas["Annotation"];
+export type ImageDetail = Schemas["ImageDetail"];
+export type Job = Schemas["Job"];
+export type NextStep = Schemas["NextStep"];
+export type Overview = Schemas["Overview"];
+export type BaseModel = Schemas["BaseModelInfo"];
+/** a model as listed, or (from GET /models/{id}) with its epochs, lineage and plots */
+export type ModelRecord = Schemas["ModelRecord"] & Partial<Pick<Schemas["ModelDetail"], "epochs" | "lineage" | "plots">>;
+export type Flipbook = Schemas["Flipbook"];
+export type Effort = Schemas["Effort"];
+export type LatestSuggestions = Schemas["LatestSuggestions"];
+export type LatestIssues = Schemas["LatestIssues"];
+export type ReviewQueue = Schemas["ReviewQueue"];
+export type QueueItem = Schemas["QueueItem"];
+export type ModelComparison = Schemas["ModelComparison"];
+export type AcceptedCount = Schemas["AcceptedCount"];
+export type ImportReport = Schemas["ImportReport"];
+export type UploadReport = Schemas["UploadReport"];
+export type FormatInfo = Schemas["FormatInfo"];
+export type AuthUser = Schemas["AuthUser"];
+
+/** one progress event of a job (a training epoch, a stage's step...): its kind's own fields */
 export interface JobEvent {
   type: string;
   seq: number;
   [key: string]: any;
-}
-export interface NextStep {
-  action: string;
-  text: string;
-  label?: string;
-  count?: number;
-  round?: number;
-}
-export interface Overview {
-  stats: {
-    images: { total: number; by_status: Record<string, number>; by_split: Record<string, number> };
-    annotations: { total: number; proposals: number };
-    classes: { name: string; color: string; annotations: number; proposals: number; target: number; missing: number }[];
-    target_per_class: number;
-    ready_to_train: boolean;
-  };
-  model: { id: number; name: string; round: number; metric: string | null; value: number | null } | null;
-  next: NextStep[];
-}
-export interface BaseModel {
-  name: string;
-  task: string;
-  summary: string;
-  guidance: string;
-  default: boolean;
-}
-export interface ModelRecord {
-  id: number;
-  name: string;
-  base: string;
-  task: string;
-  round: number;
-  status: string;
-  parent_id: number | null;
-  metrics: Record<string, any>;
-  best_epoch: number | null;
-  classes: string[];
-  created_at: string;
-  finished_at: string | null;
-  error: string | null;
-  epochs?: { epoch: number; losses: Record<string, number>; metrics: Record<string, number>; seconds: number }[];
-  lineage?: { id: number; name: string; round: number; base: string; map50: number | null; train_images: number | null }[];
-  snapshot?: Record<string, any>;
-}
-export interface Flipbook {
-  model_id: number;
-  classes: string[];
-  images: { image_id: number; file_name: string; width: number; height: number; ground_truth: { label: string; bbox: number[] }[] }[];
-  epochs: { epoch: number; predictions: Record<string, { label: string; bbox: number[]; score: number }[]> }[];
 }

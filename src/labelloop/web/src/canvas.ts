@@ -15,6 +15,7 @@ import {
 import "@annotorious/annotorious/annotorious.css";
 import type { AnnotationData } from "./api";
 import { emptyState, h } from "./dom";
+import { bindKeys } from "./keys";
 
 export type Kind = "annotation" | "region";
 
@@ -468,26 +469,23 @@ export class ImageCanvas {
       last = null;
       this.viewport.classList.remove("panning");
     };
-    const onKey = (e: KeyboardEvent) => {
-      if (e.code === "Space" && !(e.target instanceof HTMLInputElement)) {
-        this.spaceDown = e.type === "keydown";
+    const unbindKeys = bindKeys([{
+      keys: ["Space"],
+      hold: (down) => {
+        this.spaceDown = down;
         this.anno?.setDrawingEnabled(this.editable && this.drawing && !this.pointMode && !this.spaceDown);
         this.viewport.classList.toggle("can-pan", this.spaceDown);
-        if (e.type === "keydown") e.preventDefault();
-      }
-    };
+      },
+    }]);
     // capture phase: the wheel and a panning drag never reach OpenSeadragon's own handlers
     this.viewport.addEventListener("wheel", onWheel, { passive: false, capture: true });
     this.viewport.addEventListener("pointerdown", onDown, true);
     window.addEventListener("pointermove", onMove, true);
     window.addEventListener("pointerup", onUp, true);
-    window.addEventListener("keydown", onKey);
-    window.addEventListener("keyup", onKey);
     this.cleanups.push(() => {
       window.removeEventListener("pointermove", onMove, true);
       window.removeEventListener("pointerup", onUp, true);
-      window.removeEventListener("keydown", onKey);
-      window.removeEventListener("keyup", onKey);
+      unbindKeys();
     });
   }
 

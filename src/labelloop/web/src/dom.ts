@@ -61,8 +61,9 @@ export function pct(v: number | null | undefined, digits = 1): string {
   return v === null || v === undefined ? "–" : `${(v * 100).toFixed(digits)}%`;
 }
 
-export function num(v: number | null | undefined, digits = 3): string {
-  return v === null || v === undefined || Number.isNaN(v) ? "–" : v.toFixed(digits);
+/** a number with ``digits`` decimals; anything else (a missing metric, null, NaN) is "–" */
+export function num(v: unknown, digits = 3): string {
+  return typeof v !== "number" || Number.isNaN(v) ? "–" : v.toFixed(digits);
 }
 
 export function ago(iso: string | null | undefined): string {

@@ -1,5 +1,5 @@
 import "./style.css";
-import { api, setUnauthorizedHandler, type User } from "./api";
+import { api, setUnauthorizedHandler, type AuthUser } from "./api";
 import { session, go, type Cleanup, type Page } from "./app";
 import { h, clear, showError } from "./dom";
 import { loginPage } from "./pages/login";
@@ -86,7 +86,7 @@ function topbar(slug: string | undefined, tab: string | undefined): HTMLElement 
 async function ensureUser(): Promise<boolean> {
   if (session.user) return true;
   try {
-    session.user = (await api.get<{ user: User }>("/api/auth/me")).user;
+    session.user = (await api.get<AuthUser>("/api/auth/me")).user;
     return true;
   } catch {
     return false;

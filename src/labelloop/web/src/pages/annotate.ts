@@ -1,40 +1,33 @@
 // Annotate: draw/edit/delete boxes and polygons with a class picker (keys 1-9), next/previous,
 // zoom/pan, undo, autosave, training regions and image upload.
-import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type ImageItem } from "../api";
+// The state lives in annotate-state.ts, the side panels' views in annotate-views.ts; this wires
+// them to the canvas, the API and the keyboard.
+import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type UploadReport } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
 import { ImageCanvas, createBody, editBody, imageSource, itemFromApi, regionItems, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
-
-type Tool = "rectangle" | "polygon" | "region" | "click";
-interface Known {
-  id: number;
-  version: number;
-  label: string;
-}
-type UndoOp =
-  | { type: "create"; localId: string }
-  | { type: "update"; localId: string; label: string; shape: Shape }
-  | { type: "delete"; label: string; shape: Shape };
+import { bindKeys } from "../keys";
+import { AnnotateState, SaveQueue, isConflict, type Tool } from "./annotate-state";
+import { addClassForm, markCurrent, renderAnnList as renderAnnListView, renderClasses as renderClassesView, thumb } from "./annotate-views";
 
 const STATUSES = ["", "new", "pre-annotated", "annotated", "reviewed", "damaged"];
 
 export async function annotatePage({ root, params, query }: PageContext): Promise<Cleanup> {
   const slug = params.slug;
   const base = `/api/projects/${slug}`;
-  let classes: ClassInfo[] = await api.get<ClassInfo[]>(`${base}/classes`);
-  let current = Math.max(0, classes.findIndex((c) => c.name === query.get("label")));
-  let tool: Tool = "rectangle";
-  let detail: ImageDetail | null = null;
-  let statusFilter = query.get("status") ?? "";
-  const known = new Map<string, Known>();
-  const undo: UndoOp[] = [];
-  const queues = new Map<string, Promise<unknown>>();
-  let pending = 0;
+  const state = new AnnotateState(await api.get<ClassInfo[]>(`${base}/classes`), query.get("label"), query.get("status"));
+  const { known, undo } = state;
+  const saves = new SaveQueue(setSave, (err) => {
+    if (isConflict(err)) {
+      toast("Someone else changed this annotation; reloaded the image.", "error", err.hint);
+      void reload();
+    } else showError(err);
+  });
+  const enqueue = <T>(key: string, fn: () => Promise<T>) => saves.run(key, fn);
 
-  const color = (label: string) => classes.find((c) => c.name === label)?.color ?? "#888";
   const style = (item: CanvasItem, selected: boolean) => {
     if (item.kind === "region") return { fill: "#ffffff", stroke: "#ffffff", fillOpacity: selected ? 0.18 : 0.06, strokeWidth: 2 };
-    const c = item.reviewState === "proposed" ? confidenceColor(item.score) : color(item.label);
+    const c = item.reviewState === "proposed" ? confidenceColor(item.score) : state.color(item.label);
     return { fill: c, stroke: c, fillOpacity: selected ? 0.35 : 0.12, strokeWidth: selected ? 3 : 2 };
   };
 
@@ -50,7 +43,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   const canvas = new ImageCanvas({ onCreate, onUpdate, onDelete, onSelect: () => renderAnnList(), onPoint: (x, y) => void clickToBox(x, y) }, style, can("annotate"));
   canvas.element.addEventListener("zoom", (e) => (zoomLabel.textContent = `${Math.round((e as CustomEvent).detail * 100)}%`));
   const uploadInput = h("input", { type: "file", multiple: true, accept: "image/*", class: "hidden", "data-testid": "upload-input", onchange: () => upload(uploadInput.files) });
-  const filter = h("select", { class: "small", onchange: () => { statusFilter = filter.value; void loadList(true); } }, STATUSES.map((s) => h("option", { value: s, selected: s === statusFilter }, s === "damaged" ? "damaged files" : s || "all images")));
+  const filter = h("select", { class: "small", onchange: () => { state.statusFilter = filter.value; void loadList(true); } }, STATUSES.map((s) => h("option", { value: s, selected: s === state.statusFilter }, s === "damaged" ? "damaged files" : s || "all images")));
 
   const toolBtn = (t: Tool, label: string, key: string) => {
     const titles: Partial<Record<Tool, string>> = {
@@ -61,8 +54,8 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     toolButtons.set(t, b);
     return b;
   };
-  const prevBtn = h("button", { class: "btn", title: "previous image (←)", onclick: () => go(detail?.neighbours.previous) }, "← Prev");
-  const nextBtn = h("button", { class: "btn", title: "next image (→)", onclick: () => go(detail?.neighbours.next) }, "Next →");
+  const prevBtn = h("button", { class: "btn", title: "previous image (←)", onclick: () => go(state.detail?.neighbours.previous) }, "← Prev");
+  const nextBtn = h("button", { class: "btn", title: "next image (→)", onclick: () => go(state.detail?.neighbours.next) }, "Next →");
 
   const layout = h(
     "div",
@@ -106,7 +99,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       { class: "side right" },
       h("div", { class: "side-head" }, h("b", null, "Classes")),
       classList,
-      can("classes.edit") ? addClassForm() : null,
+      can("classes.edit") ? addClassForm(addClass) : null,
       h("div", { class: "side-head" }, h("b", null, "On this image")),
       annList,
     ),
@@ -115,61 +108,35 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
 
   // ---- classes ------------------------------------------------------------------------------
   function renderClasses(): void {
-    clear(
-      classList,
-      classes.length
-        ? classes.map((c, i) =>
-            h(
-              "button",
-              { class: `class-item ${i === current ? "active" : ""}`, onclick: () => chooseClass(i), "data-class": c.name },
-              h("i", { class: "swatch", style: { background: c.color } }),
-              h("span", { class: "class-name" }, c.name),
-              i < 9 ? h("kbd", null, String(i + 1)) : null,
-            ),
-          )
-        : h("p", { class: "muted small" }, "No classes yet: add one below."),
-    );
+    renderClassesView(classList, state, chooseClass);
   }
 
-  function addClassForm(): HTMLElement {
-    const input = h("input", { placeholder: "new class", class: "small" });
-    return h(
-      "form",
-      {
-        class: "add-class",
-        onsubmit: async (e: Event) => {
-          e.preventDefault();
-          const name = input.value.trim();
-          if (!name) return;
-          try {
-            classes = await api.post<ClassInfo[]>(`${base}/classes`, { names: [name] });
-            current = classes.findIndex((c) => c.name === name);
-            input.value = "";
-            renderClasses();
-          } catch (err) {
-            showError(err);
-          }
-        },
-      },
-      input,
-      h("button", { class: "btn small", type: "submit" }, "Add"),
-    );
+  async function addClass(name: string): Promise<boolean> {
+    try {
+      state.classes = await api.post<ClassInfo[]>(`${base}/classes`, { names: [name] });
+      state.current = state.classes.findIndex((c) => c.name === name);
+      renderClasses();
+      return true;
+    } catch (err) {
+      showError(err);
+      return false;
+    }
   }
 
   function chooseClass(i: number): void {
-    if (i < 0 || i >= classes.length) return;
-    current = i;
+    if (i < 0 || i >= state.classes.length) return;
+    state.current = i;
     renderClasses();
     const selected = canvas.getSelected().filter((id) => known.has(id));
-    for (const id of selected) void relabel(id, classes[i].name);
+    for (const id of selected) void relabel(id, state.classes[i].name);
   }
 
   // A click adds a polygon corner rather than selecting what lies under it; training regions (which
   // hold the objects drawn inside them) are picked only with the region tool.
-  canvas.setSelectable((item) => tool !== "polygon" && (item?.kind !== "region" || tool === "region"));
+  canvas.setSelectable((item) => state.tool !== "polygon" && (item?.kind !== "region" || state.tool === "region"));
 
   function setTool(t: Tool): void {
-    tool = t;
+    state.tool = t;
     canvas.setTool(t === "polygon" ? "polygon" : "rectangle");
     canvas.setPointMode(t === "click");
     for (const [k, b] of toolButtons.entries()) b.classList.toggle("active", k === t);
@@ -180,21 +147,20 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   // The server caches an image's model candidates; asking for them when the tool is picked or an
   // image is opened with it makes the first click as fast as the next ones.
   function warmCandidates(): void {
-    if (detail && can("annotate")) void api.post(`${base}/images/${detail.id}/candidates`).catch(() => undefined);
+    if (state.detail && can("annotate")) void api.post(`${base}/images/${state.detail.id}/candidates`).catch(() => undefined);
   }
 
   async function clickToBox(x: number, y: number): Promise<void> {
-    if (!detail || !can("annotate")) return;
-    const cls = classes[current];
-    const imageId = detail.id;
+    if (!state.detail || !can("annotate")) return;
+    const cls = state.currentClass;
+    const imageId = state.detail.id;
     setSave("Saving…");
     try {
       const a = await api.post<AnnotationData>(`${base}/images/${imageId}/click`, { x, y, label: cls?.name ?? null });
       setSave("Saved");
-      if (!detail || detail.id !== imageId) return;
+      if (state.detail?.id !== imageId) return;
       const { item, shape } = itemFromApi(a);
-      known.set(item.localId, { id: a.id, version: a.version, label: a.label });
-      rememberShape(a);
+      state.saved(item.localId, a);
       canvas.upsert(item, shape);
       undo.push({ type: "create", localId: item.localId });
       renderAnnList();
@@ -206,79 +172,54 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   }
 
   // ---- the image list -----------------------------------------------------------------------
-  let nextAfter: number | null = null;
   async function loadList(reset: boolean): Promise<void> {
     if (reset) {
-      nextAfter = null;
+      state.nextAfter = null;
       imageList.replaceChildren();
     }
-    const page = await api.get<ImagePage>(`${base}/images`, { ...listFilter(), after: nextAfter, limit: 60 });
-    nextAfter = page.next_after;
-    moreBtn.style.display = nextAfter ? "" : "none";
-    imageList.append(...page.items.map(thumb));
+    const page = await api.get<ImagePage>(`${base}/images`, { ...state.listFilter(), after: state.nextAfter, limit: 60 });
+    state.nextAfter = page.next_after;
+    moreBtn.style.display = state.nextAfter ? "" : "none";
+    imageList.append(...page.items.map((img) => thumb(base, img, go)));
     if (reset && !page.items.length) {
-      imageList.append(h("p", { class: "muted small pad" }, statusFilter ? "No images with this status." : "No images yet: upload some."));
+      imageList.append(h("p", { class: "muted small pad" }, state.statusFilter ? "No images with this status." : "No images yet: upload some."));
     }
-    markCurrent();
+    markCurrent(imageList, state.detail?.id);
   }
   moreBtn.addEventListener("click", () => void loadList(false));
 
-  /** The list's filter as query parameters: a status, or the damaged files (a flag, not a status). */
-  function listFilter(): Record<string, string> {
-    return statusFilter === "damaged" ? { damaged: "true" } : { status: statusFilter };
-  }
-
-  function thumb(img: ImageItem): HTMLElement {
-    return h(
-      "button",
-      { class: "thumb", "data-image": String(img.id), title: img.file_name, onclick: () => go(img.id) },
-      h("img", { src: `${base}/images/${img.id}/thumb?size=128`, loading: "lazy", alt: "" }),
-      h("span", { class: `dot status-${img.status}` }),
-      h("span", { class: "thumb-name" }, img.file_name),
-      img.damaged ? h("span", { class: "thumb-damaged", title: img.damaged }, "⚠") : null,
-      (img.annotations ?? 0) + (img.proposals ?? 0) ? h("span", { class: "thumb-count" }, String((img.annotations ?? 0) + (img.proposals ?? 0))) : null,
-    );
-  }
-
-  function markCurrent(): void {
-    for (const el of imageList.querySelectorAll<HTMLElement>(".thumb")) el.classList.toggle("current", el.dataset.image === String(detail?.id));
-    imageList.querySelector(".thumb.current")?.scrollIntoView({ block: "nearest" });
-  }
-
   // ---- one image ----------------------------------------------------------------------------
   async function openImage(id: number): Promise<void> {
-    await Promise.all([...queues.values()]).catch(() => undefined);
+    await saves.idle();
+    let detail: ImageDetail;
     try {
-      detail = await api.get<ImageDetail>(`${base}/images/${id}`, listFilter());
+      detail = await api.get<ImageDetail>(`${base}/images/${id}`, state.listFilter());
     } catch (err) {
       showError(err);
       return;
     }
     history.replaceState(null, "", `#/p/${slug}/annotate/${id}`);
-    known.clear();
-    undo.length = 0;
+    state.open(detail);
     clear(imageTitle, h("b", null, detail.file_name), h("span", { class: "muted small" }, ` ${detail.width}×${detail.height} · ${detail.status}`),
       detail.damaged ? h("span", { class: "badge warn", "data-testid": "damaged", title: detail.damaged }, "damaged file") : null);
     prevBtn.disabled = !detail.neighbours.previous;
     nextBtn.disabled = !detail.neighbours.next;
     await canvas.load(imageSource(base, detail));
     showAnnotations(detail.annotations);
-    markCurrent();
-    if (tool === "click") warmCandidates();
+    markCurrent(imageList, detail.id);
+    if (state.tool === "click") warmCandidates();
     if (can("annotate")) void api.post(`${base}/images/${id}/inspect`).catch(() => undefined);
   }
 
   function showAnnotations(anns: AnnotationData[]): void {
-    if (!detail) return;
-    known.clear();
-    for (const a of anns) known.set(`a${a.id}`, { id: a.id, version: a.version, label: a.label });
-    canvas.setItems([...anns.map(itemFromApi), ...regionItems(detail.regions)]);
-    detail.annotations = anns;
+    if (!state.detail) return;
+    state.showing(anns);
+    canvas.setItems([...anns.map(itemFromApi), ...regionItems(state.detail.regions)]);
     renderAnnList();
   }
 
   async function reload(): Promise<void> {
-    if (detail) await openImage(detail.id);
+    if (state.detail) await openImage(state.detail.id);
   }
 
   function go(id: number | null | undefined): void {
@@ -286,72 +227,38 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   }
 
   function renderAnnList(): void {
-    if (!detail) return;
-    const selected = new Set(canvas.getSelected());
-    const rows = [...known.entries()].map(([localId, k]) => {
-      const item = canvas.item(localId);
-      return h(
-        "div",
-        { class: `ann-row ${selected.has(localId) ? "selected" : ""}`, onclick: () => canvas.select(localId) },
-        h("i", { class: "swatch", style: { background: item?.reviewState === "proposed" ? confidenceColor(item.score) : color(k.label) } }),
-        h("span", null, k.label),
-        item?.score != null ? h("span", { class: "muted small" }, ` ${(item.score * 100).toFixed(0)}%`) : null,
-        item?.reviewState ? h("span", { class: "pill small" }, item.reviewState) : null,
-        h("button", { class: "icon-btn", title: "delete", onclick: (e: Event) => { e.stopPropagation(); void removeAnn(localId); } }, "×"),
-      );
+    renderAnnListView(annList, state, {
+      item: (id) => canvas.item(id),
+      selected: () => canvas.getSelected(),
+      select: (id) => canvas.select(id),
+      remove: (id) => void removeAnn(id),
     });
-    const regions = detail.regions.length ? h("div", { class: "muted small" }, `${detail.regions.length} training region(s): only inside them is the annotation complete`) : null;
-    clear(annList, rows.length ? rows : h("p", { class: "muted small" }, "Nothing yet: drag on the image to draw."), regions);
   }
 
-  // ---- saving (serialised per annotation, so edits never overtake their create) -------------
-  function enqueue<T>(localId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = queues.get(localId) ?? Promise.resolve();
-    pending++;
-    setSave("Saving…");
-    const next = prev.catch(() => undefined).then(fn);
-    const settled = next
-      .catch((err) => {
-        if (err instanceof ApiError && err.status === 409) {
-          toast("Someone else changed this annotation; reloaded the image.", "error", err.hint);
-          void reload();
-        } else showError(err);
-        setSave("Not saved", true);
-        throw err;
-      })
-      .finally(() => {
-        pending--;
-        if (!pending && !saveState.classList.contains("error")) setSave("Saved");
-      });
-    queues.set(localId, settled.catch(() => undefined));
-    return settled;
-  }
-
+  // ---- saving (serialised per annotation by the SaveQueue, so edits never overtake their create) ----
   function setSave(text: string, error = false): void {
     saveState.textContent = text;
     saveState.classList.toggle("error", error);
     if (!error && text === "Saved") saveState.classList.remove("error");
   }
 
-  function stored(localId: string): AnnotationData | undefined {
-    return detail?.annotations.find((a) => `a${a.id}` === localId);
-  }
+  const stored = (localId: string) => state.stored(localId);
 
   function onCreate(localId: string, shape: Shape): void {
-    if (!detail || !can("annotate")) return;
-    if (tool === "region") {
+    if (!state.detail || !can("annotate")) return;
+    if (state.tool === "region") {
       canvas.upsert({ localId, kind: "region", label: "training region", score: null, reviewState: null }, null);
       void saveRegions();
       return;
     }
-    const cls = classes[current];
+    const cls = state.currentClass;
     if (!cls) {
       canvas.remove(localId);
       toast("Add a class first", "error");
       return;
     }
     canvas.upsert({ localId, kind: "annotation", label: cls.name, score: null, reviewState: null }, null);
-    const imageId = detail.id;
+    const imageId = state.detail.id;
     void enqueue(localId, async () => {
       const a = await api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, createBody(cls.name, shape));
       known.set(localId, { id: a.id, version: a.version, label: a.label });
@@ -372,14 +279,8 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       if (!k) return;
       const a = await api.patch<AnnotationData>(`${base}/annotations/${k.id}`, { ...editBody(k.label, shape, stored(localId)), version: k.version });
       if (before) undo.push({ type: "update", localId, label: before.label, shape: beforeShape ? itemFromApi(beforeShape).shape : shape });
-      known.set(localId, { id: a.id, version: a.version, label: a.label });
-      rememberShape(a);
+      state.saved(localId, a);
     });
-  }
-
-  function rememberShape(a: AnnotationData): void {
-    if (!detail) return;
-    detail.annotations = [...detail.annotations.filter((x) => x.id !== a.id), a];
   }
 
   async function relabel(localId: string, label: string): Promise<void> {
@@ -393,8 +294,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       const cur = known.get(localId)!;
       // a relabel sends the label alone: the shape (every ring, the mask) stays as stored
       const a = await api.patch<AnnotationData>(`${base}/annotations/${cur.id}`, { label, version: cur.version });
-      known.set(localId, { id: a.id, version: a.version, label: a.label });
-      rememberShape(a);
+      state.saved(localId, a);
       canvas.upsert({ ...(item as CanvasItem), label: a.label, reviewState: a.review_state }, null);
       renderAnnList();
     });
@@ -425,7 +325,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   }
 
   async function saveRegions(): Promise<void> {
-    if (!detail) return;
+    if (!state.detail) return;
     const rings: number[][] = [];
     for (const id of allRegionIds()) {
       const s = canvas.shape(id);
@@ -433,10 +333,10 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       const [x1, y1, x2, y2] = s.bbox;
       rings.push(s.polygon ?? [x1, y1, x2, y1, x2, y2, x1, y2]);
     }
-    const imageId = detail.id;
+    const imageId = state.detail.id;
     await enqueue("regions", async () => {
       const img = await api.put<ImageDetail>(`${base}/images/${imageId}/regions`, { polygons: rings });
-      if (detail) detail.regions = img.regions;
+      if (state.detail?.id === imageId) state.detail.regions = img.regions;
       renderAnnList();
     });
   }
@@ -447,8 +347,8 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
 
   async function undoLast(): Promise<void> {
     const op = undo.pop();
-    if (!op || !detail) return;
-    const imageId = detail.id;
+    if (!op || !state.detail) return;
+    const imageId = state.detail.id;
     try {
       if (op.type === "create") {
         const k = known.get(op.localId);
@@ -461,15 +361,13 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
         await enqueue(op.localId, async () => {
           const cur = known.get(op.localId)!;
           const a = await api.patch<AnnotationData>(`${base}/annotations/${cur.id}`, { ...editBody(op.label, op.shape, stored(op.localId)), version: cur.version });
-          known.set(op.localId, { id: a.id, version: a.version, label: a.label });
-          rememberShape(a);
+          state.saved(op.localId, a);
           canvas.upsert({ ...(canvas.item(op.localId) as CanvasItem), label: a.label }, op.shape);
         });
       } else {
         const a = await enqueue("undo", () => api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, createBody(op.label, op.shape)));
         const { item, shape } = itemFromApi(a);
-        known.set(item.localId, { id: a.id, version: a.version, label: a.label });
-        rememberShape(a);
+        state.saved(item.localId, a);
         canvas.upsert(item, shape);
       }
       renderAnnList();
@@ -486,11 +384,11 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     for (const f of Array.from(files)) form.append("files", f, f.name);
     setSave(`Uploading ${files.length}…`);
     try {
-      const r = await api.post<{ added: ImageItem[]; duplicates: string[]; errors: string[] }>(`${base}/images`, form);
+      const r = await api.post<UploadReport>(`${base}/images`, form);
       toast(`Added ${r.added.length} image${r.added.length === 1 ? "" : "s"}${r.duplicates.length ? `, ${r.duplicates.length} already there` : ""}`, r.added.length ? "ok" : "info");
       if (r.errors.length) toast(r.errors.slice(0, 3).join("; "), "error");
       await loadList(true);
-      if (!detail && r.added.length) await openImage(r.added[0].id);
+      if (!state.detail && r.added.length) await openImage(r.added[0].id);
     } catch (err) {
       showError(err);
     } finally {
@@ -508,39 +406,23 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   root.addEventListener("dragover", onDragOver);
 
   // ---- keyboard -----------------------------------------------------------------------------
-  const onKey = (e: KeyboardEvent) => {
-    const t = e.target as HTMLElement;
-    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) return;
-    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") {
-      e.preventDefault();
-      void undoLast();
-    } else if (/^[1-9]$/.test(e.key) && !e.ctrlKey && !e.metaKey) {
-      chooseClass(Number(e.key) - 1);
-    } else if (e.key === "Delete" || e.key === "Backspace") {
-      const sel = canvas.getSelected();
-      if (sel.length) {
-        e.preventDefault();
-        sel.forEach((id) => void removeAnn(id));
-      }
-    } else if (e.key === "ArrowRight" || e.key === "PageDown") {
-      e.preventDefault();
-      go(detail?.neighbours.next);
-    } else if (e.key === "ArrowLeft" || e.key === "PageUp") {
-      e.preventDefault();
-      go(detail?.neighbours.previous);
-    } else if (e.key === "Escape") {
-      canvas.cancel();
-    } else if (e.key === "b" || e.key === "r") setTool("rectangle");
-    else if (e.key === "p") setTool("polygon");
-    else if (e.key === "t") setTool("region");
-    else if (e.key === "m") setTool("click");
-    else if (e.key === "+" || e.key === "=") canvas.zoomBy(1.25);
-    else if (e.key === "-") canvas.zoomBy(1 / 1.25);
-    else if (e.key === "0") canvas.fit();
-  };
-  window.addEventListener("keydown", onKey);
+  const unbindKeys = bindKeys([
+    { keys: ["mod+z"], run: () => void undoLast() },
+    { keys: ["1-9"], run: (e) => chooseClass(Number(e.key) - 1) },
+    { keys: ["Delete", "Backspace"], when: () => canvas.getSelected().length > 0, run: () => canvas.getSelected().forEach((id) => void removeAnn(id)) },
+    { keys: ["ArrowRight", "PageDown"], run: () => go(state.detail?.neighbours.next) },
+    { keys: ["ArrowLeft", "PageUp"], run: () => go(state.detail?.neighbours.previous) },
+    { keys: ["Escape"], run: () => canvas.cancel() },
+    { keys: ["b", "r"], run: () => setTool("rectangle") },
+    { keys: ["p"], run: () => setTool("polygon") },
+    { keys: ["t"], run: () => setTool("region") },
+    { keys: ["m"], run: () => setTool("click") },
+    { keys: ["+", "="], run: () => canvas.zoomBy(1.25) },
+    { keys: ["-"], run: () => canvas.zoomBy(1 / 1.25) },
+    { keys: ["0"], run: () => canvas.fit() },
+  ]);
   const onUnload = (e: BeforeUnloadEvent) => {
-    if (pending) e.preventDefault();
+    if (saves.pending) e.preventDefault();
   };
   window.addEventListener("beforeunload", onUnload);
 
@@ -553,7 +435,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   else canvas.element.replaceChildren(emptyState("No images yet", "Upload images (or drop them here) to start annotating.", can("images.upload") ? h("button", { class: "btn primary", onclick: () => uploadInput.click() }, "Upload images") : null));
 
   return () => {
-    window.removeEventListener("keydown", onKey);
+    unbindKeys();
     window.removeEventListener("beforeunload", onUnload);
     canvas.destroy();
   };

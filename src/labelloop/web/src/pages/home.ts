@@ -1,4 +1,4 @@
-import { api, type ApiError, type Job, type Overview } from "../api";
+import { api, type ApiError, type Effort, type FormatInfo, type ImportReport, type Job, type Overview } from "../api";
 import { can, go, type PageContext } from "../app";
 import { h, clear, showError, toast, num, ago, duration, spinner } from "../dom";
 
@@ -41,7 +41,7 @@ function classBars(ov: Overview): HTMLElement {
   );
 }
 
-function transferCard(slug: string, formats: { name: string; can_write: boolean }[]): HTMLElement {
+function transferCard(slug: string, formats: FormatInfo[]): HTMLElement {
   const fmt = h("select", null, formats.filter((f) => f.can_write).map((f) => h("option", { value: f.name }, f.name)));
   const proposals = h("input", { type: "checkbox" });
   const link = h("a", { class: "btn", href: "#", download: "" }, "Download zip");
@@ -65,7 +65,7 @@ function transferCard(slug: string, formats: { name: string; can_write: boolean 
         form.append("file", file.files[0]);
         importBtn.disabled = true;
         try {
-          const r = await api.post<{ images_added: number; annotations_added: number; format: string }>(`/api/projects/${slug}/import`, form);
+          const r = await api.post<ImportReport>(`/api/projects/${slug}/import`, form);
           toast(`Imported ${r.images_added} images and ${r.annotations_added} annotations (${r.format})`, "ok");
           go(`#/p/${slug}`);
         } catch (err) {
@@ -92,8 +92,8 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
   const [ov, jobs, effort, formats] = await Promise.all([
     api.get<Overview>(`/api/projects/${slug}/overview`),
     api.get<Job[]>(`/api/projects/${slug}/jobs`, { limit: 6 }),
-    api.get<Record<string, any>>(`/api/projects/${slug}/effort`).catch((e: ApiError) => ({ __error: e })),
-    api.get<{ name: string; can_write: boolean }[]>("/api/formats"),
+    api.get<Effort>(`/api/projects/${slug}/effort`).catch((e: ApiError) => ({ __error: e })),
+    api.get<FormatInfo[]>("/api/formats"),
   ]);
   const s = ov.stats;
   const primary = ov.next[0];
@@ -107,7 +107,7 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
     primary
       ? h(
           "a",
-          { class: "next-step card", href: stepHref(slug, primary.action, primary.label), "data-testid": "next-step" },
+          { class: "next-step card", href: stepHref(slug, primary.action, primary.label ?? undefined), "data-testid": "next-step" },
           h("span", { class: "next-kicker" }, "Next step"),
           h("span", { class: "next-text" }, primary.text),
           h("span", { class: "next-go" }, "→"),
@@ -124,7 +124,7 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
     h(
       "div",
       { class: "two-col" },
-      h("section", { class: "card" }, h("h2", null, "Annotations per class", h("span", { class: "muted small" }, ` target ${s.target_per_class} each`)), s.classes.length ? classBars(ov) : h("p", { class: "muted" }, "No classes yet."), ov.next.length > 1 ? h("div", { class: "more-steps" }, h("h3", null, "Also"), ov.next.slice(1).map((n) => h("a", { class: "step-link", href: stepHref(slug, n.action, n.label) }, n.text))) : null),
+      h("section", { class: "card" }, h("h2", null, "Annotations per class", h("span", { class: "muted small" }, ` target ${s.target_per_class} each`)), s.classes.length ? classBars(ov) : h("p", { class: "muted" }, "No classes yet."), ov.next.length > 1 ? h("div", { class: "more-steps" }, h("h3", null, "Also"), ov.next.slice(1).map((n) => h("a", { class: "step-link", href: stepHref(slug, n.action, n.label ?? undefined) }, n.text))) : null),
       h(
         "section",
         { class: "card" },
@@ -139,22 +139,21 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
 }
 
 // Savings exist only once a model pre-annotates (rounds after 0); before that the card shows the time spent.
-function hasModelRounds(total: Record<string, any> | undefined): boolean {
-  return !!total && typeof total.ratio_after_round0 === "number";
+function hasModelRounds(total: Effort["total"]): boolean {
+  return typeof total.ratio_after_round0 === "number";
 }
 
-function savedText(effort: Record<string, any>): string {
+function savedText(effort: Effort): string {
   const total = effort.total;
   if (!hasModelRounds(total)) return "–";
   const saved = total.seconds_scratch - total.seconds_loop;
   return saved > 0 ? duration(saved) : "none yet";
 }
 
-function effortDetail(effort: Record<string, any>): string {
+function effortDetail(effort: Effort): string {
   const total = effort.total;
-  if (!total || typeof total.seconds_loop !== "number") return "from the annotation history";
   if (!hasModelRounds(total)) return `${duration(total.seconds_loop)} of annotation so far; savings count once a model pre-annotates`;
-  const pct = Math.round((1 - total.ratio) * 100);
+  const pct = Math.round((1 - (total.ratio ?? 1)) * 100);
   const share = total.share_of_saving_after_round0;
   // how much of what a perfect model would save the loop realised in the model rounds
   const ofAchievable = typeof share === "number" ? `; ${Math.round(share * 100)}% of the achievable saving since the first model` : "";

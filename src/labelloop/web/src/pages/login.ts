@@ -1,4 +1,4 @@
-import { api, ApiError, type User } from "../api";
+import { api, ApiError, type AuthUser } from "../api";
 import { session, go, type PageContext } from "../app";
 import { h } from "../dom";
 
@@ -16,7 +16,7 @@ export function loginPage({ root, query }: PageContext): void {
         submit.disabled = true;
         error.textContent = "";
         try {
-          const res = await api.post<{ user: User }>("/api/auth/login", { username: username.value.trim(), password: password.value });
+          const res = await api.post<AuthUser>("/api/auth/login", { username: username.value.trim(), password: password.value });
           session.user = res.user;
           go(`#${query.get("next") || "/"}`);
         } catch (err) {

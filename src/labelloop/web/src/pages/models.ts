@@ -1,11 +1,12 @@
 // Models: metrics per epoch, per-class AP, lineage, compare, export (ONNX, CVAT function).
-import { api, type ModelRecord } from "../api";
+import { api, type ModelComparison, type ModelRecord } from "../api";
 import type { Cleanup, PageContext } from "../app";
 import { LineChart } from "../charts";
 import { h, clear, showError, emptyState, num, ago } from "../dom";
 
 function classAp(m: ModelRecord): Record<string, number> {
-  return m.metrics?.ap_per_class ?? m.metrics?.per_class_ap ?? m.metrics?.iou_per_class ?? {};
+  const per = m.metrics.ap_per_class ?? m.metrics.per_class_ap ?? m.metrics.iou_per_class;
+  return (per ?? {}) as Record<string, number>;
 }
 
 export async function modelsPage({ root, params }: PageContext): Promise<Cleanup> {
@@ -76,7 +77,7 @@ export async function modelsPage({ root, params }: PageContext): Promise<Cleanup
           ),
         ),
       );
-      if (keys.length) chart.setData(epochs.map((e) => e.epoch), keys.map((k) => epochs.map((e) => e.metrics[k] ?? null)), keys);
+      if (keys.length) chart.setData(epochs.map((e) => e.epoch), keys.map((k) => epochs.map((e) => (e.metrics[k] as number | undefined) ?? null)), keys);
     } catch (err) {
       showError(err);
     }
@@ -84,7 +85,7 @@ export async function modelsPage({ root, params }: PageContext): Promise<Cleanup
 
   async function runCompare(): Promise<void> {
     try {
-      const r = await api.get<{ models: ModelRecord[]; per_class_ap: Record<string, (number | null)[]> }>(`${base}/models/compare`, { ids: [...compare].join(",") });
+      const r = await api.get<ModelComparison>(`${base}/models/compare`, { ids: [...compare].join(",") });
       const rows: [string, (m: ModelRecord) => string][] = [
         ["base", (m) => m.base],
         ["round", (m) => String(m.round)],

@@ -59,8 +59,8 @@ export async function projectsPage({ root }: PageContext): Promise<void> {
             : h(
                 "div",
                 { class: "project-stats" },
-                h("div", null, h("b", null, p.images.toLocaleString()), h("span", null, "images")),
-                h("div", null, h("b", null, p.proposals.toLocaleString()), h("span", null, "proposals")),
+                h("div", null, h("b", null, (p.images ?? 0).toLocaleString()), h("span", null, "images")),
+                h("div", null, h("b", null, (p.proposals ?? 0).toLocaleString()), h("span", null, "proposals")),
                 h("div", null, h("b", null, p.models), h("span", null, "models")),
               ),
           h("div", { class: "muted small" }, `/${p.slug} · created ${ago(p.created_at)}`),

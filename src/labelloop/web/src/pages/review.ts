@@ -1,19 +1,11 @@
 // Review: model proposals coloured by confidence; A accept, R reject, edit by dragging, Shift+A
 // accept all on the image; the queue sorts by confidence or by suggestion rank.
-import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type Job } from "../api";
+import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type Job, type AcceptedCount, type QueueItem, type ReviewQueue } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
 import { ImageCanvas, editBody, imageSource, itemFromApi, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 import { jobCard, watchJob, type JobWatch } from "../jobs";
-
-interface QueueItem {
-  image_id: number;
-  file_name: string;
-  proposals: number;
-  min_score: number | null;
-  max_score: number | null;
-  mean_score: number | null;
-}
+import { bindKeys } from "../keys";
 
 export async function reviewPage({ root, params, query }: PageContext): Promise<Cleanup> {
   const slug = params.slug;
@@ -90,7 +82,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
   );
 
   async function loadQueue(): Promise<void> {
-    const r = await api.get<{ items: QueueItem[]; images: number; proposals: number }>(`${base}/review-queue`, { sort, min_score: minScore });
+    const r = await api.get<ReviewQueue>(`${base}/review-queue`, { sort, min_score: minScore });
     queue = r.items;
     queueInfo.textContent = `${r.proposals} proposals on ${r.images} images`;
     clear(
@@ -193,7 +185,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
   async function acceptAll(): Promise<void> {
     if (!detail) return;
     try {
-      const r = await api.post<{ accepted: number }>(`${base}/images/${detail.id}/accept-all`, {});
+      const r = await api.post<AcceptedCount>(`${base}/images/${detail.id}/accept-all`, {});
       toast(`Accepted ${r.accepted} proposals`, "ok");
       detail = await api.get<ImageDetail>(`${base}/images/${detail.id}`);
       show(detail.annotations);
@@ -251,28 +243,30 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     });
   }
 
-  const onKey = (e: KeyboardEvent) => {
-    const t = e.target as HTMLElement;
-    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT")) return;
-    const a = detail?.annotations.find((x) => x.id === focus && x.review_state === "proposed");
-    if (e.key === "A" && e.shiftKey) void acceptAll();
-    else if (e.key === "a" && a) void decide(a, "accept");
-    else if (e.key === "r" && a) void decide(a, "reject");
-    else if (e.key === "m" && can("annotate")) togglePoint();
-    else if (e.key === "Tab") {
-      e.preventDefault();
-      const list = open();
-      const i = list.findIndex((x) => x.id === focus);
-      focus = list.length ? list[(i + 1) % list.length].id : null;
-      canvas.redraw();
-      renderList();
-    } else if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
-      const i = queue.findIndex((q) => q.image_id === detail?.id);
-      const next = queue[i + (e.key === "ArrowRight" ? 1 : -1)];
-      if (next) void openImage(next.image_id);
-    }
+  const focused = () => detail?.annotations.find((x) => x.id === focus && x.review_state === "proposed");
+  const step = (by: number) => {
+    const i = queue.findIndex((q) => q.image_id === detail?.id);
+    const next = queue[i + by];
+    if (next) void openImage(next.image_id);
   };
-  window.addEventListener("keydown", onKey);
+  const unbindKeys = bindKeys([
+    { keys: ["shift+A"], run: () => void acceptAll() },
+    { keys: ["a"], when: () => !!focused(), run: () => void decide(focused()!, "accept") },
+    { keys: ["r"], when: () => !!focused(), run: () => void decide(focused()!, "reject") },
+    { keys: ["m"], when: () => can("annotate"), run: () => togglePoint() },
+    {
+      keys: ["Tab"],
+      run: () => {
+        const list = open();
+        const i = list.findIndex((x) => x.id === focus);
+        focus = list.length ? list[(i + 1) % list.length].id : null;
+        canvas.redraw();
+        renderList();
+      },
+    },
+    { keys: ["ArrowRight"], run: () => step(1) },
+    { keys: ["ArrowLeft"], run: () => step(-1) },
+  ]);
 
   await loadQueue();
   const start = params.image ? Number(params.image) : queue[0]?.image_id;
@@ -282,7 +276,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
   else if (query.get("preannotate") === "1" && can("jobs.run")) void preannotate();
 
   return () => {
-    window.removeEventListener("keydown", onKey);
+    unbindKeys();
     watch?.close();
     canvas.destroy();
   };

@@ -115,8 +115,8 @@ export async function trainPage({ root, params }: PageContext): Promise<Cleanup>
       });
     } else {
       void api.get<Job>(`${base}/jobs/${job.id}`, { events: true }).then((j) => {
-        (j.events ?? []).forEach(onEvent);
-        modelId = modelId ?? j.output?.model_id ?? null;
+        ((j.events ?? []) as JobEvent[]).forEach(onEvent);
+        modelId = modelId ?? (j.output?.model_id as number | undefined) ?? null;
         void refreshFlipbook();
       });
     }
