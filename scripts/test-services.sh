@@ -31,3 +31,21 @@ if [ -n "$BIN" ] && [ -x "$BIN/initdb" ]; then
   fi
   echo "export LABELLOOP_TEST_POSTGRES_URL=postgresql://labelloop@127.0.0.1:$PGPORT/postgres"
 fi
+
+# A real Label Studio for the ML-backend end-to-end test, in a virtual environment of its own (its
+# pinned Django stack never meets labelloop's); made once and kept in the user's cache.
+LS_VERSION=1.23.2
+LS_VENV="${LABELLOOP_TEST_LS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labelloop-test/label-studio-$LS_VERSION}"
+if [ ! -x "$LS_VENV/bin/label-studio" ] || [ ! -f "$LS_VENV/.installed" ]; then
+  echo "installing label-studio==$LS_VERSION into $LS_VENV (once)" >&2
+  rm -rf "$LS_VENV"
+  if python3 -m venv "$LS_VENV" >&2 && "$LS_VENV/bin/pip" install -q --disable-pip-version-check \
+      "label-studio==$LS_VERSION" >&2 2>&1; then
+    touch "$LS_VENV/.installed"
+  else
+    echo "could not install label-studio: its end-to-end test will skip" >&2
+  fi
+fi
+if [ -f "$LS_VENV/.installed" ]; then
+  echo "export LABELLOOP_TEST_LABEL_STUDIO=$LS_VENV/bin/label-studio"
+fi

@@ -26,8 +26,10 @@ def free_port() -> int:
 class LiveServer:
     """``start()`` / ``stop()`` (SIGTERM to the server, which stops its worker's process group)."""
 
-    def __init__(self, home: Path, *, database_url: str = "", extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, *, database_url: str = "", extra_env: dict[str, str] | None = None,
+                 projects: list[Path] | None = None) -> None:
         self.home = home
+        self.projects = projects or []
         self.port = free_port()
         self.database_url = database_url
         self.extra_env = extra_env or {}
@@ -47,8 +49,10 @@ class LiveServer:
         if self.database_url:
             env["LABELLOOP_DATABASE_URL"] = self.database_url
         log = open(self.log_path, "ab")  # noqa: SIM115  (closed with the process)
+        folders = [arg for p in self.projects for arg in ("--project", str(p))]
         self.proc = subprocess.Popen([sys.executable, "-m", "labelloop.cli.serve", "--home", str(self.home),
-                                      "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+                                      "--port", str(self.port), *folders], stdout=log, stderr=subprocess.STDOUT,
+                                     env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

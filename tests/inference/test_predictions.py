@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from labelloop.inference.predictions import Predictions, encode_masks, fuse_views, mirror
+from labelloop.core.predictions import Predictions
+from labelloop.inference.predictions import encode_masks, fuse_views, mirror
 
 
 def test_mirror_maps_boxes_and_masks_back() -> None:

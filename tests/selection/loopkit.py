@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from labelloop.core.predictions import Predictions
 from labelloop.core.records import AnnotationRecord
 from labelloop.formats import ReadOptions, get_format
-from labelloop.inference.predictions import Predictions
 from labelloop.services.datasets import image_path
 from labelloop.services.demo import create_demo_project
 from labelloop.services.preannotate import read_rgb

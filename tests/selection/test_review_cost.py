@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from labelloop.core.predictions import Predictions, Truth
 from labelloop.inference.click import click_candidate
 from labelloop.selection.effort import CostModel
 from labelloop.selection.review_cost import clickable, review_deltas
@@ -23,7 +24,7 @@ def test_deltas_follow_the_reviewer_rule():
                       [80, 80, 90, 90]], float)  # nothing there: delete
     labels = np.array([0, 1, 1, 0, 0, 0])
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
-    r = review_deltas(boxes, scores, labels, gt, gl, C, use_click=False)
+    r = review_deltas(Predictions(boxes, scores, labels), Truth(gt, gl), C, use_click=False)
     assert r.miss.tolist() == [C.draw] * 4
     assert r.delta.tolist() == pytest.approx([C.accept - C.draw, C.class_change - C.draw, C.accept - C.draw,
                                               C.fix - C.draw, C.delete, C.delete])
@@ -50,5 +51,5 @@ def test_misses_are_clicks_only_when_the_candidate_fits():
     gt = np.array([[0, 0, 10, 10], [50, 50, 60, 60]], float)
     cands = np.array([[0, 0, 10, 11], [48, 48, 70, 70]], float)  # fits the first; too loose for the second
     assert clickable(cands, np.array([0.1, 0.1]), gt).tolist() == [True, False]
-    r = review_deltas(cands, np.array([0.1, 0.1]), np.array([0, 0]), gt, np.array([0, 0]), C)
+    r = review_deltas(Predictions(cands, np.array([0.1, 0.1]), np.array([0, 0])), Truth(gt, np.array([0, 0])), C)
     assert r.miss.tolist() == [C.click, C.draw]

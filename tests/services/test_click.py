@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from labelloop.core.predictions import Predictions
 from labelloop.core.records import AnnotationRecord
 from labelloop.errors import NotFoundError
-from labelloop.inference.predictions import Predictions
 from labelloop.services.annotations import image_annotations
 from labelloop.services.click import click_to_box, remember_candidates
 from labelloop.services.effort import effort_report

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from labelloop.inference.predictions import Predictions
+from labelloop.core.predictions import Predictions
 from labelloop.training.data import FILL, SampleDataset, collate, prepare_arrays
 from labelloop.training.metrics import coco_detections, coco_ground_truth, coco_metrics, evaluate_predictions
 from training.synth import make_sample, make_training_data

@@ -73,7 +73,7 @@ def _output_names(task: str) -> list[str]:
 
 def export_onnx(model_dir: str | Path, *, weights: str = "best.pt") -> Path:
     """Write ``model.onnx`` and ``embed.onnx`` into ``model_dir``; returns the ``model.onnx`` path."""
-    from labelloop.training.checkpoint import load_model_dir
+    from labelloop.models.artifacts import load_model_dir
 
     model_dir = Path(model_dir)
     model, meta = load_model_dir(model_dir, weights)

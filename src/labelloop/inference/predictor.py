@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from labelloop.core.predictions import Predictions
 from labelloop.errors import ConfigError, InvalidInputError
 from labelloop.inference.predictions import (
-    Predictions,
     from_model_output,
     fuse_views,
     merge_tiles,
@@ -111,7 +111,7 @@ def _torch_runner(model_dir: Path) -> tuple[Any, Any]:
     import torch
 
     from labelloop.inference.export import embed_tensor
-    from labelloop.training.checkpoint import load_model_dir
+    from labelloop.models.artifacts import load_model_dir
 
     model, meta = load_model_dir(model_dir)
     mean, std = torch.tensor(meta["mean"]), torch.tensor(meta["std"])
@@ -134,7 +134,7 @@ def load_predictor(model_dir: str | Path, backend: str = "auto") -> Predictor:
     ``auto`` uses onnxruntime when it is installed (exporting ``model.onnx`` on first
     use, about 2x faster than eager on CPU) and falls back to torch.
     """
-    from labelloop.training.checkpoint import read_model_json
+    from labelloop.models.artifacts import read_model_json
 
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from labelloop.inference.predictions import Predictions, from_model_output, merge_tiles, tile_windows
+from labelloop.core.predictions import Predictions
+from labelloop.inference.predictions import from_model_output, merge_tiles, tile_windows
 
 __all__ = ["TILE_OVERLAP", "needs_tiling", "predict_arrays"]
 

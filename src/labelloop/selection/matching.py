@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelloop.core.geometry import box_iou
+from labelloop.core.predictions import Predictions, Truth
 
 __all__ = ["greedy_pairs", "match_detections"]
 
@@ -37,18 +38,14 @@ def greedy_pairs(iou: np.ndarray, min_iou: float) -> list[tuple[int, int, float]
     return pairs
 
 
-def match_detections(pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_labels: np.ndarray,
-                     gt_boxes: np.ndarray, gt_labels: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
+def match_detections(preds: Predictions, truth: Truth, iou_threshold: float = 0.5) -> np.ndarray:
     """``(N,)`` bool: is each prediction a true positive?
 
     Predictions are visited by descending score; each takes the unmatched ground-truth box
     of its class with the highest IoU, if that IoU is >= ``iou_threshold`` (as COCO does).
     """
-    pb = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
-    ps = np.asarray(pred_scores, dtype=np.float64).reshape(-1)
-    pl = np.asarray(pred_labels).reshape(-1)
-    gb = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    gl = np.asarray(gt_labels).reshape(-1)
+    pb, ps, pl = preds.boxes.astype(np.float64), preds.scores.astype(np.float64), preds.labels
+    gb, gl = truth.boxes, truth.labels
     tp = np.zeros(len(pb), dtype=bool)
     if not len(pb) or not len(gb):
         return tp

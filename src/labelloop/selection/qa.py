@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from labelloop.core.geometry import box_iou
+from labelloop.core.predictions import Predictions, Truth
 
 __all__ = ["LabelIssue", "QAThresholds", "duplicate_issues", "image_label_issues", "size_spread_issues"]
 
@@ -62,17 +63,13 @@ def _box(b: np.ndarray) -> tuple[float, float, float, float]:
     return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
 
 
-def image_label_issues(image_id: int, gt_boxes: np.ndarray, gt_labels: np.ndarray, gt_ids: Sequence[int],
-                       pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_labels: np.ndarray,
-                       classes: Sequence[str], th: QAThresholds | None = None) -> list[LabelIssue]:
-    """Issues on one image. Boxes ``(N, 4)`` xyxy px; labels index ``classes``."""
+def image_label_issues(image_id: int, truth: Truth, preds: Predictions, classes: Sequence[str],
+                       th: QAThresholds | None = None) -> list[LabelIssue]:
+    """Issues on one image (``truth`` with its annotation ids); labels index ``classes``."""
     th = th or QAThresholds()
-    gb = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    gl = np.asarray(gt_labels).reshape(-1)
-    keep = np.asarray(pred_scores).reshape(-1) >= th.min_score
-    pb = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)[keep]
-    ps = np.asarray(pred_scores, dtype=np.float64).reshape(-1)[keep]
-    pl = np.asarray(pred_labels).reshape(-1)[keep]
+    gb, gl, gt_ids = truth.boxes, truth.labels, truth.ids
+    keep = preds.scores >= th.min_score
+    pb, ps, pl = preds.boxes[keep].astype(np.float64), preds.scores[keep].astype(np.float64), preds.labels[keep]
     issues: list[LabelIssue] = []
     iou = box_iou(gb, pb) if len(gb) and len(pb) else np.zeros((len(gb), len(pb)))
     for g in range(len(gb)):
@@ -102,12 +99,11 @@ def image_label_issues(image_id: int, gt_boxes: np.ndarray, gt_labels: np.ndarra
     return issues
 
 
-def duplicate_issues(image_id: int, gt_boxes: np.ndarray, gt_labels: np.ndarray, gt_ids: Sequence[int],
-                     classes: Sequence[str], th: QAThresholds | None = None) -> list[LabelIssue]:
+def duplicate_issues(image_id: int, truth: Truth, classes: Sequence[str],
+                     th: QAThresholds | None = None) -> list[LabelIssue]:
     """Pairs of same-class labelled boxes overlapping by IoU > ``duplicate_iou`` (no model needed)."""
     th = th or QAThresholds()
-    gb = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    gl = np.asarray(gt_labels).reshape(-1)
+    gb, gl, gt_ids = truth.boxes, truth.labels, truth.ids
     if len(gb) < 2:
         return []
     iou = box_iou(gb, gb)

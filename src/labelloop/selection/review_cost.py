@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelloop.core.geometry import box_iou
+from labelloop.core.predictions import Predictions, Truth
 from labelloop.inference.click import click_candidate
 from labelloop.selection.effort import CostModel
 
@@ -56,20 +57,16 @@ def clickable(cand_boxes: np.ndarray, cand_scores: np.ndarray, gt_boxes: np.ndar
     return out
 
 
-def review_deltas(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, gt_boxes: np.ndarray,
-                  gt_labels: np.ndarray, costs: CostModel, *, use_click: bool = True) -> ReviewDeltas:
+def review_deltas(preds: Predictions, truth: Truth, costs: CostModel, *, use_click: bool = True) -> ReviewDeltas:
     """Seconds per candidate and per missed object on one image (see the module docstring).
 
     Args:
-        boxes, scores, labels: ``(N, 4)`` xyxy, ``(N,)``, ``(N,)`` the model's candidates.
-        gt_boxes, gt_labels: ``(M, 4)`` xyxy, ``(M,)`` the ground truth (labels in the same index space).
+        preds: the model's candidates.
+        truth: the ground truth (labels in the same index space).
         use_click: price a missed object as a click when click-to-box would find it.
     """
-    pb = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    ps = np.asarray(scores, dtype=np.float64).reshape(-1)
-    pl = np.asarray(labels).reshape(-1)
-    gb = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    gl = np.asarray(gt_labels).reshape(-1)
+    pb, ps, pl = preds.boxes.astype(np.float64), preds.scores.astype(np.float64), preds.labels
+    gb, gl = truth.boxes, truth.labels
     miss = np.full(len(gb), costs.draw, dtype=np.float64)
     if use_click and len(gb):
         miss[clickable(pb, ps, gb)] = min(costs.click, costs.draw)

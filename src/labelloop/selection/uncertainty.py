@@ -9,6 +9,7 @@ import numpy as np
 
 from labelloop.core.geometry import box_iou
 from labelloop.core.geometry import flip_xyxy as flip_boxes_xyxy
+from labelloop.core.predictions import Predictions
 from labelloop.selection.matching import greedy_pairs
 
 __all__ = ["binary_entropy", "class_ambiguity", "flip_boxes_xyxy", "flip_disagreement", "score_uncertainty"]
@@ -30,15 +31,14 @@ def score_uncertainty(scores: np.ndarray, top_k: int = 10, scale: float = 3.0) -
     return float(1.0 - np.exp(-h.sum() / scale)) if h.size else 0.0
 
 
-def class_ambiguity(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, *, iou: float = 0.5,
-                    min_score: float = 0.2) -> float:
+def class_ambiguity(preds: Predictions, *, iou: float = 0.5, min_score: float = 0.2) -> float:
     """Largest ``low / high`` score ratio of two overlapping boxes of *different* classes.
 
     1 = the model cannot decide between two classes for one object (a zero class margin).
     """
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    s = preds.scores.astype(np.float64)
     keep = s >= min_score
-    b, s, lab = np.asarray(boxes).reshape(-1, 4)[keep], s[keep], np.asarray(labels).reshape(-1)[keep]
+    b, s, lab = preds.boxes[keep], s[keep], preds.labels[keep]
     if len(s) < 2:
         return 0.0
     ov = box_iou(b, b) >= iou
@@ -48,8 +48,7 @@ def class_ambiguity(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, *
     return float(cand.max())
 
 
-def flip_disagreement(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, flipped_boxes: np.ndarray,
-                      flipped_scores: np.ndarray, flipped_labels: np.ndarray, width: float, *,
+def flip_disagreement(preds: Predictions, flipped: Predictions, width: float, *,
                       min_score: float = 0.2, min_iou: float = 0.3) -> float:
     """Disagreement between predictions on an image and on its horizontal mirror.
 
@@ -58,12 +57,11 @@ def flip_disagreement(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     score; the sum is divided by the total score mass. 0 = the same objects with the same
     confidence, 1 = nothing in common.
     """
-    s1 = np.asarray(scores, dtype=np.float64).reshape(-1)
-    s2 = np.asarray(flipped_scores, dtype=np.float64).reshape(-1)
+    s1, s2 = preds.scores.astype(np.float64), flipped.scores.astype(np.float64)
     k1, k2 = s1 >= min_score, s2 >= min_score
-    b1, l1, s1 = np.asarray(boxes).reshape(-1, 4)[k1], np.asarray(labels).reshape(-1)[k1], s1[k1]
-    b2 = flip_boxes_xyxy(np.asarray(flipped_boxes).reshape(-1, 4)[k2], width)
-    l2, s2 = np.asarray(flipped_labels).reshape(-1)[k2], s2[k2]
+    b1, l1, s1 = preds.boxes[k1], preds.labels[k1], s1[k1]
+    b2 = flip_boxes_xyxy(flipped.boxes[k2], width)
+    l2, s2 = flipped.labels[k2], s2[k2]
     if not len(s1) and not len(s2):
         return 0.0
     iou = box_iou(b1, b2) * (l1[:, None] == l2[None, :])

@@ -25,10 +25,10 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.geometry import clip_xyxy
+from labelloop.core.predictions import Predictions
 from labelloop.core.records import ReviewState
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import click_candidate
-from labelloop.inference.predictions import Predictions
 from labelloop.services.annotations import AnnotationInput, create_annotation
 from labelloop.services.datasets import image_path
 from labelloop.store.images import write_json_atomic

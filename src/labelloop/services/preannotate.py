@@ -35,6 +35,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
+from labelloop.core.predictions import Truth
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import UNLABELLED_STATUSES, Proposal, ReviewState
 from labelloop.core.unreadable import Unreadable
@@ -253,8 +254,9 @@ def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: Pred
             continue
         n_images += 1
         gt_labels = np.array([to_model.get(int(lab), -1) for lab in smp.labels], dtype=np.int64)
-        tp = match_detections(preds.boxes, preds.scores, preds.labels, smp.boxes, gt_labels)
-        cost = review_deltas(preds.boxes, preds.scores, preds.labels, smp.boxes, gt_labels, costs)
+        truth = Truth(smp.boxes, gt_labels)
+        tp = match_detections(preds, truth)
+        cost = review_deltas(preds, truth, costs)
         for k, curve in enumerate(curves):
             sel = preds.labels == k
             curve.n_gt += int((gt_labels == k).sum())

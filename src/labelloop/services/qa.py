@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from labelloop.core.predictions import Predictions, Truth
 from labelloop.core.progress import EpochStages, StageProgress
 from labelloop.core.records import LABELLED_STATUSES
 from labelloop.core.unreadable import Unreadable
@@ -92,8 +93,9 @@ def _model_issues(ctx: ProjectContext, predictor: PredictorLike, classes: Sequen
             continue
         labels = to_project[preds.labels] if len(preds) else preds.labels
         known = labels >= 0
-        issues.extend(image_label_issues(gt.image_id, gt.boxes, gt.labels, gt.ids, preds.boxes[known],
-                                         preds.scores[known], labels[known], classes, th))
+        in_project = Predictions(preds.boxes[known], preds.scores[known], labels[known])
+        issues.extend(image_label_issues(gt.image_id, Truth(gt.boxes, gt.labels, tuple(gt.ids)), in_project,
+                                         classes, th))
         if progress:
             progress(stage, done, len(images))
     return issues
@@ -155,7 +157,7 @@ def find_label_issues(ctx: ProjectContext, *, model_id: int | None = None, folds
     classes, images = ground_truth(ctx)
     issues: list[LabelIssue] = []
     for gt in images:
-        issues.extend(duplicate_issues(gt.image_id, gt.boxes, gt.labels, gt.ids, classes, th))
+        issues.extend(duplicate_issues(gt.image_id, Truth(gt.boxes, gt.labels, tuple(gt.ids)), classes, th))
     areas: dict[str, list[float]] = defaultdict(list)
     for gt in images:
         for box, lab in zip(gt.boxes, gt.labels, strict=True):

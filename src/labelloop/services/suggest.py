@@ -94,8 +94,7 @@ def candidate_signals(predictor: PredictorLike, pixels: np.ndarray, image_id: in
     flip = 0.0
     if tta:
         mirrored = single(np.ascontiguousarray(pixels[:, ::-1]))
-        flip = flip_disagreement(preds.boxes, preds.scores, preds.labels, mirrored.boxes, mirrored.scores,
-                                 mirrored.labels, pixels.shape[1])
+        flip = flip_disagreement(preds, mirrored, pixels.shape[1])
     expected: dict[str, float] = {}
     for k, name in enumerate(predictor.classes):
         sel = (preds.labels == k) & (preds.scores >= min_scores[k])
@@ -104,7 +103,7 @@ def candidate_signals(predictor: PredictorLike, pixels: np.ndarray, image_id: in
     seconds = expected_review_seconds(preds.scores, preds.labels, thresholds, costs) \
         if thresholds is not None and costs is not None else 0.0
     return Candidate(image_id, file_name, score_uncertainty(preds.scores), flip,
-                     class_ambiguity(preds.boxes, preds.scores, preds.labels), expected,
+                     class_ambiguity(preds), expected,
                      np.asarray(predictor.embed(pixels), dtype=np.float32), seconds)
 
 

@@ -1,4 +1,5 @@
-"""Checkpoints (``last.pt``, ``best.pt``), ``model.json`` and loading a trained model back."""
+"""Checkpoints (``last.pt``, ``best.pt``), JSON written atomically, and RNG state (for resume). Reading a
+trained model back is :mod:`labelloop.models.artifacts`' (inference needs it without training)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from labelloop.errors import ConfigError, NotFoundError
-from labelloop.models import get_base_model
-
-__all__ = ["TrainState", "atomic_save", "load_model_dir", "read_model_json", "rng_state", "set_rng_state",
-           "write_json"]
-
-MODEL_FORMAT = "labelloop-model/1"
+__all__ = ["TrainState", "atomic_save", "rng_state", "set_rng_state", "write_json"]
 
 
 @dataclass
@@ -69,30 +63,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def read_model_json(model_dir: str | Path) -> dict[str, Any]:
-    """The metadata of a trained model directory."""
-    path = Path(model_dir) / "model.json"
-    if not path.is_file():
-        raise NotFoundError(f"{path} not found", "pass the output directory of a finished training run")
-    meta = json.loads(path.read_text())
-    if meta.get("format") != MODEL_FORMAT:
-        raise ConfigError(f"{path}: unknown model format {meta.get('format')!r}, expected {MODEL_FORMAT}")
-    return meta
-
-
-def load_model_dir(model_dir: str | Path, weights: str = "best.pt") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a trained model (eval mode, CPU) from ``model_dir``: ``(model, model.json)``."""
-    from labelloop.models.builders import set_input_size
-
-    meta = read_model_json(model_dir)
-    spec = get_base_model(meta["base"])
-    model = spec.build(len(meta["classes"]), pretrained=False)
-    path = Path(model_dir) / weights
-    if not path.is_file():
-        raise NotFoundError(f"{path} not found", "the run may have been interrupted before its first epoch")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(ckpt["model"])
-    set_input_size(model, int(meta["input_size"]))
-    return model.eval(), meta

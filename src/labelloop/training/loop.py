@@ -25,24 +25,17 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
 
+from labelloop.core.predictions import Predictions
 from labelloop.core.progress import EpochEvent, StartEvent, TrainProgress
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.core.unreadable import Unreadable
 from labelloop.errors import ConfigError, InvalidInputError, TrainingError
-from labelloop.inference.predictions import Predictions
 from labelloop.inference.torch_engine import predict_arrays
 from labelloop.models import BaseModelSpec, get_base_model
+from labelloop.models.artifacts import MODEL_FORMAT, read_model_json
 from labelloop.models.builders import set_input_size
 from labelloop.models.weights import transfer_state
-from labelloop.training.checkpoint import (
-    MODEL_FORMAT,
-    TrainState,
-    atomic_save,
-    read_model_json,
-    rng_state,
-    set_rng_state,
-    write_json,
-)
+from labelloop.training.checkpoint import TrainState, atomic_save, rng_state, set_rng_state, write_json
 from labelloop.training.config import TrainConfig, base_model_for_task
 from labelloop.training.data import SampleDataset, collate, load_rgb, repeat_factors
 from labelloop.training.ema import WeightEma

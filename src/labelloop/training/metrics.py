@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from labelloop.core.geometry import polygons_to_rle, rle_to_mask
+from labelloop.core.predictions import Predictions
 from labelloop.core.samples import Sample
-from labelloop.inference.predictions import Predictions
 
 __all__ = ["coco_detections", "coco_ground_truth", "coco_metrics", "evaluate_predictions", "miou_metrics"]
 

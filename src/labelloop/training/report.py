@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from labelloop.core.predictions import Predictions
 from labelloop.core.samples import Sample
-from labelloop.inference.predictions import Predictions
 from labelloop.training.checkpoint import write_json
 
 __all__ = ["choose_flipbook_ids", "write_flipbook_frame", "write_plots"]
