@@ -13,7 +13,7 @@ export DO_NOT_TRACK := 1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[train,server,postgres,dev,fuzz]"
+	$(BIN)/pip install -q -e ".[train,server,postgres,ray,dev,fuzz]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     #: (default: the hostname Label Studio sends to /setup), and its personal access token (or legacy token)
     label_studio_url: str = ""
     label_studio_token: str = ""
+    #: where `labelloop serve` runs jobs: its local worker, or a Ray cluster (extra [ray]) at
+    #: ray_address (default: RAY_ADDRESS, else a Ray started for this server)
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -109,9 +109,14 @@ def serve(
     workers: Annotated[int, typer.Option(help="job worker threads")] = 1,
     worker: Annotated[bool, typer.Option(help="start the local job worker")] = True,
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+    executor: Annotated[str | None, typer.Option(help="local (a worker process) or ray (a Ray cluster; "
+                                                      "default: LABELLOOP_EXECUTOR, else local)")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="the Ray cluster, e.g. 127.0.0.1:6379 (default: "
+                                                         "LABELLOOP_RAY_ADDRESS or RAY_ADDRESS)")] = None,
 ) -> None:
-    """Serve the web app and API, with a local worker for training and other long jobs."""
-    run_server(host, port, home, project or [], workers=workers, worker=worker, access_log=access_log)
+    """Serve the web app and API, with a local worker (or a Ray cluster) for training and other long jobs."""
+    run_server(host, port, home, project or [], workers=workers, worker=worker, access_log=access_log,
+               executor=executor, ray_address=ray_address)
 
 
 def ls_backend(
@@ -134,13 +139,14 @@ def ls_backend(
 
 
 def run_server(host: str, port: int, home: Path | None, project: list[Path], *, workers: int = 1,
-               worker: bool = True, access_log: bool = False,
-               announce: Callable[[list[str]], None] | None = None) -> None:
+               worker: bool = True, access_log: bool = False, executor: str | None = None,
+               ray_address: str | None = None, announce: Callable[[list[str]], None] | None = None) -> None:
     """Serve until stopped; ``announce`` is told the slugs the ``project`` folders are served under."""
     import uvicorn
 
     from labelloop.api import create_app
-    from labelloop.jobs.executor import HueyExecutor
+    from labelloop.errors import ConfigError
+    from labelloop.jobs.executor import Executor, HueyExecutor
     from labelloop.jobs.registry import load_plugins
     from labelloop.services.projects import ProjectRegistry
     from labelloop.services.users import ensure_admin
@@ -164,9 +170,19 @@ def run_server(host: str, port: int, home: Path | None, project: list[Path], *, 
         typer.echo(f"serving project folder {folder} as /{slug}", err=True)
     if announce is not None:
         announce(slugs)
-    executor = HueyExecutor(store, registry.paths.queue)
-    app = create_app(registry, executor)
-    proc = start_worker(home, workers) if worker else None
+    kind = executor or get_settings().executor
+    if kind not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {kind!r}", "expected local or ray")
+    jobs: Executor
+    if kind == "ray":
+        from labelloop.jobs.ray_executor import RayExecutor
+
+        jobs = RayExecutor(store, home=home, database_url=url, address=ray_address or get_settings().ray_address)
+        typer.echo(f"jobs run on Ray: {jobs.resources()}", err=True)
+    else:
+        jobs = HueyExecutor(store, registry.paths.queue)
+    app = create_app(registry, jobs)
+    proc = start_worker(home, workers) if worker and kind == "local" else None
     # Requests run in threads that mostly wait on the database; a short GIL switch interval keeps one
     # CPU-busy request from delaying the others by whole 5 ms slices (p99 latency halves under load).
     sys.setswitchinterval(0.0005)
@@ -180,6 +196,7 @@ def run_server(host: str, port: int, home: Path | None, project: list[Path], *, 
     finally:
         if proc is not None:
             stop_worker(proc)
+        jobs.close()
         registry.close()
 
 

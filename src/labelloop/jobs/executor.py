@@ -36,6 +36,9 @@ class Executor(abc.ABC):
     def cancel(self, job_id: int, *, project: str | None = None) -> dict[str, Any]:
         return cancel_job(self.store, job_id, project=project)
 
+    def close(self) -> None:  # noqa: B027  (most executors hold nothing)
+        """Let go of what the executor holds (a cluster connection); jobs already queued stay queued."""
+
     @abc.abstractmethod
     def _dispatch(self, job_id: int) -> None:
         """Make job ``job_id`` run eventually (it is ``queued`` in the database)."""

@@ -1,0 +1,147 @@
+"""Jobs on a real Ray cluster on loopback: a head node without CPUs (so jobs run on the workers) and
+worker nodes started and killed by the test, each its own raylet; the live server dispatches with
+``--executor ray``. Progress, events, failures and cancel reach the job row as with the local
+worker; a job whose worker node dies is retried on another node, or fails with the reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from live_server import LiveServer, wait_for_job  # noqa: E402
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+RAY = str(Path(sys.executable).parent / "ray")
+ENV = {**{k: v for k, v in os.environ.items() if not k.startswith(("LABELLOOP_", "RAY_"))},
+       "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(Path(__file__).parent)}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self) -> None:
+        self.port = _port()
+        self.temp = Path(tempfile.mkdtemp(prefix="llray-"))  # short: Ray's socket paths have a length limit
+        self.head = self._start("--head", f"--port={self.port}", "--num-cpus=0", f"--temp-dir={self.temp}",
+                                "--include-dashboard=false", "--disable-usage-stats")
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _start(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([RAY, "start", "--block", *args], env=ENV, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def add_worker(self, cpus: int = 1) -> subprocess.Popen[bytes]:
+        proc = self._start(f"--address={self.address}", f"--num-cpus={cpus}")
+        self.workers.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.head]:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.kill(proc)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    if not Path(RAY).exists():
+        pytest.skip("the ray command is not installed (pip install 'labelloop[ray]')")
+    c = Cluster()
+    c.add_worker()
+    yield c
+    c.stop()
+
+
+def _server(tmp: Path, cluster: Cluster, **env: str) -> LiveServer:
+    return LiveServer(tmp / "home", extra_env={"LABELLOOP_EXECUTOR": "ray", "LABELLOOP_RAY_ADDRESS": cluster.address,
+                                               **env}).start(timeout=120)
+
+
+def _project(c: httpx.Client) -> str:
+    slug: str = c.post("/api/projects", json={"name": f"ray {time.monotonic_ns()}"}).json()["slug"]
+    return slug
+
+
+def _start(c: httpx.Client, slug: str, kind: str, **params: Any) -> int:
+    r = c.post(f"/api/projects/{slug}/jobs", json={"kind": kind, "params": params})
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def test_jobs_run_on_the_cluster_as_they_do_locally(tmp_path: Path, cluster: Cluster) -> None:
+    server = _server(tmp_path, cluster)
+    try:
+        with server.client() as c:
+            slug = _project(c)
+            done = wait_for_job(c, slug, _start(c, slug, "sleepy", steps=4, seconds=0.1), timeout=180)
+            assert done["status"] == "succeeded" and done["output"] == {"steps": 4, "message": "slept 4 steps"}
+            events = c.get(f"/api/projects/{slug}/jobs/{done['id']}", params={"events": True}).json()["events"]
+            assert [e["type"] for e in events][0] == "start" and events[-1]["type"] == "end"
+            assert "sleepy job" in c.get(f"/api/projects/{slug}/jobs/{done['id']}/log").text
+            failed = wait_for_job(c, slug, _start(c, slug, "boom"), timeout=120)
+            assert failed["status"] == "failed" and "failed on purpose" in failed["error"]
+            long = _start(c, slug, "sleepy", steps=600, seconds=0.1)
+            wait_for_job(c, slug, long, until=("running",), timeout=120)
+            c.post(f"/api/projects/{slug}/jobs/{long}/cancel")
+            assert wait_for_job(c, slug, long, timeout=60)["status"] == "cancelled"
+    finally:
+        server.stop()
+    assert "jobs run on Ray" in server.log()
+
+
+def test_a_lost_worker_node_is_retried_elsewhere_or_fails_with_the_reason(tmp_path: Path, cluster: Cluster) -> None:
+    server = _server(tmp_path / "a", cluster)
+    try:
+        with server.client() as c:
+            slug = _project(c)
+            job = _start(c, slug, "sleepy", steps=40, seconds=0.25)
+            wait_for_job(c, slug, job, until=("running",), timeout=120)
+            cluster.kill(cluster.workers[-1])  # the only node with CPUs: the job's
+            cluster.add_worker()
+            done = wait_for_job(c, slug, job, timeout=240)
+            assert done["status"] == "succeeded", done
+            assert "lost on Ray" in c.get(f"/api/projects/{slug}/jobs/{job}/log").text
+    finally:
+        server.stop()
+    no_retry = _server(tmp_path / "b", cluster, LABELLOOP_RAY_RETRIES="0")
+    try:
+        with no_retry.client() as c:
+            slug = _project(c)
+            job = _start(c, slug, "sleepy", steps=40, seconds=0.25)
+            wait_for_job(c, slug, job, until=("running",), timeout=120)
+            cluster.kill(cluster.workers[-1])
+            failed = wait_for_job(c, slug, job, timeout=120)
+            assert failed["status"] == "failed" and "Ray worker running this job was lost" in failed["error"]
+    finally:
+        no_retry.stop()
+        cluster.add_worker()
