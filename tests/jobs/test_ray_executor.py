@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from live_server import LiveServer, wait_for_job  # noqa: E402
+from live_server import LiveServer, wait_for_job
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
