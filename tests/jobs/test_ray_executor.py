@@ -106,7 +106,7 @@ def test_jobs_run_on_the_cluster_as_they_do_locally(tmp_path: Path, cluster: Clu
             done = wait_for_job(c, slug, _start(c, slug, "sleepy", steps=4, seconds=0.1), timeout=180)
             assert done["status"] == "succeeded" and done["output"] == {"steps": 4, "message": "slept 4 steps"}
             events = c.get(f"/api/projects/{slug}/jobs/{done['id']}", params={"events": True}).json()["events"]
-            assert [e["type"] for e in events][0] == "start" and events[-1]["type"] == "end"
+            assert events[0]["type"] == "start" and events[-1]["type"] == "end"
             assert "sleepy job" in c.get(f"/api/projects/{slug}/jobs/{done['id']}/log").text
             failed = wait_for_job(c, slug, _start(c, slug, "boom"), timeout=120)
             assert failed["status"] == "failed" and "failed on purpose" in failed["error"]
