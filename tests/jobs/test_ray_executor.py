@@ -129,7 +129,7 @@ def test_a_lost_worker_node_is_retried_elsewhere_or_fails_with_the_reason(tmp_pa
             cluster.kill(cluster.workers[-1])  # the only node with CPUs: the job's
             cluster.add_worker()
             done = wait_for_job(c, slug, job, timeout=240)
-            assert done["status"] == "succeeded", done
+            assert done["status"] == "succeeded", (done["error"], done["message"])
             assert "lost on Ray" in c.get(f"/api/projects/{slug}/jobs/{job}/log").text
     finally:
         server.stop()
@@ -145,3 +145,44 @@ def test_a_lost_worker_node_is_retried_elsewhere_or_fails_with_the_reason(tmp_pa
     finally:
         no_retry.stop()
         cluster.add_worker()
+
+
+def test_preannotation_of_hundreds_of_images_runs_on_ray_data(tmp_path: Path, cluster: Cluster) -> None:
+    from sqlalchemy import select
+
+    from labelloop.services.demo import make_shapes_dataset
+    from labelloop.services.importing import import_dataset
+    from labelloop.services.projects import load_project
+    from labelloop.store.tables import Image
+    from selection.loopkit import trained_demo
+
+    root, _ = trained_demo()  # a project with a really trained (tiny) model
+    folder = tmp_path / "shapes"
+    shutil.copytree(root, folder)
+    ctx = load_project(folder)
+    try:  # a few hundred more unlabelled images, one of them then broken on disk
+        extra = make_shapes_dataset(tmp_path / "more", n_images=230, seed=9)
+        for image in extra.images:
+            image.file_name, image.annotations = f"more_{image.file_name}", []
+        import_dataset(ctx, extra)
+        with ctx.store.session() as s:
+            broken = s.scalars(select(Image).where(Image.project_id == ctx.id, Image.status == "new")
+                               .order_by(Image.id.desc())).first()
+            (ctx.root / broken.storage_path).write_bytes(b"\x00 not an image any more")
+            broken_name = broken.file_name
+            unlabelled = len(s.scalars(select(Image.id).where(Image.project_id == ctx.id,
+                                                              Image.status == "new")).all())
+    finally:
+        ctx.close()
+    server = LiveServer(tmp_path / "home", projects=[folder], extra_env={
+        "LABELLOOP_EXECUTOR": "ray", "LABELLOOP_RAY_ADDRESS": cluster.address}).start(timeout=120)
+    try:
+        with server.client() as c:
+            job = _start(c, "shapes", "preannotate", engine="ray")
+            done = wait_for_job(c, "shapes", job, timeout=600)
+    finally:
+        server.stop()
+    assert done["status"] == "succeeded", (done["error"], done["message"])
+    out = done["output"]
+    assert out["engine"] == "ray" and out["images"] == unlabelled - 1
+    assert [s["file_name"] for s in out["skipped"]] == [broken_name] and out["warnings"] == 1

@@ -125,7 +125,8 @@ def preannotate(job: JobContext) -> dict[str, Any]:
         from labelloop.services.preannotate import preannotate as run
 
         out = run(job.project(), model_id=p.get("model_id"), images=p.get("images") or "unlabeled",
-                  threshold=threshold if threshold not in (None, "") else "auto", progress=_stage_progress(job))
+                  threshold=threshold if threshold not in (None, "") else "auto", progress=_stage_progress(job),
+                  engine=str(p.get("engine") or "auto"))
     _log_skipped(job, out["skipped"])
     return {**out, "warnings": len(out["skipped"]),
             "message": f"{out['proposals']} proposals made{_skip_note(out['skipped'])}"}

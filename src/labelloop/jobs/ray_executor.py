@@ -56,7 +56,9 @@ def job_resources(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     args = parse_args_string(str(params.get("args") or "")) if kind in ("train", "sweep") else {}
     clones = int(args.get("num_clones", 1) or 1)
     cuda = str(args.get("device", params.get("device", ""))).startswith("cuda")
-    options: dict[str, Any] = {"num_cpus": float(params.get("num_cpus") or (1 if cuda else clones)),
+    # a pre-annotation hands its images to Ray Data actors (which ask for their own CPUs): its task waits
+    default_cpus = 0 if kind == "preannotate" else (1 if cuda else clones)
+    options: dict[str, Any] = {"num_cpus": float(params.get("num_cpus", default_cpus)),
                                "num_gpus": float(clones if cuda else 0)}
     custom = params.get("ray_resources")
     if custom is not None:

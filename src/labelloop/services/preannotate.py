@@ -26,7 +26,7 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +35,7 @@ import numpy as np
 from sqlalchemy import select
 
 from labelloop.core.geometry import box_iou
-from labelloop.core.predictions import Truth
+from labelloop.core.predictions import Predictions, Truth
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import UNLABELLED_STATUSES, Proposal, ReviewState
 from labelloop.core.unreadable import Unreadable
@@ -384,10 +384,52 @@ def write_proposals(ctx: ProjectContext, image_id: int, model: TrainedModel,
         return len(created), len(stale)
 
 
+ENGINES = ("auto", "local", "ray")
+
+
+def _use_ray(engine: str) -> bool:
+    from labelloop.inference import ray_batch
+
+    if engine == "ray" and not ray_batch.available():
+        raise InvalidInputError("engine=ray needs the job to run on a Ray cluster",
+                                "start the server with --executor ray, or use engine=local")
+    return engine == "ray" or (engine == "auto" and ray_batch.available())
+
+
+def _ray_min() -> int:
+    from labelloop.inference.ray_batch import MIN_IMAGES
+
+    return MIN_IMAGES
+
+
+def _local_rows(ctx: ProjectContext, predictor: PredictorLike,
+                rows: Sequence[ImageRow]) -> Iterator[tuple[ImageRow, Predictions | str]]:
+    for row in rows:
+        try:
+            pixels = read_rgb(image_path(ctx, row.storage_path))
+        except InvalidInputError as err:
+            yield row, err.message
+        else:
+            yield row, predictor.predict(pixels)
+
+
+def _ray_rows(ctx: ProjectContext, model: TrainedModel,
+              rows: Sequence[ImageRow]) -> Iterator[tuple[ImageRow, Predictions | str]]:
+    """The same, on Ray Data: an actor pool of the model over the cluster (results as they finish)."""
+    from labelloop.inference.ray_batch import ray_predictions
+
+    by_id = {r.id: r for r in rows}
+    for image_id, preds in ray_predictions(ctx.root / model.directory,
+                                           [(r.id, image_path(ctx, r.storage_path)) for r in rows],
+                                           max_pixels=get_settings().max_image_pixels):
+        yield by_id[image_id], preds
+
+
 def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str = "unlabeled",
                 threshold: str | float | None = "auto", target_precision: float | None = None,
                 backend: str = "auto", predictor: PredictorLike | None = None,
-                image_ids: Sequence[int] | None = None, progress: StageProgress | None = None) -> dict[str, Any]:
+                image_ids: Sequence[int] | None = None, progress: StageProgress | None = None,
+                engine: str = "auto") -> dict[str, Any]:
     """Pre-annotate ``images`` (or exactly ``image_ids``) with a model; returns a summary.
 
     Summary: ``model_id``, ``round``, ``backend``, ``images`` (pre-annotated), ``proposals``
@@ -395,8 +437,14 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
     be read, ``[{image_id, file_name, reason}]``: more than the ``max_unreadable_share`` setting of
     them fail the run, after the others' proposals are stored) and ``thresholds`` (per class, with
     how they were chosen).
+
+    ``engine``: ``local`` (this process), ``ray`` (Ray Data over the cluster this job runs on) or
+    ``auto`` (Ray for many images when running on a Ray cluster).
     """
+    if engine not in ENGINES:
+        raise InvalidInputError(f"unknown engine {engine!r}", f"expected one of: {', '.join(ENGINES)}")
     model = resolve_model(ctx, model_id)
+    on_ray = predictor is None and _use_ray(engine)
     predictor = predictor or load_model_predictor(ctx, model, backend)
     request = parse_threshold(threshold, predictor.classes)
     # a bad filter is reported before the (slower) automatic thresholds are computed
@@ -412,13 +460,12 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
     names = {cid: predictor.classes[k] for k, cid in class_ids.items()}
     created = replaced = done = 0
     skipped = Unreadable("pre-annotation")
-    for n, row in enumerate(rows, 1):
-        try:
-            pixels = read_rgb(image_path(ctx, row.storage_path))
-        except InvalidInputError as err:
-            skipped.add(row.id, row.file_name, err.message)
+    on_ray = on_ray and (engine == "ray" or len(rows) >= _ray_min())
+    results = _ray_rows(ctx, model, rows) if on_ray else _local_rows(ctx, predictor, rows)
+    for n, (row, preds) in enumerate(results, 1):
+        if isinstance(preds, str):
+            skipped.add(row.id, row.file_name, preds)
         else:
-            preds = predictor.predict(pixels)
             remember_candidates(ctx, model.id, row.id, preds)  # a later click on this image is instant
             c, r = write_proposals(ctx, row.id, model, _proposals(preds, per_index, class_ids, row.width, row.height),
                                    names)
@@ -428,6 +475,7 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
     skipped.check(len(rows))  # the proposals made so far are kept: they are right
     missing = [n for k, n in enumerate(predictor.classes) if k not in class_ids]
     return {"model_id": model.id, "round": model.round, "backend": getattr(predictor, "backend", "custom"),
-            "images": done, "proposals": created, "replaced": replaced, "skipped": skipped.items,
+            "engine": "ray" if on_ray else "local", "images": done, "proposals": created, "replaced": replaced,
+            "skipped": skipped.items,
             "classes_not_in_project": missing,
             "thresholds": {n: t.as_dict() for n, t in chosen.items()}}
