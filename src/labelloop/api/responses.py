@@ -26,6 +26,7 @@ __all__ = [
     "Effort",
     "EffortRound",
     "ErrorBody",
+    "ExecutorInfo",
     "Flipbook",
     "FormatInfo",
     "Health",
@@ -429,6 +430,14 @@ class Effort(Out):
     costs: dict[str, float] = Field(description="seconds per action of the cost model")
     rounds: list[EffortRound]
     total: EffortTotal
+
+
+class ExecutorInfo(Out):
+    """Where jobs run, and what one training may ask for."""
+
+    name: str = Field(description="local worker or Ray cluster")
+    resources: dict[str, float] = Field(description="CPU, GPU and a cluster's custom resources")
+    max_clones: int = Field(description="the most parallel copies (num_clones) one training can have here")
 
 
 # ---- models -----------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ with ``ray.remote(execute_job)`` and nothing else changes.
 from __future__ import annotations
 
 import abc
+import functools
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,15 @@ TASK_NAME = "labelloop.run_job"
 class Executor(abc.ABC):
     """Creates the job row, then hands the job id to whatever runs it."""
 
+    #: what the train page says jobs run on
+    name = "local worker"
+
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    def resources(self) -> dict[str, float]:
+        """What jobs can use: ``CPU``, ``GPU`` (and a cluster's custom resources)."""
+        return {"CPU": float(os.cpu_count() or 1), "GPU": float(_local_gpus())}
 
     def submit(self, kind: str, params: dict[str, Any], *, project_id: int | None = None, actor: str = "") -> int:
         get_job_kind(kind)  # unknown kinds fail here, before a row exists
@@ -42,6 +53,19 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def _dispatch(self, job_id: int) -> None:
         """Make job ``job_id`` run eventually (it is ``queued`` in the database)."""
+
+
+@functools.cache
+def _local_gpus() -> int:
+    """NVIDIA GPUs on this machine (``nvidia-smi -L``), without importing torch into the server."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return 0
+    try:
+        out = subprocess.run([tool, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
 def _run_job_task(job_id: int) -> None:

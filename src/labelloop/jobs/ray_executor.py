@@ -71,6 +71,8 @@ def job_resources(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 class RayExecutor(Executor):
     """Dispatches every job to Ray; a thread follows the tasks and retries or fails the lost ones."""
 
+    name = "Ray cluster"
+
     def __init__(self, store: Store, *, home: Path, database_url: str, address: str | None = None,
                  retries: int | None = None) -> None:
         super().__init__(store)

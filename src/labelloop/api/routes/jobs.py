@@ -32,6 +32,14 @@ def kinds(_: CurrentUser) -> list[dict[str, Any]]:
     return [{"name": k.name, "title": k.title, "permission": k.permission} for k in job_kinds()]
 
 
+@router.get("/api/executor", response_model=rs.ExecutorInfo,
+            summary="Where jobs run and what they can use (the train page's resources)")
+def executor(_: CurrentUser, st: State) -> dict[str, Any]:
+    resources = st.executor.resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+    return {"name": st.executor.name, "resources": resources, "max_clones": max(1, gpus or cpus)}
+
+
 @router.get("/api/jobs", response_model=list[rs.Job], response_model_exclude_unset=True,
             summary="Recent jobs of every project (administrators)")
 def all_jobs(_: Annotated[UserInfo, Depends(permission("users.manage"))], st: State,

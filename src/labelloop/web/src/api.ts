@@ -92,6 +92,7 @@ export type ImportReport = Schemas["ImportReport"];
 export type UploadReport = Schemas["UploadReport"];
 export type FormatInfo = Schemas["FormatInfo"];
 export type AuthUser = Schemas["AuthUser"];
+export type ExecutorInfo = Schemas["ExecutorInfo"];
 
 /** one progress event of a job (a training epoch, a stage's step...): its kind's own fields */
 export interface JobEvent {

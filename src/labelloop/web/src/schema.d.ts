@@ -108,6 +108,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/executor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where jobs run and what they can use (the train page's resources) */
+        get: operations["executor_api_executor_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/formats": {
         parameters: {
             query?: never;
@@ -1378,6 +1395,29 @@ export interface components {
              */
             message: string;
         };
+        /**
+         * ExecutorInfo
+         * @description Where jobs run, and what one training may ask for.
+         */
+        ExecutorInfo: {
+            /**
+             * Max Clones
+             * @description the most parallel copies (num_clones) one training can have here
+             */
+            max_clones: number;
+            /**
+             * Name
+             * @description local worker or Ray cluster
+             */
+            name: string;
+            /**
+             * Resources
+             * @description CPU, GPU and a cluster's custom resources
+             */
+            resources: {
+                [key: string]: number;
+            };
+        };
         /** Flipbook */
         Flipbook: {
             /** Classes */
@@ -2637,6 +2677,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BaseModelInfo"][];
+                };
+            };
+        };
+    };
+    executor_api_executor_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecutorInfo"];
                 };
             };
         };

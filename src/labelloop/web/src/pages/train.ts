@@ -1,6 +1,6 @@
 // Train: pick a base model (with the catalog's guidance), optional arguments, Start; live loss
 // and mAP charts over server-sent events; the flipbook of predictions epoch after epoch; Cancel.
-import { api, ApiError, type BaseModel, type ClassInfo, type Flipbook, type Job, type JobEvent, type ModelRecord, type ProjectSummary } from "../api";
+import { api, ApiError, type BaseModel, type ClassInfo, type ExecutorInfo, type Flipbook, type Job, type JobEvent, type ModelRecord, type ProjectSummary } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
 import { LineChart } from "../charts";
 import { h, clear, showError, spinner, num } from "../dom";
@@ -12,7 +12,7 @@ export async function trainPage({ root, params }: PageContext): Promise<Cleanup>
   const base = `/api/projects/${slug}`;
   const [project, classes] = await Promise.all([api.get<ProjectSummary>(base), api.get<ClassInfo[]>(`${base}/classes`)]);
   const color = (label: string) => classes.find((c) => c.name === label)?.color ?? "#16a34a";
-  const [catalog, models] = await Promise.all([api.get<BaseModel[]>("/api/base-models", { task: project.task }), api.get<ModelRecord[]>(`${base}/models`)]);
+  const [catalog, models, executor] = await Promise.all([api.get<BaseModel[]>("/api/base-models", { task: project.task }), api.get<ModelRecord[]>(`${base}/models`), api.get<ExecutorInfo>("/api/executor")]);
 
   let watch: JobWatch | null = null;
   let player: FlipbookPlayer | null = null;
@@ -42,6 +42,16 @@ export async function trainPage({ root, params }: PageContext): Promise<Cleanup>
   const ready = models.filter((m) => m.status === "ready").reverse();
   const fromSel = h("select", null, h("option", { value: "" }, "ImageNet backbone (a fresh model)"), ready.map((m, i) => h("option", { value: String(m.id), selected: i === 0 }, `continue from ${m.name} (#${m.id}, mAP@.5 ${num(m.metrics?.map50)})`)));
   const args = h("input", { placeholder: "epochs=30;batch_size=8", "data-testid": "train-args" });
+  // the machine: what jobs run on, and how many parallel copies of the model one training may use
+  const cpus = executor.resources.CPU ?? 1;
+  const gpus = executor.resources.GPU ?? 0;
+  const clones = h("select", { "data-testid": "num-clones" }, Array.from({ length: executor.max_clones }, (_, i) => h("option", { value: String(i + 1) }, i ? `${i + 1} copies${gpus ? ` (${i + 1} GPUs)` : ""}` : "1 (no data parallelism)")));
+  const machine = h("div", { class: "muted small", "data-testid": "executor" }, `Runs on the ${executor.name}: ${cpus} CPU${cpus === 1 ? "" : "s"}, ${gpus ? `${gpus} GPU${gpus === 1 ? "" : "s"}` : "no GPU"}`);
+  const withClones = (text: string): string => {
+    const n = Number(clones.value);
+    if (n <= 1 || /(^|;)\s*-*num_clones\s*=/.test(text)) return text;  // the arguments' own num_clones wins
+    return text ? `${text};num_clones=${n}` : `num_clones=${n}`;
+  };
   const start = h("button", { class: "btn primary", type: "submit", "data-testid": "start-training" }, "Start training");
   const form = h(
     "form",
@@ -51,7 +61,7 @@ export async function trainPage({ root, params }: PageContext): Promise<Cleanup>
         e.preventDefault();
         start.disabled = true;
         try {
-          const job = await api.post<Job>(`${base}/jobs`, { kind: "train", params: { base: chosen || null, args: args.value.trim(), from_model: fromSel.value ? Number(fromSel.value) : null } });
+          const job = await api.post<Job>(`${base}/jobs`, { kind: "train", params: { base: chosen || null, args: withClones(args.value.trim()), from_model: fromSel.value ? Number(fromSel.value) : null } });
           follow(job, true);
         } catch (err) {
           showError(err);
@@ -64,6 +74,7 @@ export async function trainPage({ root, params }: PageContext): Promise<Cleanup>
     cards,
     h("label", null, "Start from", fromSel),
     h("label", null, "Arguments (optional)", args, h("span", { class: "muted small" }, "key=value pairs separated by ';' — leave empty for sensible defaults")),
+    h("label", null, "Parallel copies (num_clones)", clones, machine),
     can("jobs.run") ? start : h("p", { class: "muted" }, "Your role may not start training."),
   );
 
