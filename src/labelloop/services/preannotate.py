@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 from sqlalchemy import select
 
-from labelloop.core.geometry import box_iou
+from labelloop.core.geometry import box_iou, clip_xyxy
 from labelloop.core.predictions import Predictions, Truth
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import UNLABELLED_STATUSES, Proposal, ReviewState
@@ -309,13 +309,12 @@ def _proposals(preds: Any, thresholds: Sequence[float], class_ids: dict[int, int
                ) -> list[Proposal]:
     """The predictions above their class threshold, clipped to the image."""
     out = []
+    boxes = clip_xyxy(preds.boxes, width, height)
     for i in range(len(preds)):
         k = int(preds.labels[i])
         if k not in class_ids or thresholds[k] >= NEVER or float(preds.scores[i]) < thresholds[k] - _EPS:
             continue
-        x1, y1, x2, y2 = (float(v) for v in preds.boxes[i])
-        x1, x2 = max(0.0, min(x1, width)), max(0.0, min(x2, width))
-        y1, y2 = max(0.0, min(y1, height)), max(0.0, min(y2, height))
+        x1, y1, x2, y2 = (float(v) for v in boxes[i])
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
         rle = preds.masks[i] if preds.masks is not None else None

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from labelloop.api import responses as rs
 from labelloop.api.deps import CurrentUser, Id, Project, ServerState, permission, state
 from labelloop.api.schemas import JobIn
-from labelloop.errors import InvalidInputError
+from labelloop.jobs.params import check_job_params
 from labelloop.jobs.records import FINAL_STATES, get_job, list_jobs
 from labelloop.jobs.registry import get_job_kind, job_kinds
 from labelloop.services import users
@@ -54,29 +54,6 @@ def project_jobs(slug: str, ctx: Project, st: State, kind: str | None = None, st
     return list_jobs(st.store, project=slug, kind=kind, status=status, limit=limit)
 
 
-def _check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(params)) > 20_000:
-        raise InvalidInputError("job parameters are too large", "keep them under 20 kB")
-    if kind in ("train", "sweep") and not isinstance(params.get("args", ""), str):
-        raise InvalidInputError("args must be a string like 'epochs=30;batch_size=8'")
-    if kind == "sweep":
-        from labelloop.services.sweep import sweep_configurations
-
-        grid, variants = params.get("grid"), params.get("variants")
-        if grid is not None and not isinstance(grid, str):
-            raise InvalidInputError('grid must be a string, e.g. "lr=0.01,0.003;epochs=10,30"')
-        if variants is not None and not (isinstance(variants, list) and all(isinstance(v, str) for v in variants)):
-            raise InvalidInputError('variants must be a list of argument strings, e.g. ["lr=0.01", "lr=0.001"]')
-        sweep_configurations(grid, variants, base=params.get("base") or None, args=params.get("args") or "")
-    if kind == "suggest":
-        n = params.get("n", 50)
-        if not isinstance(n, int) or not 1 <= n <= 10_000:
-            raise InvalidInputError(f"n must be a whole number in 1..10000, got {n!r}")
-        if params.get("strategy") is not None:
-            from labelloop.selection.strategies import check_strategy
-
-            check_strategy(str(params["strategy"]))
-    return params
 
 
 @router.post("/api/projects/{slug}/jobs", response_model=rs.Job, response_model_exclude_unset=True, status_code=201,
@@ -84,7 +61,7 @@ def _check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 def start_job(slug: str, body: JobIn, ctx: Project, user: CurrentUser, st: State) -> dict[str, Any]:
     kind = get_job_kind(body.kind)
     users.require(user, kind.permission)
-    params = {**_check_params(kind.name, dict(body.params)), "project": slug}
+    params = {**check_job_params(kind.name, dict(body.params)), "project": slug}
     project_id = ctx.id if ctx.store is st.store else None  # an external project lives in another database
     job_id = st.executor.submit(kind.name, params, project_id=project_id, actor=user.username)
     return get_job(st.store, job_id)
