@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--node-cpus", type=int, default=1)
     args = ap.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # a loopback cluster of this run only: no token written to ~/.ray (a local ray.init() would)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
     work = Path(tempfile.mkdtemp(prefix="llscale-"))

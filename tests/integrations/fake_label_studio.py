@@ -27,7 +27,11 @@ def jwt(payload: dict[str, Any]) -> str:
 
 
 PAT = jwt({"token_type": "refresh", "exp": int(time.time()) + 10**8})
-ACCESS = jwt({"token_type": "access", "exp": int(time.time()) + 300})
+
+
+def access_token() -> str:
+    """A fresh short-lived access token, as Label Studio issues on each exchange (5 minutes)."""
+    return jwt({"token_type": "access", "exp": int(time.time()) + 300, "jti": time.monotonic_ns()})
 
 
 @dataclass
@@ -35,6 +39,7 @@ class FakeLabelStudio:
     files: dict[str, bytes] = field(default_factory=dict)  # path -> bytes, e.g. "/data/upload/1/ab12cd34-a.png"
     tasks: list[dict[str, Any]] = field(default_factory=list)  # the export of project 1
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    issued: set[str] = field(default_factory=set)  # access tokens handed out
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -43,7 +48,8 @@ class FakeLabelStudio:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def authorised(self, headers: dict[str, str]) -> bool:
-        return headers.get("authorization") in (f"Token {LEGACY_TOKEN}", f"Bearer {ACCESS}")
+        given = headers.get("authorization", "")
+        return given == f"Token {LEGACY_TOKEN}" or (given.startswith("Bearer ") and given[7:] in self.issued)
 
     def start(self) -> FakeLabelStudio:
         fake = self
@@ -81,7 +87,9 @@ class FakeLabelStudio:
                 path, _ = self._record()
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 if path == "/api/token/refresh/" and body.get("refresh") == PAT:
-                    self._answer(200, json.dumps({"access": ACCESS}).encode())
+                    token = access_token()
+                    fake.issued.add(token)
+                    self._answer(200, json.dumps({"access": token}).encode())
                 else:
                     self._answer(401, b'{"detail": "Token is invalid"}')
 

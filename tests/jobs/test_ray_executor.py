@@ -6,6 +6,7 @@ worker; a job whose worker node dies is retried on another node, or fails with t
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,8 +27,12 @@ from live_server import LiveServer, wait_for_job
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).parent / "ray")
+#: the cluster's token (Ray's token authentication): given to its nodes and to the server, so neither
+#: depends on a ~/.ray/auth_token a local ray.init() may have left behind
+TOKEN = secrets.token_hex(32)
+RAY_AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
 ENV = {**{k: v for k, v in os.environ.items() if not k.startswith(("LABELLOOP_", "RAY_"))},
-       "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(Path(__file__).parent)}
+       "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(Path(__file__).parent), **RAY_AUTH}
 
 
 def _port() -> int:
@@ -84,7 +89,7 @@ def cluster() -> Iterator[Cluster]:
 
 def _server(tmp: Path, cluster: Cluster, **env: str) -> LiveServer:
     return LiveServer(tmp / "home", extra_env={"LABELLOOP_EXECUTOR": "ray", "LABELLOOP_RAY_ADDRESS": cluster.address,
-                                               **env}).start(timeout=120)
+                                               **RAY_AUTH, **env}).start(timeout=120)
 
 
 def _project(c: httpx.Client) -> str:
@@ -175,7 +180,7 @@ def test_preannotation_of_hundreds_of_images_runs_on_ray_data(tmp_path: Path, cl
     finally:
         ctx.close()
     server = LiveServer(tmp_path / "home", projects=[folder], extra_env={
-        "LABELLOOP_EXECUTOR": "ray", "LABELLOOP_RAY_ADDRESS": cluster.address}).start(timeout=120)
+        "LABELLOOP_EXECUTOR": "ray", "LABELLOOP_RAY_ADDRESS": cluster.address, **RAY_AUTH}).start(timeout=120)
     try:
         with server.client() as c:
             job = _start(c, "shapes", "preannotate", engine="ray")
