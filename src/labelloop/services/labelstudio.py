@@ -115,18 +115,19 @@ def _project_id(value: Any) -> int | None:
 
 
 def _class_names(ctx: ProjectContext) -> list[str]:
-    from labelloop.services.labels import list_labels
+    from labelloop.services.preannotate import project_class_names
 
-    return [c["name"] for c in list_labels(ctx)]
+    return project_class_names(ctx)
 
 
 def _newest_model(ctx: ProjectContext) -> TrainedModel | None:
-    with ctx.store.session() as s:
-        m = s.scalars(select(TrainedModel).where(TrainedModel.project_id == ctx.id, TrainedModel.status == "ready")
-                      .order_by(TrainedModel.id.desc())).first()
-        if m is not None:
-            s.expunge(m)
-        return m
+    """The newest ready model (the one pre-annotation would use), or None before the first."""
+    from labelloop.services.preannotate import resolve_model
+
+    try:
+        return resolve_model(ctx, None)
+    except NotFoundError:
+        return None
 
 
 def model_version(ctx: ProjectContext, model: TrainedModel | None = None) -> str:
@@ -194,7 +195,7 @@ def task_image(ctx: ProjectContext, ls: LabelStudioClient, task: dict[str, Any])
 
     ref = _image_ref(task)
     known = link(ctx).image_refs.get(ref)
-    if known is not None and _exists(ctx, known):
+    if known is not None and _image_size(ctx, known) is not None:
         return known
     ctx_tmp = ctx.root / "tmp"
     ctx_tmp.mkdir(exist_ok=True)
@@ -214,20 +215,11 @@ def task_image(ctx: ProjectContext, ls: LabelStudioClient, task: dict[str, Any])
     return image_id
 
 
-def _image_file(ctx: ProjectContext, image_id: int) -> tuple[Path, int, int]:
-    from labelloop.services.datasets import image_path
-
+def _image_size(ctx: ProjectContext, image_id: int) -> tuple[int, int] | None:
+    """``(width, height)`` of a project image, or None when it is not in the project (any more)."""
     with ctx.store.session() as s:
         img = s.get(Image, image_id)
-        if img is None or img.project_id != ctx.id:
-            raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
-        return image_path(ctx, img.storage_path), img.width, img.height
-
-
-def _exists(ctx: ProjectContext, image_id: int) -> bool:
-    with ctx.store.session() as s:
-        img = s.get(Image, image_id)
-        return img is not None and img.project_id == ctx.id
+        return (img.width, img.height) if img is not None and img.project_id == ctx.id else None
 
 
 # ---- predictions -----------------------------------------------------------------------------------
@@ -286,6 +278,7 @@ def predict(ctx: ProjectContext, tasks: Sequence[Any], label_config: str | None 
             predictor: Any = None) -> list[dict[str, Any]]:
     """One prediction per task, in task order (an empty one for a task whose image cannot be had:
     the error is logged and kept as the link's ``last_error``). ``predictor``: the newest model's, by default."""
+    from labelloop.services.images import stored_image
     from labelloop.services.preannotate import image_proposals, read_rgb
 
     if not isinstance(tasks, list):
@@ -301,8 +294,9 @@ def predict(ctx: ProjectContext, tasks: Sequence[Any], label_config: str | None 
     out = []
     for task in tasks:
         try:
-            path, width, height = _image_file(ctx, task_image(ctx, ls, task))
-            proposals = image_proposals(ctx, model, predictor, read_rgb(path), width, height)
+            image = stored_image(ctx, task_image(ctx, ls, task))
+            width, height = image.width, image.height
+            proposals = image_proposals(ctx, model, predictor, read_rgb(image.path), width, height)
         except LabelloopError as err:
             _note_error(ctx, f"task {task.get('id') if isinstance(task, dict) else '?'}: {err}")
             out.append({"result": [], "score": 0.0, "model_version": version})
@@ -366,7 +360,10 @@ def sync_annotation(ctx: ProjectContext, task: dict[str, Any], annotation: dict[
     ls = ls or client(ctx)
     image_id = task_image(ctx, ls, task)
     actor = f"{ACTOR_PREFIX}{annotation.get('completed_by', '?')}"
-    _, width, height = _image_file(ctx, image_id)
+    size = _image_size(ctx, image_id)
+    if size is None:
+        raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
+    width, height = size
     # every region is read before anything changes: a bad one refuses the whole annotation
     records = [] if annotation.get("was_cancelled") else read_regions(
         annotation.get("result") or [], width, height, where=f"task {task.get('id')} annotation {annotation['id']}")

@@ -241,7 +241,7 @@ class _Curve:
 def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, costs: CostModel,
                        progress: StageProgress | None) -> tuple[list[_Curve], int]:
     samples = sample_for_images(ctx, _val_image_ids(ctx, model))
-    project_classes = _project_class_names(ctx)
+    project_classes = project_class_names(ctx)
     to_model = {i: predictor.classes.index(n) for i, n in enumerate(project_classes) if n in predictor.classes}
     curves = [_Curve([], [], []) for _ in predictor.classes]
     n_images = 0
@@ -287,7 +287,8 @@ def _read_cached(path: Path, key: dict[str, Any], classes: Sequence[str]) -> dic
         return None  # a damaged cache is recomputed
 
 
-def _project_class_names(ctx: ProjectContext) -> list[str]:
+def project_class_names(ctx: ProjectContext) -> list[str]:
+    """The active classes' names, in order."""
     with ctx.store.session() as s:
         return list(s.scalars(select(LabelClass.name).where(LabelClass.project_id == ctx.id,
                                                             LabelClass.active.is_(True))
