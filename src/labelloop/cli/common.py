@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,7 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from labelloop.services.projects import load_project
 from labelloop.store.project import ProjectContext
 
-__all__ = ["JsonOpt", "ProjectOpt", "console", "emit_json", "progress_bar", "project_from"]
+__all__ = ["JsonOpt", "ProjectOpt", "console", "emit_json", "output", "progress_bar", "project_from"]
+
+T = TypeVar("T")
 
 console = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -36,6 +38,16 @@ def project_from(path: Path | None) -> Iterator[ProjectContext]:
 
 def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
+
+
+def output(data: T, json_out: bool, render: Callable[[T], None]) -> None:
+    """A command's result: as JSON with ``--json`` (``as_dict()`` of a report object), else ``render(data)``
+    for people (tables, bars, one-line summaries)."""
+    if not json_out:
+        render(data)
+        return
+    as_dict = getattr(data, "as_dict", None)
+    emit_json(as_dict() if callable(as_dict) else data)
 
 
 @contextmanager

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from labelloop.cli.common import JsonOpt, emit_json, out, progress_bar
+from labelloop.cli.common import JsonOpt, out, output, progress_bar
 from labelloop.cli.project import stats
 from labelloop.services.demo import create_demo_project
 
@@ -26,11 +26,12 @@ def demo(
         ctx, result = create_demo_project(directory, n_images=images, labelled=labelled, task=task,
                                           progress=progress)
     ctx.close()
-    if json_out:
-        emit_json({"root": str(ctx.root), **result})
-        return
-    out.print(f"demo project in {ctx.root}: {result['import']['images_added']} images imported")
-    stats(project=ctx.root, json_out=False)
+    output({"root": str(ctx.root), **result}, json_out, _print_demo)
+
+
+def _print_demo(result: dict[str, Any]) -> None:
+    out.print(f"demo project in {result['root']}: {result['import']['images_added']} images imported")
+    stats(project=Path(result["root"]), json_out=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, emit_json, out, project_from
+from labelloop.cli.common import JsonOpt, ProjectOpt, out, output, project_from
 from labelloop.services.labels import add_labels, list_labels, merge_labels, rename_label
 
 __all__ = ["register"]
@@ -20,9 +20,10 @@ def list_(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
     """List the classes with their annotation counts."""
     with project_from(project) as ctx:
         rows = list_labels(ctx)
-    if json_out:
-        emit_json(rows)
-        return
+    output(rows, json_out, _print_labels)
+
+
+def _print_labels(rows: list[dict[str, Any]]) -> None:
     table = Table("#", "class", "colour", "annotations")
     for r in rows:
         table.add_row(str(r["position"] + 1), r["name"], f"[{r['color']}]■[/] {r['color']}", str(r["annotations"]))

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, emit_json, out, project_from, warn_skipped
+from labelloop.cli.common import JsonOpt, ProjectOpt, out, output, project_from, warn_skipped
 from labelloop.cli.common import progress_bar as _bars
 from labelloop.core.unreadable import Unreadable
 
@@ -61,9 +61,10 @@ def preannotate(
     with project_from(project) as ctx, progress_bar(not json_out) as bar:
         result = run(ctx, model_id=model, images=images, threshold=threshold, target_precision=target_precision,
                      backend=backend, progress=bar)
-    if json_out:
-        emit_json(result)
-        return
+    output(result, json_out, _print_preannotate)
+
+
+def _print_preannotate(result: dict[str, Any]) -> None:
     out.print(f"model {result['model_id']} ({result['backend']}): {result['proposals']} proposals on "
               f"{result['images']} images; {result['replaced']} earlier unreviewed proposals of this model replaced")
     t = Table("class", "threshold", "precision", "recall", "review s/image", "chosen by")
@@ -95,11 +96,9 @@ def review(
     with project_from(project) as ctx, progress_bar(not json_out) as bar:
         result = review_proposals(ctx, accept_above=accept_above, reject_below=reject_below, image_id=image,
                                   model_id=model, reviewer=reviewer, progress=bar)
-    if json_out:
-        emit_json(result)
-        return
-    out.print(f"{result['reviewer']}: accepted {result['accepted']}, rejected {result['rejected']} on "
-              f"{result['images']} images; {result['left']} proposals left to review")
+    output(result, json_out, lambda r: out.print(
+        f"{r['reviewer']}: accepted {r['accepted']}, rejected {r['rejected']} on {r['images']} images; "
+        f"{r['left']} proposals left to review"))
 
 
 def suggest(
@@ -120,9 +119,10 @@ def suggest(
         items = suggest_images(ctx, n=n, model_id=model, tta=not no_tta, strategy=strategy or DEFAULT_STRATEGY,
                                seed=seed, progress=bar, unreadable=skipped)
     warn_skipped(skipped.items)
-    if json_out:
-        emit_json(items)
-        return
+    output(items, json_out, _print_suggestions)
+
+
+def _print_suggestions(items: list[dict[str, Any]]) -> None:
     if items:
         from labelloop.selection.strategies import strategy_note
 
@@ -153,9 +153,10 @@ def qa(
         items = find_label_issues(ctx, model_id=model, folds=folds, args=args, min_score=min_score, limit=limit,
                                   progress=bar, unreadable=skipped)
     warn_skipped(skipped.items)
-    if json_out:
-        emit_json(items)
-        return
+    output(items, json_out, _print_label_issues)
+
+
+def _print_label_issues(items: list[dict[str, Any]]) -> None:
     if not items:
         out.print("no likely label errors found")
         return
@@ -180,16 +181,17 @@ def report(
         data = effort_report(ctx, costs=costs)
     if out_path is not None:
         data["plot"] = str(plot_effort(data, out_path))
-    if json_out:
-        emit_json(data)
-        return
+    output(data, json_out, _print_report)
+
+
+def _print_report(data: dict[str, Any]) -> None:
     _effort_table(data["rounds"])
     total = data["total"]
     out.print(f"total: {_minutes(total['seconds_loop'])} with the loop vs {_minutes(total['seconds_scratch'])} "
               f"from scratch (ratio {_fmt(total['ratio'], 2)}; after round 0: {_fmt(total['ratio_after_round0'], 2)}, "
               f"{_fmt(total['share_of_saving_after_round0'], 2)} of what a perfect model would save)")
     out.print("costs (s): " + ", ".join(f"{k} {v:g}" for k, v in data["costs"].items()))
-    if out_path is not None:
+    if "plot" in data:
         out.print(f"plot: {data['plot']}")
 
 
@@ -236,9 +238,10 @@ def simulate(
                      strategy=strategy, base=base, args=args, project_dir=project_dir, task=task,
                      val_fraction=val_fraction, seed=seed, threshold=threshold, use_click=click,
                      final_model=final_model, progress=bar)
-    if json_out:
-        emit_json(result)
-        return
+    output(result, json_out, _print_simulation)
+
+
+def _print_simulation(result: dict[str, Any]) -> None:
     _effort_table(result["rounds"])
     s = result["summary"]
     out.print(f"{result['strategy']}: time with the loop / from scratch after round 0 = {_fmt(s['time_ratio'], 3)} "

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, emit_json, out, progress_bar, project_from
-from labelloop.services.exporting import export_project
-from labelloop.services.importing import import_path
+from labelloop.cli.common import JsonOpt, ProjectOpt, out, output, progress_bar, project_from
+from labelloop.services.exporting import ExportReport, export_project
+from labelloop.services.importing import ImportReport, import_path
 from labelloop.services.projects import new_project
 from labelloop.services.splitting import assign_splits
 from labelloop.services.stats import project_stats
@@ -28,13 +28,9 @@ def init(
 ) -> None:
     """Create a project in DIRECTORY."""
     ctx = new_project(directory, task=task, name=name, labels=labels.split(",") if labels else [])
-    try:
-        if json_out:
-            emit_json({"root": str(ctx.root), "name": ctx.name, "task": ctx.task, "uid": ctx.uid})
-        else:
-            out.print(f"created {ctx.task} project [bold]{ctx.name}[/] in {ctx.root}")
-    finally:
-        ctx.close()
+    ctx.close()
+    output({"root": str(ctx.root), "name": ctx.name, "task": ctx.task, "uid": ctx.uid}, json_out,
+         lambda d: out.print(f"created {d['task']} project [bold]{d['name']}[/] in {d['root']}"))
 
 
 def import_(
@@ -54,9 +50,10 @@ def import_(
         report = import_path(ctx, source, format=format, link=link, skip_invalid=skip_invalid,
                              allow_missing_images=allow_missing_images, follow_links=follow_links,
                              progress=progress)
-    if json_out:
-        emit_json(report.as_dict())
-        return
+    output(report, json_out, _print_import)
+
+
+def _print_import(report: ImportReport) -> None:
     out.print(f"imported {report.images_added} images ({report.images_matched} already there) and "
               f"{report.annotations_added} annotations from {report.format}")
     if report.labels_added:
@@ -87,24 +84,26 @@ def export(
     with project_from(project) as ctx:
         report = export_project(ctx, out_dir, format=format, split=split,
                                 include_proposals=include_proposals, images=mode)
-    if json_out:
-        emit_json(report.as_dict())
-    else:
-        out.print(f"wrote {report.images} images and {report.annotations} annotations as {report.format} "
-                  f"to {report.out}")
-        if report.missing_images:
-            shown = ", ".join(report.missing_images[:10]) + (" ..." if len(report.missing_images) > 10 else "")
-            out.print(f"[yellow]{len(report.missing_images)} image file(s) are missing from the project and were "
-                      f"not copied[/] (their annotations were): {shown}; `labelloop doctor` lists them all")
+    output(report, json_out, _print_export)
+
+
+def _print_export(report: ExportReport) -> None:
+    out.print(f"wrote {report.images} images and {report.annotations} annotations as {report.format} "
+              f"to {report.out}")
+    if report.missing_images:
+        shown = ", ".join(report.missing_images[:10]) + (" ..." if len(report.missing_images) > 10 else "")
+        out.print(f"[yellow]{len(report.missing_images)} image file(s) are missing from the project and were "
+                  f"not copied[/] (their annotations were): {shown}; `labelloop doctor` lists them all")
 
 
 def stats(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
     """Images by status and split; annotations per class against the first-round target."""
     with project_from(project) as ctx:
         data = project_stats(ctx)
-    if json_out:
-        emit_json(data)
-        return
+    output(data, json_out, _print_stats)
+
+
+def _print_stats(data: dict[str, Any]) -> None:
     imgs = data["images"]
     out.print(f"[bold]{data['project']}[/] ({data['task']}): {imgs['total']} images, "
               f"{data['annotations']['total']} annotations, {data['annotations']['proposals']} proposals")
@@ -133,9 +132,10 @@ def doctor(
 
     with project_from(project) as ctx, progress_bar(not json_out) as progress:
         report = check_images(ctx, fix=fix, progress=progress)
-    if json_out:
-        emit_json(report)
-        return
+    output(report, json_out, lambda r: _print_doctor(r, fix))
+
+
+def _print_doctor(report: dict[str, Any], fix: bool) -> None:
     if not report["problems"]:
         out.print(f"all {report['checked']} images are whole")
         return
@@ -158,12 +158,13 @@ def split(
     """Assign labelled images without a split (stratified by class; never moves assigned ones)."""
     with project_from(project) as ctx:
         result = assign_splits(ctx, val=val, test=test, seed=seed)
-    if json_out:
-        emit_json(result)
-    else:
-        t = result["totals"]
-        out.print(f"placed {sum(result['assigned'].values())} images; now train {t['train']}, val {t['val']}, "
-                  f"test {t['test']}")
+    output(result, json_out, _print_split)
+
+
+def _print_split(result: dict[str, Any]) -> None:
+    t = result["totals"]
+    out.print(f"placed {sum(result['assigned'].values())} images; now train {t['train']}, val {t['val']}, "
+              f"test {t['test']}")
 
 
 def register(app: typer.Typer) -> None:

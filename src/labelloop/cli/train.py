@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, console, emit_json, out, project_from
+from labelloop.cli.common import JsonOpt, ProjectOpt, console, out, output, project_from
 from labelloop.core.progress import TrainEvent, TrainProgress
 
 __all__ = ["register"]
@@ -79,15 +79,16 @@ def train(
 
     if weights is not None:
         args = f"{args};weights={weights}" if args else f"weights={weights}"
-    with project_from(project) as ctx, training_display(not json_out) as show:
-        record = train_project(ctx, base=base, args=args, from_model=from_model, resume=resume, progress=show)
-    if json_out:
-        emit_json(record)
-        return
+    with project_from(project) as ctx, training_display(not json_out) as display:
+        record = train_project(ctx, base=base, args=args, from_model=from_model, resume=resume, progress=display)
+    output(record, json_out, lambda r: _print_trained(r, ctx.root))
+
+
+def _print_trained(record: dict[str, Any], root: Path) -> None:
     m = record["metrics"]
     out.print(f"model {record['id']} ({record['base']}, round {record['round']}): {record['status']}; "
               f"mAP@.5 {_fmt(m.get('map50', m.get('miou', 'n/a')))}, mAP {_fmt(m.get('map', 'n/a'))}")
-    out.print(f"plots and checkpoints in {ctx.root / record['directory']}")
+    out.print(f"plots and checkpoints in {root / record['directory']}")
 
 
 def sweep(
@@ -113,9 +114,10 @@ def sweep(
             with Live(table([]), console=console, refresh_per_second=2) as live:
                 result = run_sweep(ctx, grid, on_update=lambda rows: live.update(table(rows)))
                 live.update(table(result["leaderboard"]))
-    if json_out:
-        emit_json(result)
-        return
+    output(result, json_out, _print_sweep)
+
+
+def _print_sweep(result: dict[str, Any]) -> None:
     for err in result["errors"]:
         out.print(f"[red]failed:[/] {err}")
     out.print(f"best model: {result['best_model_id']} ({result['parallel']} jobs at a time, "
@@ -140,10 +142,10 @@ def catalog(json_out: JsonOpt = False) -> None:
     """Base models to start from, with guidance."""
     from labelloop.services.models import base_model_catalog
 
-    specs = base_model_catalog()
-    if json_out:
-        emit_json(specs)
-        return
+    output(base_model_catalog(), json_out, _print_catalog)
+
+
+def _print_catalog(specs: list[dict[str, Any]]) -> None:
     t = Table("name", "task", "input", "what it is", "when to use it")
     for s in specs:
         t.add_row(s["name"] + (" (default)" if s["default"] else ""), s["task"], str(s["input_size"]),
@@ -158,9 +160,10 @@ def list_(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
 
     with project_from(project) as ctx:
         rows = list_models(ctx)
-    if json_out:
-        emit_json(rows)
-        return
+    output(rows, json_out, _print_models)
+
+
+def _print_models(rows: list[dict[str, Any]]) -> None:
     t = Table("id", "name", "base", "round", "parent", "status", "mAP@.5", "mAP", "best epoch")
     for r in rows:
         m = r["metrics"] or {}
@@ -176,9 +179,10 @@ def show(model: int, project: ProjectOpt = None, json_out: JsonOpt = False) -> N
 
     with project_from(project) as ctx:
         r = get_model(ctx, model)
-    if json_out:
-        emit_json(r)
-        return
+    output(r, json_out, _print_model)
+
+
+def _print_model(r: dict[str, Any]) -> None:
     out.print(f"[bold]model {r['id']}[/] {r['name']} — {r['base']}, round {r['round']}, {r['status']}")
     out.print("lineage: " + " → ".join(f"{x['id']} (r{x['round']}, mAP@.5 {_fmt(x['map50'])})" for x in r["lineage"]))
     out.print("arguments: " + ";".join(f"{k}={v}" for k, v in r["args"].items() if v is not None))
@@ -201,9 +205,10 @@ def compare(models: Annotated[list[int], typer.Argument(help="two or more model 
 
     with project_from(project) as ctx:
         data = compare_models(ctx, models)
-    if json_out:
-        emit_json(data)
-        return
+    output(data, json_out, _print_compare)
+
+
+def _print_compare(data: dict[str, Any]) -> None:
     t = Table("", *[f"model {m['id']}" for m in data["models"]])
     t.add_row("base", *[m["base"] for m in data["models"]])
     t.add_row("round", *[str(m["round"]) for m in data["models"]])

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, emit_json, out
+from labelloop.cli.common import JsonOpt, out, output
 from labelloop.store.db import Store
 
 __all__ = ["register"]
@@ -51,10 +51,7 @@ def add(username: str, role: Annotated[str, typer.Option(help="admin | annotator
 
     with _store(home) as store:
         user = create_user(store, username, _password(password), role)
-    if json_out:
-        emit_json(user.as_dict())
-    else:
-        out.print(f"added {user.role} [bold]{user.username}[/]")
+    output(user, json_out, lambda u: out.print(f"added {u.role} [bold]{u.username}[/]"))
 
 
 @users_app.command("list")
@@ -64,9 +61,10 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 
     with _store(home) as store:
         rows = list_users(store)
-    if json_out:
-        emit_json(rows)
-        return
+    output(rows, json_out, _print_users)
+
+
+def _print_users(rows: list[dict[str, Any]]) -> None:
     table = Table("user", "role", "created")
     for r in rows:
         table.add_row(r["username"], r["role"], r["created_at"][:16].replace("T", " "))
@@ -94,10 +92,7 @@ def token_create(name: Annotated[str, typer.Argument(help="what the token is for
 
     with _store(home) as store:
         token = create_token(store, user, name)
-    if json_out:
-        emit_json(token)
-    else:
-        out.print(f"token {token['id']} for {user} ({name}):\n{token['token']}")
+    output(token, json_out, lambda t: out.print(f"token {t['id']} for {user} ({name}):\n{t['token']}"))
 
 
 @tokens_app.command("list")
@@ -108,9 +103,10 @@ def token_list(user: Annotated[str | None, typer.Option("--user", "-u")] = None,
 
     with _store(home) as store:
         rows = list_tokens(store, user)
-    if json_out:
-        emit_json(rows)
-        return
+    output(rows, json_out, _print_tokens)
+
+
+def _print_tokens(rows: list[dict[str, Any]]) -> None:
     table = Table("id", "user", "name", "created", "last used")
     for r in rows:
         table.add_row(str(r["id"]), r["username"], r["name"], r["created_at"][:16], (r["last_used_at"] or "")[:16])
