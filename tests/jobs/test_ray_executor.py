@@ -5,6 +5,7 @@ worker; a job whose worker node dies is retried on another node, or fails with t
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -122,6 +123,34 @@ def test_jobs_run_on_the_cluster_as_they_do_locally(tmp_path: Path, cluster: Clu
     finally:
         server.stop()
     assert "jobs run on Ray" in server.log()
+
+
+def _serve_check(home: Path, cluster: Cluster) -> dict[str, Any]:
+    env = {**ENV, "LABELLOOP_HOME": str(home)}
+    r = subprocess.run([str(Path(sys.executable).parent / "labelloop"), "serve", "--check", "--executor", "ray",
+                        "--ray-address", cluster.address, "--json"], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report: dict[str, Any] = json.loads(r.stdout)
+    return report
+
+
+def test_serve_check_reports_what_every_node_of_the_cluster_sees(tmp_path: Path, cluster: Cluster) -> None:
+    expected = 1 + len([w for w in cluster.workers if w.poll() is None])  # the head and each worker
+    deadline = time.monotonic() + 90
+    while True:  # a worker that was just started joins within seconds
+        report = _serve_check(tmp_path / "home", cluster)
+        if len(report["nodes"]) - 1 == expected or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    server, *nodes = report["nodes"]
+    assert server["role"] == "server" and report["executor"] == "ray"
+    assert len(nodes) == expected
+    for node in nodes:
+        assert node["role"] == "ray node" and node["ok"], node
+        assert node["ray"] == server["ray"] and node["address"]
+        assert [c["name"] for c in node["checks"]] == ["database", "home", "images"]
+    assert sorted(n["cpus"] for n in nodes) == [0.0, 1.0]  # the CPU-less head answers too (it asks for none)
 
 
 def test_a_lost_worker_node_is_retried_elsewhere_or_fails_with_the_reason(tmp_path: Path, cluster: Cluster) -> None:

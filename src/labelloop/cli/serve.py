@@ -14,11 +14,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-__all__ = ["check_listen", "ls_backend", "register", "run_server", "serve", "start_worker", "stop_worker"]
+from labelloop.cli.common import JsonOpt, out, output
+
+__all__ = ["check_deployment", "check_listen", "ls_backend", "register", "run_server", "serve", "start_worker",
+           "stop_worker"]
 
 
 def _prepare_home(home: Path | None) -> tuple[Path, str, str]:
@@ -113,8 +116,15 @@ def serve(
                                                       "default: LABELLOOP_EXECUTOR, else local)")] = None,
     ray_address: Annotated[str | None, typer.Option(help="the Ray cluster, e.g. 127.0.0.1:6379 (default: "
                                                          "LABELLOOP_RAY_ADDRESS or RAY_ADDRESS)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="serve nothing: report what this machine and each Ray "
+                                        "node sees (versions, GPUs, the database, the projects folder, an "
+                                        "image); exit 1 when a node cannot run jobs")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Serve the web app and API, with a local worker (or a Ray cluster) for training and other long jobs."""
+    if check:
+        check_deployment(home, executor, ray_address, json_out)
+        return
     run_server(host, port, home, project or [], workers=workers, worker=worker, access_log=access_log,
                executor=executor, ray_address=ray_address)
 
@@ -138,6 +148,49 @@ def ls_backend(
     run_server(host, port, home, [project], announce=announce)
 
 
+def _executor_kind(executor: str | None) -> str:
+    from labelloop.errors import ConfigError
+    from labelloop.settings import get_settings
+
+    kind = executor or get_settings().executor
+    if kind not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {kind!r}", "expected local or ray")
+    return kind
+
+
+def check_deployment(home: Path | None, executor: str | None, ray_address: str | None, json_out: bool) -> None:
+    """``serve --check``: each node's report (:mod:`labelloop.jobs.node_check`); exit 1 when one fails."""
+    from labelloop.jobs.node_check import deployment_report
+    from labelloop.settings import get_settings
+
+    kind = _executor_kind(executor)
+    home, url, _ = _prepare_home(home)
+    report = deployment_report(home, url, executor=kind, ray_address=ray_address or get_settings().ray_address)
+    output(report, json_out, _print_check)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def _print_check(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table("node", "host", "labelloop", "ray", "torch", "GPUs", "database", "home", "images")
+    for n in report["nodes"]:
+        checks = {c["name"]: c for c in n["checks"]}
+        cells = [("[green]ok[/]" if checks[k]["ok"] else "[red]no[/]") if k in checks else "—"
+                 for k in ("database", "home", "images")]
+        t.add_row(f"{n['role']} {n.get('address') or ''}".strip(), n.get("host", "?"), n.get("labelloop") or "—",
+                  n.get("ray") or "—", n.get("torch") or "—", str(n.get("gpus", "—")), *cells)
+    out.print(t)
+    for n in report["nodes"]:
+        for c in n["checks"]:
+            if not c["ok"]:
+                out.print(f"[red]{n['role']} {n.get('host', '')}: {c['name']}:[/] {c['detail']}")
+        if n.get("error"):
+            out.print(f"[red]{n['role']} {n.get('address', '')}:[/] {n['error']}")
+    out.print("every node can run jobs" if report["ok"] else "[red]some nodes cannot run jobs[/] (see above)")
+
+
 def run_server(host: str, port: int, home: Path | None, project: list[Path], *, workers: int = 1,
                worker: bool = True, access_log: bool = False, executor: str | None = None,
                ray_address: str | None = None, announce: Callable[[list[str]], None] | None = None) -> None:
@@ -145,7 +198,6 @@ def run_server(host: str, port: int, home: Path | None, project: list[Path], *, 
     import uvicorn
 
     from labelloop.api import create_app
-    from labelloop.errors import ConfigError
     from labelloop.jobs.executor import Executor, HueyExecutor
     from labelloop.jobs.registry import load_plugins
     from labelloop.services.projects import ProjectRegistry
@@ -170,9 +222,7 @@ def run_server(host: str, port: int, home: Path | None, project: list[Path], *, 
         typer.echo(f"serving project folder {folder} as /{slug}", err=True)
     if announce is not None:
         announce(slugs)
-    kind = executor or get_settings().executor
-    if kind not in ("local", "ray"):
-        raise ConfigError(f"unknown executor {kind!r}", "expected local or ray")
+    kind = _executor_kind(executor)
     jobs: Executor
     if kind == "ray":
         from labelloop.jobs.ray_executor import RayExecutor

@@ -26,7 +26,7 @@ from labelloop.jobs.records import requeue_interrupted
 from labelloop.store.db import Store
 from labelloop.store.tables import Job, utcnow
 
-__all__ = ["RayExecutor", "job_resources", "run_on_ray"]
+__all__ = ["RayExecutor", "connect", "job_resources", "ray_node_reports", "run_on_ray"]
 
 log = logging.getLogger("labelloop.ray")
 WAIT_SECONDS = 0.5
@@ -68,6 +68,54 @@ def job_resources(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def connect(ray: Any, home: Path, database_url: str, address: str | None) -> None:
+    """``ray.init`` for this server: its settings passed to the workers, usage statistics off."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("LABELLOOP_") or k in _PASSED}
+    env.update(LABELLOOP_DATABASE_URL=database_url, LABELLOOP_HOME=str(home), RAY_USAGE_STATS_ENABLED="0")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        ray.init(address=address, runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False,
+                 namespace="labelloop", ignore_reinit_error=True, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot connect to the Ray cluster at {address or 'a new local one'}: {exc}",
+                          "start it with `ray start --head` and give its address (--ray-address or "
+                          "RAY_ADDRESS), e.g. 127.0.0.1:6379") from None
+
+
+def ray_node_reports(home: Path, database_url: str, image: str | None, address: str | None, *,
+                     timeout: float = 120.0) -> list[dict[str, Any]]:
+    """:func:`labelloop.jobs.node_check.node_report` run on every alive node of the cluster (pinned to
+    it, no CPU asked); a node that does not answer within ``timeout`` seconds is reported as such."""
+    try:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    except ImportError:
+        raise ConfigError("checking a Ray cluster needs Ray", "pip install 'labelloop[ray]'") from None
+    from labelloop.jobs.node_check import node_report
+
+    connect(ray, home, database_url, address)
+    try:
+        task = ray.remote(num_cpus=0, max_retries=0)(node_report)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                .remote(str(home), database_url, image) for n in nodes]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        reports = []
+        for node, ref in zip(nodes, refs, strict=True):
+            base = {"node_id": node["NodeID"], "address": node.get("NodeManagerAddress"),
+                    "cpus": float(node.get("Resources", {}).get("CPU", 0))}
+            try:
+                answer: dict[str, Any] = ray.get(ref) if ref in ready else {}
+                reports.append({**base, **answer} if ref in ready else
+                               {**base, "ok": False, "checks": [], "error": f"did not answer within {timeout:g} s"})
+            except ray.exceptions.RayError as exc:
+                reports.append({**base, "ok": False, "checks": [], "error": str(exc).splitlines()[0][:300]})
+        return reports
+    finally:
+        ray.shutdown()
+
+
 class RayExecutor(Executor):
     """Dispatches every job to Ray; a thread follows the tasks and retries or fails the lost ones."""
 
@@ -83,17 +131,7 @@ class RayExecutor(Executor):
         self.ray = ray
         self.home, self.database_url = home, database_url
         self.retries = int(os.environ.get("LABELLOOP_RAY_RETRIES", "1")) if retries is None else retries
-        env = {k: v for k, v in os.environ.items() if k.startswith("LABELLOOP_") or k in _PASSED}
-        env.update(LABELLOOP_DATABASE_URL=database_url, LABELLOOP_HOME=str(home), RAY_USAGE_STATS_ENABLED="0")
-        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-        address = address or os.environ.get("RAY_ADDRESS") or None
-        try:
-            ray.init(address=address, runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False,
-                     namespace="labelloop", ignore_reinit_error=True, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"cannot connect to the Ray cluster at {address or 'a new local one'}: {exc}",
-                              "start it with `ray start --head` and give its address (--ray-address or "
-                              "RAY_ADDRESS), e.g. 127.0.0.1:6379") from None
+        connect(ray, home, database_url, address)
         self._task = ray.remote(max_retries=0)(run_on_ray)
         self._running: dict[Any, tuple[int, int]] = {}  # object ref -> (job id, attempt)
         self._lock = threading.Lock()
