@@ -105,10 +105,12 @@ def ray_node_reports(home: Path, database_url: str, image: str | None, address: 
         for node, ref in zip(nodes, refs, strict=True):
             base = {"node_id": node["NodeID"], "address": node.get("NodeManagerAddress"),
                     "cpus": float(node.get("Resources", {}).get("CPU", 0))}
+            if ref not in ready:
+                reports.append({**base, "ok": False, "checks": [], "error": f"did not answer within {timeout:g} s"})
+                continue
             try:
-                answer: dict[str, Any] = ray.get(ref) if ref in ready else {}
-                reports.append({**base, **answer} if ref in ready else
-                               {**base, "ok": False, "checks": [], "error": f"did not answer within {timeout:g} s"})
+                answer: dict[str, Any] = ray.get(ref)
+                reports.append({**base, **answer})
             except ray.exceptions.RayError as exc:
                 reports.append({**base, "ok": False, "checks": [], "error": str(exc).splitlines()[0][:300]})
         return reports
