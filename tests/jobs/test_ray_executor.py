@@ -63,6 +63,17 @@ class Cluster:
         self.workers.append(proc)
         return proc
 
+    def wait_for_cpus(self, cpus: int, timeout: float = 90) -> None:
+        """Until the cluster's alive nodes have ``cpus`` CPUs (a node that was just started joins in seconds)."""
+        status = [RAY, "status", f"--address={self.address}"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = subprocess.run(status, env=ENV, capture_output=True, text=True, timeout=60).stdout
+            if f"/{cpus}.0 CPU" in out:
+                return
+            time.sleep(1)
+        raise AssertionError(f"the cluster never had {cpus} CPUs:\n{out}")
+
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -84,6 +95,7 @@ def cluster() -> Iterator[Cluster]:
         pytest.skip("the ray command is not installed (pip install 'labelloop[ray]')")
     c = Cluster()
     c.add_worker()
+    c.wait_for_cpus(1)
     yield c
     c.stop()
 
@@ -220,3 +232,69 @@ def test_preannotation_of_hundreds_of_images_runs_on_ray_data(tmp_path: Path, cl
     out = done["output"]
     assert out["engine"] == "ray" and out["images"] == unlabelled - 1
     assert [s["file_name"] for s in out["skipped"]] == [broken_name] and out["warnings"] == 1
+
+
+#: a two-epoch training of tiny inputs
+SHORT = "epochs=2;image_size=128;batch_size=4"
+
+
+def _demo_server(tmp: Path, cluster: Cluster) -> tuple[LiveServer, str]:
+    """The server on a demo project with 12 labelled images (enough for two clones of 4 images a step)."""
+    from labelloop.services.demo import create_demo_project
+
+    ctx, _ = create_demo_project(tmp / "demo", n_images=16, labelled=12, seed=3)
+    ctx.close()
+    server = LiveServer(tmp / "home", projects=[tmp / "demo"], extra_env={
+        "LABELLOOP_EXECUTOR": "ray", "LABELLOOP_RAY_ADDRESS": cluster.address, **RAY_AUTH}).start(timeout=120)
+    with server.client() as c:
+        slug: str = c.get("/api/projects").json()[0]["slug"]
+    return server, slug
+
+
+def test_a_training_with_two_clones_runs_on_ray_train_across_two_nodes(tmp_path: Path, cluster: Cluster) -> None:
+    cluster.wait_for_cpus(1)  # two nodes starting at once can take the same ports: one after the other
+    second = cluster.add_worker()  # two nodes of 1 CPU: the two ranks cannot share one
+    cluster.wait_for_cpus(2)
+    server, slug = _demo_server(tmp_path, cluster)
+    try:
+        with server.client() as c:
+            done = wait_for_job(c, slug, _start(c, slug, "train", args=f"{SHORT};num_clones=2"),
+                                timeout=600)
+            assert done["status"] == "succeeded", (done["error"], done["message"])
+            log = c.get(f"/api/projects/{slug}/jobs/{done['id']}/log").text
+            assert "training on Ray Train: 2 workers, 1 CPU each (gloo)" in log, log
+            events = c.get(f"/api/projects/{slug}/jobs/{done['id']}", params={"events": True}).json()["events"]
+            epochs = [e for e in events if e["type"] == "epoch"]
+            assert [e["epoch"] for e in epochs] == [1, 2] and "map50" in epochs[-1]["metrics"]
+            model = f"/api/projects/{slug}/models/{done['output']['model_id']}"
+            assert [e["epoch"] for e in c.get(f"{model}/epochs").json()] == [1, 2]  # what rank 0 wrote
+            assert [e["epoch"] for e in c.get(f"{model}/flipbook").json()["epochs"]] == [1, 2]
+            long = _start(c, slug, "train", args="epochs=200;image_size=128;batch_size=4;num_clones=2")
+            deadline = time.monotonic() + 300
+            while not any(e["type"] == "step" for e in c.get(f"/api/projects/{slug}/jobs/{long}",
+                                                               params={"events": True}).json()["events"]):
+                assert time.monotonic() < deadline, "the two-clone training never reported a step"
+                time.sleep(1)
+            c.post(f"/api/projects/{slug}/jobs/{long}/cancel")
+            assert wait_for_job(c, slug, long, timeout=120)["status"] == "cancelled"
+    finally:
+        server.stop()
+        cluster.kill(second)
+        cluster.workers.remove(second)
+
+
+def test_a_sweep_runs_its_trials_on_ray_tune(tmp_path: Path, cluster: Cluster) -> None:
+    server, slug = _demo_server(tmp_path, cluster)
+    try:
+        with server.client() as c:
+            job = _start(c, slug, "sweep", variants=["lr=0.0004", "lr=0.0002"], args=SHORT)
+            done = wait_for_job(c, slug, job, timeout=600)
+            assert done["status"] == "succeeded", (done["error"], done["message"])
+            events = c.get(f"/api/projects/{slug}/jobs/{job}", params={"events": True}).json()["events"]
+    finally:
+        server.stop()
+    out = done["output"]
+    assert out["engine"] == "ray tune" and out["errors"] == []
+    assert sorted(r["args"].split(";")[-1] for r in out["leaderboard"]) == ["lr=0.0002", "lr=0.0004"]
+    assert all(r["status"] == "ready" for r in out["leaderboard"]) and out["best_model_id"]
+    assert any(e["type"] == "leaderboard" for e in events)  # the live leaderboard, as locally

@@ -76,8 +76,8 @@ def test_defaults_scale_with_data() -> None:
 
 
 def test_training_length_is_a_pixel_budget_and_evaluation_stays_a_small_share() -> None:
-    small = derive_defaults(_data(50, (384, 384), 100), overrides={"device": "cpu"})
-    large = derive_defaults(_data(50, (768, 768), 10), overrides={"device": "cpu"})
+    small = derive_defaults(_data(50, (384, 384), 100), overrides={"device": "cpu"}, fine_tune=True)
+    large = derive_defaults(_data(50, (768, 768), 10), overrides={"device": "cpu"}, fine_tune=True)
     assert large.image_size == 768 and small.image_size == 384
     assert large.epochs == pytest.approx(small.epochs / 4, abs=1)  # 4x the pixels per image
     # 2 validation images for 50 training ones: every epoch; few training images and many
@@ -90,6 +90,19 @@ def test_training_length_is_a_pixel_budget_and_evaluation_stays_a_small_share() 
     assert lopsided.eval_every > 1
     assert derive_defaults(TrainingData(["a"], "detect", few[:9], few[9:]),
                            overrides="eval_every=1;device=cpu").eval_every == 1
+
+
+def test_a_first_model_from_few_images_takes_enough_optimiser_steps() -> None:
+    from labelloop.training.config import MAX_DEFAULT_EPOCHS, MIN_FRESH_STEPS
+
+    few = _data(12, (640, 480), 10)  # 640 px inputs (small objects), 3 steps an epoch of 4 images
+    first, again = (derive_defaults(few, overrides={"device": "cpu"}, fine_tune=f) for f in (False, True))
+    assert first.epochs * 3 >= MIN_FRESH_STEPS > again.epochs * 3  # a fine-tuning keeps the pixel budget
+    assert derive_defaults(_data(2, (640, 480), 30), overrides={"device": "cpu"}).epochs == MAX_DEFAULT_EPOCHS
+    many = _data(400, (640, 480), 30)  # already far more steps than the floor: unchanged
+    assert derive_defaults(many, overrides={"device": "cpu"}).epochs == \
+        derive_defaults(many, overrides={"device": "cpu"}, fine_tune=True).epochs
+    assert derive_defaults(few, overrides="epochs=5;device=cpu").epochs == 5  # given lengths win
 
 
 def test_user_args_override_defaults_and_task_is_checked() -> None:

@@ -183,6 +183,7 @@ def test_ddp_two_cpu_processes(detect_data: TrainingData, tmp_path: Path) -> Non
     assert result.reason == "completed" and [r["epoch"] for r in result.epochs] == [1, 2]
     start = next(e for e in events if e["type"] == "start")
     assert start["steps_per_epoch"] == 2  # 16 images / (2 clones x batch 4)
+    assert start["engine"] == "2 processes on this machine (gloo)"
     assert (tmp_path / "ddp/best.pt").is_file() and time.time() - t0 < 300
 
 

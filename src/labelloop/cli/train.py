@@ -102,7 +102,8 @@ def sweep(
     def table(rows: list[dict[str, Any]]) -> Table:
         t = Table("model", "base", "args", "status", "epoch", "mAP@.5", title="sweep leaderboard")
         for r in rows:
-            t.add_row(str(r["model_id"]), r["base"], r["args"], r["status"], f"{r['epoch']}/{r['epochs']}",
+            status = "stopped early" if r.get("stopped_early") else r["status"]
+            t.add_row(str(r["model_id"]), r["base"], r["args"], status, f"{r['epoch']}/{r['epochs']}",
                       f"{r['map50']:.3f}", style="bold green" if r.get("best") else None)
         return t
 
@@ -120,8 +121,12 @@ def sweep(
 def _print_sweep(result: dict[str, Any]) -> None:
     for err in result["errors"]:
         out.print(f"[red]failed:[/] {err}")
-    out.print(f"best model: {result['best_model_id']} ({result['parallel']} jobs at a time, "
-              f"{result['threads_per_job']} threads each)")
+    if result.get("engine") == "ray tune":
+        stopped = sum(1 for r in result["leaderboard"] if r.get("stopped_early"))
+        out.print(f"best model: {result['best_model_id']} (Ray Tune trials; ASHA stopped {stopped} early)")
+    else:
+        out.print(f"best model: {result['best_model_id']} ({result['parallel']} jobs at a time, "
+                  f"{result['threads_per_job']} threads each)")
 
 
 def flipbook(

@@ -16,10 +16,10 @@ other.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 __all__ = ["EndEvent", "EpochEvent", "EpochStages", "SkippedEvent", "StageProgress", "StartEvent", "StepEvent",
-           "TrainEvent", "TrainProgress"]
+           "TrainEvent", "TrainProgress", "tag_engine"]
 
 #: ``progress("pre-annotate", 12, 50)``: 12 of 50 items of stage "pre-annotate" done
 StageProgress = Callable[[str, int, int], None]
@@ -35,6 +35,8 @@ class StartEvent(TypedDict):
     length_note: NotRequired[str]
     model_id: NotRequired[int]
     variant: NotRequired[str]
+    #: where the clones run, when there are several: "Ray Train: 2 workers, 1 CPU each (gloo)"
+    engine: NotRequired[str]
 
 
 class StepEvent(TypedDict):
@@ -94,3 +96,10 @@ class EpochStages:
         elif event["type"] == "epoch" and self.progress is not None:
             epoch = int(event["epoch"])
             self.progress(self.stage, epoch, self.epochs or epoch)
+
+
+def tag_engine(event: Any, engine: str) -> TrainEvent:
+    """A rank's event relayed to the caller: the start event names where the clones run."""
+    if event.get("type") == "start":
+        return cast(StartEvent, {**event, "engine": engine})
+    return cast(TrainEvent, event)

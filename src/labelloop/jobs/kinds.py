@@ -48,6 +48,8 @@ class _TrainProgress:
             self.epochs = max(1, event["epochs"])
             self.steps = max(1, event["steps_per_epoch"])
             note = event.get("length_note")
+            if event.get("engine"):
+                self.job.log(f"{self.prefix}training on {event['engine']}")
             self._report(0.0, f"training {self.epochs} epochs" + (f" ({note})" if note else ""))
         elif event["type"] == "step":
             epoch, step, steps = max(1, event["epoch"]), event["step"], max(1, event["steps"])

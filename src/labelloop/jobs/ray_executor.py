@@ -3,8 +3,11 @@
 Each job is one Ray task that runs the same :func:`labelloop.jobs.runner.execute_job` the local
 worker runs, so progress, logs, events, cancellation (the runner's own watcher) and failure
 reasons reach the job row exactly as locally. The task asks for the job's resources: CPUs
-(``num_cpus``, or ``num_clones`` for a training on CPU), GPUs (``num_clones`` with
-``device=cuda``) and custom Ray resources (``ray_resources``). Every node must reach the database
+(``num_cpus``; ``num_clones`` CPUs, or GPUs with ``device=cuda``, for a training) and custom Ray
+resources (``ray_resources``). A training with ``num_clones > 1`` runs its ranks on Ray Train workers
+(:mod:`labelloop.training.ray_train`), a sweep its configurations as Ray Tune trials
+(:mod:`labelloop.services.sweep_tune`), and a pre-annotation its images on Ray Data actors: each asks
+for its own resources, and the job's task only waits. Every node must reach the database
 (PostgreSQL for a real cluster) and the project folders (a shared path).
 
 A task whose worker or node dies is retried (``LABELLOOP_RAY_RETRIES`` times, default 1) from
@@ -56,10 +59,13 @@ def job_resources(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     args = parse_args_string(str(params.get("args") or "")) if kind in ("train", "sweep") else {}
     clones = int(args.get("num_clones", 1) or 1)
     cuda = str(args.get("device", params.get("device", ""))).startswith("cuda")
-    # a pre-annotation hands its images to Ray Data actors (which ask for their own CPUs): its task waits
-    default_cpus = 0 if kind == "preannotate" else (1 if cuda else clones)
+    # a pre-annotation hands its images to Ray Data actors, a sweep its configurations to Ray Tune trials,
+    # a training of several clones its ranks to Ray Train workers (each asks for its own CPUs or GPUs):
+    # the job's own task only waits for them
+    waits = kind in ("preannotate", "sweep") or (kind == "train" and clones > 1)
+    default_cpus = 0 if waits else 1 if cuda else clones
     options: dict[str, Any] = {"num_cpus": float(params.get("num_cpus", default_cpus)),
-                               "num_gpus": float(clones if cuda else 0)}
+                               "num_gpus": float(0 if waits or not cuda else clones)}
     custom = params.get("ray_resources")
     if custom is not None:
         if not isinstance(custom, dict) or not all(isinstance(v, int | float) for v in custom.values()):

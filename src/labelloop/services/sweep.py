@@ -1,14 +1,16 @@
 """Sweeps: many training configurations at once, as parallel jobs sized to the machine.
 
-Jobs go through an :class:`Executor` (``submit(fn, **kwargs) -> Future``). The local one
-is a process pool; a Ray executor implements the same two methods, so the sweep code does
-not change when jobs move to a cluster.
+Jobs go through an :class:`Executor` (``submit(fn, **kwargs) -> Future``); the local one is a
+process pool. Inside a Ray job (``labelloop serve --executor ray``) the configurations are Ray Tune
+trials across the cluster instead, with ASHA stopping the trailing ones early
+(:mod:`labelloop.services.sweep_tune`); the leaderboard reads the same model rows either way.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -18,7 +20,6 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from labelloop.errors import ConfigError, LabelloopError
-from labelloop.services.projects import load_project
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import ModelEpoch, TrainedModel
 
@@ -127,14 +128,17 @@ def sweep_configurations(grid: str | None = None, variants: Sequence[str] | None
     return out
 
 
-def _train_job(project_root: str, base: str | None, args: str, sweep: str, threads: int) -> dict[str, Any]:
-    """Runs in a worker process: its own database connection, its own share of the cores."""
+def _train_job(project_root: str, base: str | None, args: str, sweep: str, threads: int,
+               database_url: str | None = None) -> dict[str, Any]:
+    """Runs in a worker process: its own connection to the sweep's database, its own share of the cores."""
     import torch
 
     torch.set_num_threads(threads)
+    from labelloop.services.projects import project_database
     from labelloop.services.training import train_project
+    from labelloop.store.project import open_project
 
-    ctx = load_project(Path(project_root))
+    ctx = open_project(Path(project_root), database=project_database(database_url))
     try:
         return train_project(ctx, base=base, args=args, sweep=sweep,
                              name=f"sweep {sweep[:6]}: {base or 'default'} {args}".strip())
@@ -155,7 +159,8 @@ def leaderboard(ctx: ProjectContext, sweep: str) -> list[dict[str, Any]]:
             rows.append({"model_id": m.id, "base": m.base, "args": (m.snapshot or {}).get("args_string", ""),
                          "status": m.status, "epoch": epochs[-1].epoch if epochs else 0,
                          "epochs": m.args.get("epochs"), "map50": best,
-                         "map": (m.metrics or {}).get("map"), "best": bool((m.snapshot or {}).get("sweep_best"))})
+                         "map": (m.metrics or {}).get("map"), "best": bool((m.snapshot or {}).get("sweep_best")),
+                         "stopped_early": (m.snapshot or {}).get("stopped_early")})
     return sorted(rows, key=lambda r: -r["map50"])
 
 
@@ -166,22 +171,13 @@ def run_sweep(ctx: ProjectContext, grid: str | None = None, *, variants: Sequenc
     """Train every configuration (see :func:`sweep_configurations`) in parallel; mark and return the best model."""
     combos = sweep_configurations(grid, variants, base=base, args=args)
     sweep = uuid.uuid4().hex[:12]
-    parallel, threads = sweep_slots(len(combos))
-    own = executor is None
-    runner: Executor = executor or LocalExecutor(parallel)
-    try:
-        futures = [runner.submit(_train_job, project_root=str(ctx.root), base=c.get("base"),
-                                 args=";".join(f"{k}={v}" for k, v in c.items() if k != "base"),
-                                 sweep=sweep, threads=threads) for c in combos]
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=poll_seconds)
-            if on_update:
-                on_update(leaderboard(ctx, sweep))
-        results = [f.result() for f in futures]
-    finally:
-        if own:
-            runner.shutdown()
+    engine = "ray tune" if executor is None and _on_ray() else "local"
+    if engine == "ray tune":
+        parallel, threads, errors = _sweep_on_tune(ctx, combos, sweep, on_update, poll_seconds)
+    else:
+        parallel, threads = sweep_slots(len(combos))
+        errors = _sweep_on_executor(ctx, combos, sweep, executor or LocalExecutor(parallel), executor is None,
+                                    threads, on_update, poll_seconds)
     board = leaderboard(ctx, sweep)
     best = next((r for r in board if r["status"] == "ready"), None)
     if best is not None:
@@ -192,4 +188,56 @@ def run_sweep(ctx: ProjectContext, grid: str | None = None, *, variants: Sequenc
         best["best"] = True
     return {"sweep": sweep, "parallel": parallel, "threads_per_job": threads, "leaderboard": board,
             "best_model_id": best["model_id"] if best else None,
-            "errors": [r["error"] for r in results if "id" not in r]}
+            "errors": errors, "engine": engine}
+
+
+def _on_ray() -> bool:
+    from labelloop.training.ray_train import on_ray
+
+    return on_ray()
+
+
+def _sweep_on_executor(ctx: ProjectContext, combos: list[dict[str, str]], sweep: str, runner: Executor, own: bool,
+                       threads: int, on_update: Callable[[list[dict[str, Any]]], None] | None,
+                       poll_seconds: float) -> list[str]:
+    """Every configuration a job of ``runner`` (closed after when ``own``); the failed ones' errors."""
+    try:
+        futures = [runner.submit(_train_job, project_root=str(ctx.root), base=c.get("base"),
+                                 args=";".join(f"{k}={v}" for k, v in c.items() if k != "base"),
+                                 sweep=sweep, threads=threads, database_url=ctx.store.url) for c in combos]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=poll_seconds)
+            if on_update:
+                on_update(leaderboard(ctx, sweep))
+        results = [f.result() for f in futures]
+    finally:
+        if own:
+            runner.shutdown()
+    return [r["error"] for r in results if "id" not in r]
+
+
+def _sweep_on_tune(ctx: ProjectContext, combos: list[dict[str, str]], sweep: str,
+                   on_update: Callable[[list[dict[str, Any]]], None] | None,
+                   poll_seconds: float) -> tuple[int, int, list[str]]:
+    """Inside a Ray job: the configurations as Ray Tune trials under ASHA (the cluster decides how many
+    run at once: ``parallel`` 0), the leaderboard followed meanwhile."""
+    from labelloop.services.sweep_tune import run_on_tune
+
+    out: dict[str, Any] = {}
+
+    def tune() -> None:
+        try:
+            out["errors"] = run_on_tune(ctx, combos, sweep)
+        except BaseException as exc:  # re-raised on the caller's thread
+            out["raised"] = exc
+
+    runner = threading.Thread(target=tune, name="ray-tune", daemon=True)
+    runner.start()
+    while runner.is_alive():
+        runner.join(poll_seconds)
+        if on_update:
+            on_update(leaderboard(ctx, sweep))
+    if "raised" in out:
+        raise out["raised"]
+    return 0, 0, out["errors"]

@@ -87,13 +87,13 @@ def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_mod
     data = training_data(ctx, seed=seed)
     if parent is not None and base is None:
         base = parent.base
-    config = derive_defaults(data, base=base, overrides=args or None)
+    config = derive_defaults(data, base=base, overrides=args or None, fine_tune=parent is not None)
     seen = snapshot(data)
     if config.self_train:  # the pseudo-labelled images share the run's budget with the labelled ones
         from labelloop.services.pseudo import add_pseudo_labels
 
         data, seen["n_pseudo_labelled"] = add_pseudo_labels(ctx, data, parent, seed=seed)
-        config = derive_defaults(data, base=base, overrides=args or None)
+        config = derive_defaults(data, base=base, overrides=args or None, fine_tune=parent is not None)
     previous = (parent.snapshot or {}).get("flipbook_ids") if parent is not None else None
     flipbook_ids = choose_flipbook_ids(data.val, previous)
     with ctx.store.session() as s:

@@ -1,7 +1,8 @@
 """The training loop: one step, one epoch, one run; single process or DDP clones.
 
 ``train_model`` is the one entry point. With ``num_clones > 1`` it spawns DDP processes
-that all run :func:`_run`; rank 0 evaluates, writes artifacts and reports progress.
+that all run :func:`_run` (inside a Ray job, Ray Train workers run it: :mod:`.ray_train`); rank 0
+evaluates, writes artifacts and reports progress.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
 
 from labelloop.core.predictions import Predictions
-from labelloop.core.progress import EpochEvent, StartEvent, TrainProgress
+from labelloop.core.progress import EpochEvent, StartEvent, TrainProgress, tag_engine
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.core.unreadable import Unreadable
 from labelloop.errors import ConfigError, InvalidInputError, TrainingError
@@ -279,12 +280,14 @@ def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     return groups
 
 
-def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: StopCheck) -> TrainResult:
-    """Train on this rank; rank 0 evaluates, checkpoints and reports through ``emit``."""
+def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: StopCheck,
+         device: torch.device | None = None) -> TrainResult:
+    """Train on this rank (on ``device``, default: from the config and the rank); rank 0 evaluates,
+    checkpoints and reports through ``emit``."""
     cfg, out, lead = job.config, job.out_dir, rank == 0
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    device = _device(cfg, rank)
+    device = device or _device(cfg, rank)
     spec = get_base_model(cfg.base, task=job.data.task)
     # channels-last: oneDNN (CPU) and tensor cores (CUDA) run convolutions ~1.3x faster on it
     model = _build_model(job, spec).to(device).to(memory_format=torch.channels_last)
@@ -491,7 +494,9 @@ def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *,
     job = _Job(data, config.replace(base=spec.name), out, Path(init_from) if init_from else None, resume,
                choose_flipbook_ids(data.val, flipbook_ids))
     if config.num_clones > 1:
-        result = _spawn(job, progress, stop_event)
+        from labelloop.training import ray_train
+
+        result = (ray_train.train_on_ray if ray_train.on_ray() else _spawn)(job, progress, stop_event)
     else:
         flag = threading.Event()
         with _signals(flag.set):
@@ -528,6 +533,8 @@ def _spawn(job: _Job, progress: TrainProgress | None, stop_event: threading.Even
 
     ctx = mp.get_context("spawn")
     events, stop = ctx.Queue(), ctx.Event()
+    cuda = torch.cuda.is_available() and job.config.device != "cpu"
+    engine = f"{job.config.num_clones} processes on this machine ({'NCCL' if cuda else 'gloo'})"
     procs = mp.start_processes(_ddp_worker, args=(job.config.num_clones, _free_port(), job, events, stop),
                                nprocs=job.config.num_clones, join=False, start_method="spawn")
     result: TrainResult | None = None
@@ -542,7 +549,7 @@ def _spawn(job: _Job, progress: TrainProgress | None, stop_event: threading.Even
             if event["type"] == "_result":
                 result = event["result"]
             elif progress is not None:
-                progress(event)
+                progress(tag_engine(event, engine))
 
     with _signals(stop.set):
         try:

@@ -1,0 +1,47 @@
+"""What a job asks of Ray: its own task waits (no CPU) when Ray Data actors, Ray Tune trials or Ray
+Train workers do the work (a pre-annotation, a sweep, a training of several clones), and asks for the
+CPUs or GPUs it uses itself otherwise (no Ray needed to compute it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelloop.errors import ConfigError
+from labelloop.jobs.ray_executor import job_resources
+
+
+@pytest.mark.parametrize(("kind", "params", "expected"), [
+    ("train", {"args": "epochs=3"}, {"num_cpus": 1.0, "num_gpus": 0.0}),
+    ("train", {"args": "epochs=3;device=cuda"}, {"num_cpus": 1.0, "num_gpus": 1.0}),
+    # the ranks are Ray Train workers, each asking for its own CPU or GPU
+    ("train", {"args": "num_clones=2"}, {"num_cpus": 0.0, "num_gpus": 0.0}),
+    ("train", {"args": "num_clones=4;device=cuda"}, {"num_cpus": 0.0, "num_gpus": 0.0}),
+    ("sweep", {"args": "num_clones=2"}, {"num_cpus": 0.0, "num_gpus": 0.0}),  # its trials ask, on Ray Tune
+    ("preannotate", {}, {"num_cpus": 0.0, "num_gpus": 0.0}),
+    ("suggest", {"num_cpus": 3}, {"num_cpus": 3.0, "num_gpus": 0.0}),
+])
+def test_each_job_asks_for_what_its_own_task_uses(kind: str, params: dict, expected: dict) -> None:
+    assert job_resources(kind, params) == expected
+
+
+def test_custom_resources_pass_through_and_a_wrong_shape_is_refused() -> None:
+    assert job_resources("qa", {"ray_resources": {"gpu_a100": 1}})["resources"] == {"gpu_a100": 1.0}
+    with pytest.raises(ConfigError, match="ray_resources must map resource names to amounts"):
+        job_resources("qa", {"ray_resources": ["gpu_a100"]})
+
+
+def test_a_training_the_cluster_can_never_hold_is_refused_instead_of_waiting() -> None:
+    from labelloop.errors import TrainingError
+    from labelloop.training.ray_train import _check_room
+
+    class Cluster:  # what ray.cluster_resources() answers: a head without CPUs and one node of one CPU
+        @staticmethod
+        def cluster_resources() -> dict[str, float]:
+            return {"CPU": 1.0, "memory": 1e9}
+
+    _check_room(Cluster, 1, "CPU")
+    with pytest.raises(TrainingError, match="num_clones=2 needs 2 CPUs on the Ray cluster, which has 1") as err:
+        _check_room(Cluster, 2, "CPU")
+    assert "lower num_clones to 1" in err.value.hint
+    with pytest.raises(TrainingError, match="needs 4 GPUs on the Ray cluster, which has 0"):
+        _check_room(Cluster, 4, "GPU")
