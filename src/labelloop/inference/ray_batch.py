@@ -21,6 +21,8 @@ __all__ = ["MIN_IMAGES", "available", "ray_predictions"]
 #: below this many images one process is faster than starting actors
 MIN_IMAGES = 200
 BATCH = 8
+#: CPUs each actor asks for, and its inference threads
+ACTOR_CPUS = 1
 
 
 def available() -> bool:
@@ -33,12 +35,13 @@ def available() -> bool:
 
 
 class _Predict:
-    """A Ray Data actor: one model load, then batches of image paths."""
+    """A Ray Data actor: one model load, then batches of image paths, on the one CPU it asked for (as
+    many inference threads as cores would make the actors of a node fight over them)."""
 
     def __init__(self, model_dir: str, max_pixels: int) -> None:
         from labelloop.inference import load_predictor
 
-        self.predictor = load_predictor(model_dir)
+        self.predictor = load_predictor(model_dir, threads=ACTOR_CPUS)
         self.max_pixels = max_pixels
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -70,7 +73,7 @@ def ray_predictions(model_dir: Path, images: Sequence[tuple[int, Path]], *, max_
     pool = actors or max(1, min(8, int(ray.available_resources().get("CPU", 1))))
     data = ray.data.from_items([{"id": i, "path": str(p)} for i, p in images])
     results = data.map_batches(_Predict, fn_constructor_args=(str(model_dir), max_pixels), batch_size=BATCH,
-                               concurrency=pool, num_cpus=1, batch_format="numpy")
+                               concurrency=pool, num_cpus=ACTOR_CPUS, batch_format="numpy")
     for row in results.iter_rows():
         if row["error"]:
             yield int(row["id"]), str(row["error"])
