@@ -34,14 +34,10 @@ def test_a_training_the_cluster_can_never_hold_is_refused_instead_of_waiting() -
     from labelloop.errors import TrainingError
     from labelloop.training.ray_train import _check_room
 
-    class Cluster:  # what ray.cluster_resources() answers: a head without CPUs and one node of one CPU
-        @staticmethod
-        def cluster_resources() -> dict[str, float]:
-            return {"CPU": 1.0, "memory": 1e9}
-
-    _check_room(Cluster, 1, "CPU")
+    cluster = {"CPU": 1.0, "memory": 1e9}  # ray.cluster_resources(): a head without CPUs, one node of one CPU
+    _check_room(cluster, 1, "CPU")
     with pytest.raises(TrainingError, match="num_clones=2 needs 2 CPUs on the Ray cluster, which has 1") as err:
-        _check_room(Cluster, 2, "CPU")
+        _check_room(cluster, 2, "CPU")
     assert "lower num_clones to 1" in err.value.hint
     with pytest.raises(TrainingError, match="needs 4 GPUs on the Ray cluster, which has 0"):
-        _check_room(Cluster, 4, "GPU")
+        _check_room(cluster, 4, "GPU")

@@ -23,8 +23,8 @@ from labelloop.errors import ConfigError, LabelloopError
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import ModelEpoch, TrainedModel
 
-__all__ = ["Executor", "LocalExecutor", "leaderboard", "parse_grid", "parse_variants", "run_sweep",
-           "sweep_configurations", "sweep_slots"]
+__all__ = ["Executor", "LocalExecutor", "configuration_args", "leaderboard", "open_sweep_project", "parse_grid",
+           "parse_variants", "run_sweep", "sweep_configurations", "sweep_slots", "train_configuration"]
 
 
 class Executor(Protocol):
@@ -128,20 +128,37 @@ def sweep_configurations(grid: str | None = None, variants: Sequence[str] | None
     return out
 
 
+def configuration_args(combo: dict[str, str]) -> str:
+    """A configuration's training arguments as one ``k=v;...`` string (its ``base`` apart)."""
+    return ";".join(f"{k}={v}" for k, v in combo.items() if k != "base")
+
+
+def open_sweep_project(project_root: str, database_url: str | None) -> ProjectContext:
+    """The sweep's project, opened in a worker (a process of the local pool, or a Ray Tune trial) on the
+    sweep's own database, not on whatever ``LABELLOOP_DATABASE_URL`` the worker has."""
+    from labelloop.services.projects import project_database
+    from labelloop.store.project import open_project
+
+    return open_project(Path(project_root), database=project_database(database_url))
+
+
+def train_configuration(ctx: ProjectContext, base: str | None, args: str, sweep: str, **train: Any) -> dict[str, Any]:
+    """Train one configuration of ``sweep`` (``train``: the progress and stop event for ``train_project``)."""
+    from labelloop.services.training import train_project
+
+    return train_project(ctx, base=base, args=args, sweep=sweep,
+                         name=f"sweep {sweep[:6]}: {base or 'default'} {args}".strip(), **train)
+
+
 def _train_job(project_root: str, base: str | None, args: str, sweep: str, threads: int,
                database_url: str | None = None) -> dict[str, Any]:
     """Runs in a worker process: its own connection to the sweep's database, its own share of the cores."""
     import torch
 
     torch.set_num_threads(threads)
-    from labelloop.services.projects import project_database
-    from labelloop.services.training import train_project
-    from labelloop.store.project import open_project
-
-    ctx = open_project(Path(project_root), database=project_database(database_url))
+    ctx = open_sweep_project(project_root, database_url)
     try:
-        return train_project(ctx, base=base, args=args, sweep=sweep,
-                             name=f"sweep {sweep[:6]}: {base or 'default'} {args}".strip())
+        return train_configuration(ctx, base, args, sweep)
     except LabelloopError as err:
         return {"error": str(err), "base": base, "args": args}
     finally:
@@ -203,8 +220,8 @@ def _sweep_on_executor(ctx: ProjectContext, combos: list[dict[str, str]], sweep:
     """Every configuration a job of ``runner`` (closed after when ``own``); the failed ones' errors."""
     try:
         futures = [runner.submit(_train_job, project_root=str(ctx.root), base=c.get("base"),
-                                 args=";".join(f"{k}={v}" for k, v in c.items() if k != "base"),
-                                 sweep=sweep, threads=threads, database_url=ctx.store.url) for c in combos]
+                                 args=configuration_args(c), sweep=sweep, threads=threads,
+                                 database_url=ctx.store.url) for c in combos]
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=poll_seconds)

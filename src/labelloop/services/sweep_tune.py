@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import threading
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -41,9 +40,7 @@ def _trial(config: dict[str, Any], database_url: str) -> None:
     import torch
     from ray import tune
 
-    from labelloop.services.projects import project_database
-    from labelloop.services.training import train_project
-    from labelloop.store.project import open_project
+    from labelloop.services.sweep import open_sweep_project, train_configuration
 
     config = config["trial"]
     torch.set_num_threads(max(1, int(_trial_resources(config["args"])["CPU"])))
@@ -62,11 +59,9 @@ def _trial(config: dict[str, Any], database_url: str) -> None:
         except SystemExit:  # the scheduler stopped this trial: end the training at its next step
             stop.set()
 
-    ctx = open_project(Path(config["project_root"]), database=project_database(database_url))
+    ctx = open_sweep_project(config["project_root"], database_url)
     try:
-        train_project(ctx, base=config["base"], args=config["args"], sweep=config["sweep"], stop_event=stop,
-                      progress=on_event, name=f"sweep {config['sweep'][:6]}: {config['base'] or 'default'} "
-                                               f"{config['args']}".strip())
+        train_configuration(ctx, config["base"], config["args"], config["sweep"], progress=on_event, stop_event=stop)
     finally:
         ctx.close()
 
@@ -105,8 +100,10 @@ def run_on_tune(ctx: ProjectContext, combos: list[dict[str, str]], sweep: str) -
         raise ConfigError("a sweep on Ray needs Ray Tune", "pip install 'labelloop[ray]'") from None
 
     grace, max_t = asha_rungs(_max_epochs(combos))
-    trials = [{"project_root": str(ctx.root), "sweep": sweep, "base": c.get("base"),
-               "args": ";".join(f"{k}={v}" for k, v in c.items() if k != "base")} for c in combos]
+    from labelloop.services.sweep import configuration_args
+
+    trials = [{"project_root": str(ctx.root), "sweep": sweep, "base": c.get("base"), "args": configuration_args(c)}
+              for c in combos]
     tuner = tune.Tuner(
         # each trial asks for what its configuration trains on
         tune.with_resources(tune.with_parameters(_trial, database_url=ctx.store.url), _placement),

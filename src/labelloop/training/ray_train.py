@@ -113,8 +113,9 @@ def train_on_ray(job: _Job, progress: TrainProgress | None, stop_event: threadin
 
     job = dataclasses.replace(job, out_dir=job.out_dir.resolve())  # Ray Train moves the workers' cwd
     cfg = job.config
-    cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and _cluster_has_gpus(ray))
-    _check_room(ray, cfg.num_clones, "GPU" if cuda else "CPU")
+    cluster = ray.cluster_resources()
+    cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and float(cluster.get("GPU", 0)) > 0)
+    _check_room(cluster, cfg.num_clones, "GPU" if cuda else "CPU")
     relay: Any = ray.remote(num_cpus=0)(_Relay).remote()
     threads = 1  # one CPU per clone, as a Ray worker asks
     trainer = TorchTrainer(
@@ -164,13 +165,11 @@ def train_on_ray(job: _Job, progress: TrainProgress | None, stop_event: threadin
     return result
 
 
-def _check_room(ray: Any, clones: int, resource: str) -> None:
-    """Ray Train would wait for ever for workers the cluster cannot ever hold: refuse those at once."""
-    have = float(ray.cluster_resources().get(resource, 0))
+def _check_room(cluster: dict[str, float], clones: int, resource: str) -> None:
+    """Ray Train would wait for ever for workers the cluster (``ray.cluster_resources()``) cannot ever
+    hold: refuse those at once."""
+    have = float(cluster.get(resource, 0))
     if have < clones:
         raise TrainingError(f"num_clones={clones} needs {clones} {resource}s on the Ray cluster, which has {have:g}",
                             f"lower num_clones to {int(have) or 1}, or add nodes (`ray start --address=...`)")
 
-
-def _cluster_has_gpus(ray: Any) -> bool:
-    return float(ray.cluster_resources().get("GPU", 0)) > 0
