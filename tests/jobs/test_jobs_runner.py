@@ -88,3 +88,19 @@ def test_interrupted_jobs_are_requeued(store: Store) -> None:
             row.status, row.cancel_requested = "running", cancel
     assert requeue_interrupted(store) == [a]
     assert get_job(store, a)["status"] == "queued" and get_job(store, b)["status"] == "cancelled"
+
+
+def test_a_job_works_on_the_layer_it_was_started_on(store: Store, tmp_path: Path) -> None:
+    from labelloop.jobs.runner import JobContext
+    from labelloop.services.layers import add_layer
+    from labelloop.store.project import init_project
+
+    ctx = init_project(tmp_path / "proj", task="regions", labels=["tumour"])
+    try:
+        add_layer(ctx, "cells", "detect", parent="regions", labels=["cell"])
+        on = {layer: JobContext(store, 1, "sleepy", {"project": "p", "layer": layer}, "t", lambda _: ctx).project()
+              for layer in ("cells", "regions", "")}
+        assert (on["cells"].layer, on["cells"].task) == ("cells", "detect") and on["cells"].id != ctx.id
+        assert on["regions"] is ctx and on[""] is ctx  # a job from before layers: the first layer
+    finally:
+        ctx.close()

@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, func, inspect, select
 
 from helpers import postgres_database
-from labelloop.store.db import MIGRATIONS_DIR, make_engine, sqlite_url
+from labelloop.store.db import MIGRATIONS_DIR, make_engine, run_migration, sqlite_url
 from labelloop.store.tables import Base
 
 
@@ -24,10 +23,7 @@ def _config() -> Config:
 
 
 def _run(engine: Engine, action: str, target: str) -> None:
-    cfg = _config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, target)
+    run_migration(engine, action, target)  # the path Store takes (on SQLite: foreign keys off meanwhile)
 
 
 def _columns(engine: Engine) -> dict[str, set[str]]:
@@ -64,3 +60,44 @@ def test_each_revision_goes_up_and_down_and_head_matches_the_tables(engine: Engi
     assert _columns(engine) == {}
     _run(engine, "upgrade", "head")
     assert _columns(engine) == declared
+
+
+def test_an_existing_project_becomes_one_layer_with_every_annotation_kept(engine: Engine, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from labelloop.services.layers import layers_of
+    from labelloop.store.db import Store
+    from labelloop.store.project import context_for
+    from labelloop.store.tables import Annotation, Project
+
+    _run(engine, "upgrade", "0002")  # before images.damaged (0003 recreates the images table on SQLite)
+    now = "2026-12-01 10:00:00"
+    with engine.begin() as conn:
+        for pid, task in ((1, "detect"), (2, "regions")):
+            conn.execute(text("INSERT INTO projects (id, uid, name, task, settings, created_at) "
+                              "VALUES (:id, :uid, :name, :task, '{}', :now)"),
+                         {"id": pid, "uid": f"u{pid}", "name": f"p{pid}", "task": task, "now": now})
+            conn.execute(text("INSERT INTO label_classes (id, project_id, name, color, position, active, created_at)"
+                              " VALUES (:id, :pid, 'c', '#fff', 0, true, :now)"), {"id": pid, "pid": pid, "now": now})
+            conn.execute(text("INSERT INTO images (id, project_id, file_name, storage_path, linked, width, height, "
+                              "sha256, status, created_at, updated_at) VALUES (:id, :pid, 'a.jpg', 'images/a.jpg', "
+                              "false, 10, 10, 'x', 'annotated', :now, :now)"), {"id": pid, "pid": pid, "now": now})
+            for k in range(3):
+                conn.execute(text(
+                    "INSERT INTO annotations (project_id, image_id, class_id, x1, y1, x2, y2, iscrowd, source, "
+                    "author, attributes, created_at, updated_at, version) VALUES (:pid, :pid, :pid, :k, 0, 5, 5, "
+                    "false, 'human', 'a', '{}', :now, :now, 1)"), {"pid": pid, "k": k, "now": now})
+    _run(engine, "upgrade", "head")
+    store = Store(str(engine.url.render_as_string(hide_password=False)), auto_migrate=False)
+    try:
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(Annotation)) == 6
+            contexts = [context_for(tmp_path, store, s, s.get(Project, pid)) for pid in (1, 2)]
+        for ctx, name, kind in zip(contexts, ("objects", "regions"), ("detect", "regions"), strict=True):
+            assert ctx.layer == name and ctx.task == kind and ctx.project_id == ctx.id
+            assert [(i.name, i.kind, i.store_id) for i in layers_of(ctx)] == [(name, kind, ctx.id)]
+    finally:
+        store.dispose()
+    _run(engine, "downgrade", "0002")  # and back: the projects and their annotations stay
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM annotations")).scalar() == 6

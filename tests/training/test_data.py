@@ -36,11 +36,10 @@ def test_training_region_crops_greys_out_and_drops_outside_objects(tmp_path: Pat
     x0, y0, x1, y1 = (float(v) for v in box)
     triangle = [[x0 - 2, y0 - 2, x1 + 30, y0 - 2, x0 - 2, y1 + 30]]  # contains object 0
     s = type(s)(s.image_id, s.path, s.width, s.height, s.boxes, s.labels, s.masks, triangle)
-    from labelloop.core.geometry import polygons_to_rle, rle_to_mask
-    from labelloop.training.data import _fraction_inside
+    from labelloop.core.geometry import fraction_inside, polygons_to_rle, rle_to_mask
 
     full = rle_to_mask(polygons_to_rle(triangle, 100, 100)).astype(bool)
-    expected = [_fraction_inside(full, b) >= 0.5 for b in s.boxes]
+    expected = [fraction_inside(full, b) >= 0.5 for b in s.boxes]
     assert expected[0] and not all(expected)  # the seed puts another object outside
     image, arrays = prepare_arrays(s, "regions")
     assert image.shape[0] < 100 and (arrays["semantic"] == 255).any() and (image == FILL).all(axis=2).any()

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 
 from labelloop.jobs.executor import Executor
 from labelloop.services import users
+from labelloop.services.layers import layer_context
 from labelloop.services.projects import ProjectRegistry
 from labelloop.services.users import UserInfo
 from labelloop.store.db import Store
@@ -85,10 +86,15 @@ def permission(action: str) -> Callable[..., Awaitable[UserInfo]]:
     return check
 
 
-async def project_context(slug: Annotated[str, Path(description="the project's folder name")],
-                    user: CurrentUser, st: Annotated[ServerState, Depends(state)]) -> ProjectContext:
+def project_context(slug: Annotated[str, Path(description="the project's folder name")],
+                    user: CurrentUser, st: Annotated[ServerState, Depends(state)],
+                    layer: Annotated[str | None, Query(
+                        description="the project's layer (default: its first)", max_length=100)] = None,
+                    ) -> ProjectContext:
+    """The project of the URL, on the ``?layer=`` of the request (a database look-up only when given)."""
     users.require(user, "project.view")
-    return st.registry.open(slug)
+    ctx = st.registry.open(slug)
+    return ctx if not layer else layer_context(ctx, layer)
 
 
 Project = Annotated[ProjectContext, Depends(project_context)]

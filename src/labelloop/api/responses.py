@@ -171,6 +171,34 @@ class ClassInfo(Out):
     annotations: int
 
 
+class LayerClass(Out):
+    name: str
+    count: int = Field(description="ground-truth objects of the class in this layer")
+    target: int = Field(description="objects per class a first training round wants")
+
+
+class Layer(Out):
+    id: int
+    name: str
+    kind: str = Field(description="regions | detect | segment")
+    parent: str | None = Field(description="the layer whose regions this layer's objects live in")
+    position: int
+    images: int
+    labelled_images: int
+    classes: list[LayerClass]
+    current: bool = Field(description="the layer this request was made on")
+
+
+class RegionCount(Out):
+    image: str
+    region_id: int = Field(description="the parent layer's annotation that is the region")
+    region_class: str
+    area_px: int
+    counts: dict[str, int] = Field(description="this layer's objects inside the region, per class")
+    proposed: dict[str, int] = Field(description="open proposals inside the region, per class")
+    total: int
+
+
 class MergeResult(Out):
     moved: int = Field(description="annotations moved to the target class")
     classes: list[ClassInfo]
@@ -205,6 +233,7 @@ class ClassStats(Out):
 
 class Stats(Out):
     project: str
+    layer: str = Field(description="the layer these figures are of")
     task: str
     images: ImageCounts
     annotations: AnnotationCounts

@@ -54,6 +54,13 @@ class ProjectIn(BaseModel):
     slug: str | None = Field(default=None, max_length=63, description="folder name (default: from the name)")
 
 
+class LayerIn(BaseModel):
+    name: str = Field(min_length=1, max_length=60)
+    kind: Literal["detect", "segment", "regions"]
+    parent: str | None = Field(default=None, max_length=60, description="the layer whose regions it lives in")
+    labels: list[str] = Field(default_factory=list, max_length=500)
+
+
 class ClassesIn(BaseModel):
     names: list[str] = Field(min_length=1, max_length=500)
 

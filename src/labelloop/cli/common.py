@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from labelloop.services.projects import load_project
 from labelloop.store.project import ProjectContext
 
-__all__ = ["JsonOpt", "ProjectOpt", "console", "emit_json", "output", "progress_bar", "project_from"]
+__all__ = ["JsonOpt", "LayerOpt", "ProjectOpt", "console", "emit_json", "output", "progress_bar", "project_from"]
 
 T = TypeVar("T")
 
@@ -25,13 +25,26 @@ out = Console(highlight=False, soft_wrap=True)
 ProjectOpt = Annotated[Path | None, typer.Option("--project", "-p", help="project folder (default: here)",
                                                  show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+LayerOpt = Annotated[str | None, typer.Option("--layer", "-l", help="the project's layer to work on (default: "
+                                              "its only layer; `labelloop layers list` shows them)",
+                                              show_default=False)]
+
+
+class _WholeProject:
+    """``project_from``'s default: a command about the whole project (its images, its users), no layer."""
+
+
+WHOLE_PROJECT = _WholeProject()
 
 
 @contextmanager
-def project_from(path: Path | None) -> Iterator[ProjectContext]:
+def project_from(path: Path | None, layer: str | _WholeProject | None = WHOLE_PROJECT) -> Iterator[ProjectContext]:
+    """The project in ``path``; on ``layer`` (``None``: its only layer, or an error that lists them)."""
+    from labelloop.services.layers import layer_context
+
     ctx = load_project(path)
     try:
-        yield ctx
+        yield ctx if isinstance(layer, _WholeProject) else layer_context(ctx, layer)
     finally:
         ctx.close()
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, out, output, project_from
+from labelloop.cli.common import JsonOpt, LayerOpt, ProjectOpt, out, output, project_from
 from labelloop.services.labels import add_labels, list_labels, merge_labels, rename_label
 
 __all__ = ["register"]
@@ -16,9 +16,9 @@ app = typer.Typer(help="Label classes: list, add, rename, merge.", no_args_is_he
 
 
 @app.command("list")
-def list_(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
+def list_(project: ProjectOpt = None, layer: LayerOpt = None, json_out: JsonOpt = False) -> None:
     """List the classes with their annotation counts."""
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         rows = list_labels(ctx)
     output(rows, json_out, _print_labels)
 
@@ -31,17 +31,19 @@ def _print_labels(rows: list[dict[str, Any]]) -> None:
 
 
 @app.command()
-def add(names: Annotated[str, typer.Argument(help="comma-separated names")], project: ProjectOpt = None) -> None:
+def add(names: Annotated[str, typer.Argument(help="comma-separated names")],
+        project: ProjectOpt = None, layer: LayerOpt = None) -> None:
     """Add classes."""
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         added = add_labels(ctx, names.split(","), actor="cli")
     out.print(f"added {', '.join(added)}")
 
 
 @app.command()
-def rename(old: str, new: str, project: ProjectOpt = None) -> None:
+def rename(old: str, new: str,
+        project: ProjectOpt = None, layer: LayerOpt = None) -> None:
     """Rename class OLD to NEW (annotations follow)."""
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         rename_label(ctx, old, new, actor="cli")
     out.print(f"renamed {old} to {new}")
 
@@ -49,9 +51,9 @@ def rename(old: str, new: str, project: ProjectOpt = None) -> None:
 @app.command()
 def merge(sources: Annotated[str, typer.Argument(help="comma-separated classes to merge")],
           target: Annotated[str, typer.Argument(help="class that receives their annotations")],
-          project: ProjectOpt = None) -> None:
+          project: ProjectOpt = None, layer: LayerOpt = None) -> None:
     """Merge SOURCES into TARGET (history keeps the merged classes)."""
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         moved = merge_labels(ctx, [s for s in sources.split(",") if s.strip()], target, actor="cli")
     out.print(f"moved {moved} annotations into {target}")
 

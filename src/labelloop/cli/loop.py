@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, out, output, project_from, warn_skipped
+from labelloop.cli.common import JsonOpt, LayerOpt, ProjectOpt, out, output, project_from, warn_skipped
 from labelloop.cli.common import progress_bar as _bars
 from labelloop.core.unreadable import Unreadable
 
@@ -52,13 +52,13 @@ def preannotate(
     target_precision: Annotated[float | None, typer.Option(
         "--target-precision", help="with auto: the lowest threshold reaching this precision")] = None,
     backend: Annotated[str, typer.Option(help="auto | onnx | torch")] = "auto",
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Let a model propose annotations (review state `proposed`); human labels are never touched."""
     from labelloop.services.preannotate import preannotate as run
 
-    with project_from(project) as ctx, progress_bar(not json_out) as bar:
+    with project_from(project, layer) as ctx, progress_bar(not json_out) as bar:
         result = run(ctx, model_id=model, images=images, threshold=threshold, target_precision=target_precision,
                      backend=backend, progress=bar)
     output(result, json_out, _print_preannotate)
@@ -87,13 +87,13 @@ def review(
     model: Annotated[int | None, typer.Option("--model", help="only proposals of this model")] = None,
     reviewer: Annotated[str | None, typer.Option("--reviewer", help="recorded as the reviewer (default: OS user)")
                         ] = None,
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Accept or reject open proposals by score (every decision is recorded in the history)."""
     from labelloop.services.review import review_proposals
 
-    with project_from(project) as ctx, progress_bar(not json_out) as bar:
+    with project_from(project, layer) as ctx, progress_bar(not json_out) as bar:
         result = review_proposals(ctx, accept_above=accept_above, reject_below=reject_below, image_id=image,
                                   model_id=model, reviewer=reviewer, progress=bar)
     output(result, json_out, lambda r: out.print(
@@ -108,14 +108,14 @@ def suggest(
     strategy: Annotated[str | None, typer.Option("--strategy", help="random (default) | mixed | diversity | "
                                                  "uncertainty | class-deficit | hybrid | effort")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the random parts (random, hybrid)")] = 0,
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Which unlabelled images to annotate next, and why."""
     from labelloop.services.suggest import DEFAULT_STRATEGY, suggest_images
 
     skipped = Unreadable("suggest")
-    with project_from(project) as ctx, progress_bar(not json_out) as bar:
+    with project_from(project, layer) as ctx, progress_bar(not json_out) as bar:
         items = suggest_images(ctx, n=n, model_id=model, tta=not no_tta, strategy=strategy or DEFAULT_STRATEGY,
                                seed=seed, progress=bar, unreadable=skipped)
     warn_skipped(skipped.items)
@@ -142,14 +142,14 @@ def qa(
     args: Annotated[str, typer.Option("--args", help='training arguments for --folds, e.g. "epochs=5"')] = "",
     min_score: Annotated[float, typer.Option("--min-score", help="predictions below this are ignored")] = 0.5,
     limit: Annotated[int | None, typer.Option("--limit", help="show at most this many")] = None,
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Labels that look wrong (wrong class, missing or badly placed boxes, duplicates, size spread)."""
     from labelloop.services.qa import find_label_issues
 
     skipped = Unreadable("label check")
-    with project_from(project) as ctx, progress_bar(not json_out) as bar:
+    with project_from(project, layer) as ctx, progress_bar(not json_out) as bar:
         items = find_label_issues(ctx, model_id=model, folds=folds, args=args, min_score=min_score, limit=limit,
                                   progress=bar, unreadable=skipped)
     warn_skipped(skipped.items)
@@ -171,13 +171,13 @@ def report(
     costs: Annotated[str | None, typer.Option("--costs", help='seconds per action, e.g. "draw=7;fix=3;accept=0.5"')
                      ] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="also write a plot, e.g. report.png")] = None,
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Human effort per round (actions, estimated time with the loop vs from scratch) and model mAP."""
     from labelloop.services.effort import effort_report, plot_effort
 
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         data = effort_report(ctx, costs=costs)
     if out_path is not None:
         data["plot"] = str(plot_effort(data, out_path))

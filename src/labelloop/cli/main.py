@@ -22,6 +22,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "labelloop.cli.project",
     "labelloop.cli.labels",
+    "labelloop.cli.layers",
     "labelloop.cli.demo",
     "labelloop.cli.train",
     "labelloop.cli.loop",

@@ -9,9 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, out, output, progress_bar, project_from
+from labelloop.cli.common import JsonOpt, LayerOpt, ProjectOpt, out, output, progress_bar, project_from
 from labelloop.services.exporting import ExportReport, export_project
 from labelloop.services.importing import ImportReport, import_path
+from labelloop.services.layers import region_counts
 from labelloop.services.projects import new_project
 from labelloop.services.splitting import assign_splits
 from labelloop.services.stats import project_stats
@@ -42,11 +43,11 @@ def import_(
         help="register images whose files are not there yet (sizes from the annotations)")] = False,
     follow_links: Annotated[bool, typer.Option(
         help="accept images that are links to files outside the dataset")] = False,
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Import annotations and images (COCO, YOLO, VOC, CVAT, Label Studio, VIA, LabelMe, mask folders)."""
-    with project_from(project) as ctx, progress_bar(not json_out) as progress:
+    with project_from(project, layer) as ctx, progress_bar(not json_out) as progress:
         report = import_path(ctx, source, format=format, link=link, skip_invalid=skip_invalid,
                              allow_missing_images=allow_missing_images, follow_links=follow_links,
                              progress=progress)
@@ -76,12 +77,12 @@ def export(
     include_proposals: Annotated[bool, typer.Option(help="add unreviewed model proposals")] = False,
     no_images: Annotated[bool, typer.Option("--no-images", help="annotation files only")] = False,
     link_images: Annotated[bool, typer.Option(help="symlink images instead of copying")] = False,
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Export the project so another tool can read it as it is."""
     mode = "none" if no_images else ("link" if link_images else "copy")
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         report = export_project(ctx, out_dir, format=format, split=split,
                                 include_proposals=include_proposals, images=mode)
     output(report, json_out, _print_export)
@@ -96,10 +97,15 @@ def _print_export(report: ExportReport) -> None:
                   f"not copied[/] (their annotations were): {shown}; `labelloop doctor` lists them all")
 
 
-def stats(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
+def stats(project: ProjectOpt = None, layer: LayerOpt = None, json_out: JsonOpt = False,
+          per_region: Annotated[bool, typer.Option(
+              "--per-region", help="count this layer's objects in each region of its parent layer")] = False,
+          ) -> None:
     """Images by status and split; annotations per class against the first-round target."""
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         data = project_stats(ctx)
+        if per_region:
+            data["per_region"] = region_counts(ctx)
     output(data, json_out, _print_stats)
 
 
@@ -117,8 +123,19 @@ def _print_stats(data: dict[str, Any]) -> None:
         bar = "█" * int(done * 20) + "░" * (20 - int(done * 20))
         table.add_row(c["name"], str(c["annotations"]), bar, str(c["proposals"]))
     out.print(table)
+    if "per_region" in data:
+        _print_regions(data["per_region"])
     out.print("ready for a first training round" if data["ready_to_train"] else
               "annotate the classes below target before the first training round")
+
+
+def _print_regions(rows: list[dict[str, Any]]) -> None:
+    classes = sorted({c for r in rows for c in r["counts"]})
+    table = Table("image", "region", "class", "area (px)", *classes, "proposed")
+    for r in rows:
+        table.add_row(r["image"], str(r["region_id"]), r["region_class"], str(r["area_px"]),
+                      *(str(r["counts"].get(c, 0)) for c in classes), str(sum(r["proposed"].values())))
+    out.print(table if rows else "no parent regions yet: label the parent layer's images first")
 
 
 def doctor(
@@ -152,11 +169,11 @@ def split(
     val: Annotated[float, typer.Option(help="validation fraction")] = 0.2,
     test: Annotated[float, typer.Option(help="test fraction")] = 0.0,
     seed: Annotated[int, typer.Option(help="seed of the placement order")] = 0,
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Assign labelled images without a split (stratified by class; never moves assigned ones)."""
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         result = assign_splits(ctx, val=val, test=test, seed=seed)
     output(result, json_out, _print_split)
 

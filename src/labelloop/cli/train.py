@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from labelloop.cli.common import JsonOpt, ProjectOpt, console, out, output, project_from
+from labelloop.cli.common import JsonOpt, LayerOpt, ProjectOpt, console, out, output, project_from
 from labelloop.core.progress import TrainEvent, TrainProgress
 
 __all__ = ["register"]
@@ -71,7 +71,7 @@ def train(
     from_model: Annotated[int | None, typer.Option("--from", help="fine-tune from this model id")] = None,
     resume: Annotated[bool, typer.Option(help="continue the last interrupted run")] = False,
     weights: Annotated[Path | None, typer.Option(help="your own torchvision-compatible checkpoint")] = None,
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on the labelled images (80/20 split made if missing), with live progress."""
@@ -79,7 +79,7 @@ def train(
 
     if weights is not None:
         args = f"{args};weights={weights}" if args else f"weights={weights}"
-    with project_from(project) as ctx, training_display(not json_out) as display:
+    with project_from(project, layer) as ctx, training_display(not json_out) as display:
         record = train_project(ctx, base=base, args=args, from_model=from_model, resume=resume, progress=display)
     output(record, json_out, lambda r: _print_trained(r, ctx.root))
 
@@ -93,7 +93,7 @@ def _print_trained(record: dict[str, Any], root: Path) -> None:
 
 def sweep(
     grid: Annotated[str, typer.Option(help='e.g. "base=fcos-lite0,fasterrcnn-lite2;lr=0.01,0.003;epochs=10,30"')],
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run many training configurations in parallel; live leaderboard by validation mAP."""
@@ -107,7 +107,7 @@ def sweep(
                       f"{r['map50']:.3f}", style="bold green" if r.get("best") else None)
         return t
 
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         parse_grid(grid)  # a bad grid is reported before the live table starts
         if json_out:
             result = run_sweep(ctx, grid)
@@ -132,12 +132,12 @@ def _print_sweep(result: dict[str, Any]) -> None:
 def flipbook(
     model: Annotated[int, typer.Argument(help="model id")],
     out_path: Annotated[Path, typer.Option("--out", help="flip.gif or flip.html")] = Path("flipbook.gif"),
-    project: ProjectOpt = None,
+    project: ProjectOpt = None, layer: LayerOpt = None,
 ) -> None:
     """Render the model's predictions on the fixed validation images, epoch by epoch."""
     from labelloop.services.models import render_model_flipbook
 
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         path = render_model_flipbook(ctx, model, out_path)
     out.print(f"wrote {path}")
 
@@ -159,11 +159,11 @@ def _print_catalog(specs: list[dict[str, Any]]) -> None:
 
 
 @models_app.command("list")
-def list_(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
+def list_(project: ProjectOpt = None, layer: LayerOpt = None, json_out: JsonOpt = False) -> None:
     """The project's trained models."""
     from labelloop.services.models import list_models
 
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         rows = list_models(ctx)
     output(rows, json_out, _print_models)
 
@@ -178,11 +178,12 @@ def _print_models(rows: list[dict[str, Any]]) -> None:
 
 
 @models_app.command("show")
-def show(model: int, project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
+def show(model: int,
+        project: ProjectOpt = None, layer: LayerOpt = None, json_out: JsonOpt = False) -> None:
     """Arguments, data, metrics per epoch, lineage and plots of a model."""
     from labelloop.services.models import get_model
 
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         r = get_model(ctx, model)
     output(r, json_out, _print_model)
 
@@ -203,12 +204,12 @@ def _print_model(r: dict[str, Any]) -> None:
 
 
 @models_app.command("compare")
-def compare(models: Annotated[list[int], typer.Argument(help="two or more model ids")], project: ProjectOpt = None,
-            json_out: JsonOpt = False) -> None:
+def compare(models: Annotated[list[int], typer.Argument(help="two or more model ids")],
+            project: ProjectOpt = None, layer: LayerOpt = None, json_out: JsonOpt = False) -> None:
     """Compare models side by side (arguments, data, metrics, per-class AP)."""
     from labelloop.services.models import compare_models
 
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         data = compare_models(ctx, models)
     output(data, json_out, _print_compare)
 
@@ -227,11 +228,12 @@ def _print_compare(data: dict[str, Any]) -> None:
 
 @models_app.command("export")
 def export(model: int, format: Annotated[str, typer.Option("--format", help="onnx | cvat-function")],
-           out_path: Annotated[Path, typer.Option("--out", help="file to write")], project: ProjectOpt = None) -> None:
+           out_path: Annotated[Path, typer.Option("--out", help="file to write")],
+           project: ProjectOpt = None, layer: LayerOpt = None) -> None:
     """Export a model as ONNX, or as a CVAT auto-annotation function module."""
     from labelloop.services.models import export_model
 
-    with project_from(project) as ctx:
+    with project_from(project, layer) as ctx:
         path = export_model(ctx, model, format=format, out=out_path)
     out.print(f"wrote {path}")
 

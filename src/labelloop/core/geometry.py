@@ -21,6 +21,7 @@ __all__ = [
     "cvat_rle_to_mask",
     "ellipse_to_polygon",
     "flip_xyxy",
+    "fraction_inside",
     "mask_to_cvat_rle",
     "mask_to_polygons",
     "mask_to_rle",
@@ -79,6 +80,16 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def fraction_inside(region: np.ndarray, box: Sequence[float] | np.ndarray) -> float:
+    """Fraction of ``box``'s pixels (xyxy) that lie inside the boolean ``region`` mask."""
+    h, w = region.shape
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    return float(region[y0:y1, x0:x1].mean())
 
 
 def ellipse_to_polygon(cx: float, cy: float, rx: float, ry: float, angle_rad: float = 0.0,

@@ -28,6 +28,8 @@ class Sample:
         masks: ``None`` for detection, else N COCO RLE dicts (``{"size": [h, w], "counts": str}``).
         regions: polygons (flat ``[x0, y0, x1, y1, ...]`` in pixels) inside which the
             annotation is complete; empty means the whole image is annotated.
+        area: a COCO RLE mask that further limits where the annotation is complete (a child
+            layer's image: its parent layer's regions); ``None``: no limit.
         weight: how often training draws the image relative to a labelled one (pseudo-labels < 1).
     """
 
@@ -39,6 +41,7 @@ class Sample:
     labels: np.ndarray
     masks: list[dict[str, Any]] | None = None
     regions: list[list[float]] = field(default_factory=list)
+    area: dict[str, Any] | None = None
     weight: float = 1.0
 
     def __post_init__(self) -> None:
@@ -50,6 +53,20 @@ class Sample:
             raise ValueError(f"Sample {self.image_id}: {len(boxes)} boxes but {len(self.masks)} masks")
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "labels", labels)
+
+
+    def complete_area(self) -> np.ndarray | None:
+        """``(H, W)`` bool: where this image's annotation is complete (``regions`` and ``area``); ``None``:
+        everywhere."""
+        from labelloop.core.geometry import polygons_to_rle, rle_to_mask
+
+        mask = None
+        if self.regions:
+            mask = rle_to_mask(polygons_to_rle(self.regions, self.height, self.width)).astype(bool)
+        if self.area is not None:
+            limit = rle_to_mask(self.area).astype(bool)
+            mask = limit if mask is None else mask & limit
+        return mask
 
 
 @dataclass(frozen=True)

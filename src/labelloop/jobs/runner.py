@@ -60,10 +60,14 @@ class JobContext:
 
     # -- what job functions call -------------------------------------------------------------
     def project(self) -> ProjectContext:
+        """The job's project, on the layer it was started on (``params["layer"]``; default: the first)."""
+        from labelloop.services.layers import layer_context
+
         slug = self.params.get("project")
         if not slug:
             raise LabelloopError(f"job {self.kind} needs a project", "start it from a project")
-        return self._open_project(str(slug))
+        ctx = self._open_project(str(slug))
+        return layer_context(ctx, self.params.get("layer") or None, default_first=True)
 
     def progress(self, fraction: float | None = None, message: str | None = None) -> None:
         """Report ``fraction`` in [0, 1] and/or a one-line ``message``."""

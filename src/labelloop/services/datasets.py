@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
-from labelloop.core.geometry import polygons_to_rle
+from labelloop.core.geometry import mask_to_rle, polygons_to_rle
 from labelloop.core.records import LABELLED_STATUSES
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import TrainingError
+from labelloop.services.layers import area_masks, parent_context
 from labelloop.services.splitting import assign_splits
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass, TrainingRegion, is_ground_truth
@@ -73,13 +76,38 @@ def training_data(ctx: ProjectContext, *, seed: int = 0) -> TrainingData:
     with ctx.store.session() as s:
         images = s.scalars(select(Image).where(Image.project_id == ctx.id, Image.status.in_(LABELLED_STATUSES),
                                                Image.sha256 != "").order_by(Image.id)).all()
-    train = [i for i in images if i.split == "train"]
-    val = [i for i in images if i.split == "val"]
+    train = _inside_parent(ctx, _samples(ctx, [i for i in images if i.split == "train"], index, ctx.task), images)
+    val = _inside_parent(ctx, _samples(ctx, [i for i in images if i.split == "val"], index, ctx.task), images)
     if not train or not val:
         raise TrainingError(f"need labelled images in both train and val, have {len(train)} and {len(val)}",
-                            "annotate more images (about 20 objects per class), then train again")
-    return TrainingData(classes=[n for _, n in classes], task=ctx.task,
-                        train=_samples(ctx, train, index, ctx.task), val=_samples(ctx, val, index, ctx.task))
+                            "annotate more images (about 20 objects per class), then train again"
+                            + _parent_hint(ctx))
+    return TrainingData(classes=[n for _, n in classes], task=ctx.task, train=train, val=val)
+
+
+def _inside_parent(ctx: ProjectContext, samples: list[Sample], images: Sequence[Image], *,
+                   drop: bool = True) -> list[Sample]:
+    """A child layer's samples limited to its parent's regions. Images the parent has not labelled, or
+    where it has no region, are left out (``drop``: nothing there is this layer's) or kept with an
+    empty area."""
+    names = {img.id: img.file_name for img in images}
+    masks = area_masks(ctx, [names[s.image_id] for s in samples])
+    if masks is None:
+        return samples
+    out = []
+    for sample in samples:
+        mask = masks.get(names[sample.image_id])
+        if mask is None or not mask.any():
+            if not drop:
+                out.append(replace(sample, area=mask_to_rle(np.zeros((sample.height, sample.width), dtype=bool))))
+            continue
+        out.append(replace(sample, area=None if mask.all() else mask_to_rle(mask)))
+    return out
+
+
+def _parent_hint(ctx: ProjectContext) -> str:
+    parent = parent_context(ctx)
+    return f" inside the regions of layer {parent.layer!r} (label them there first)" if parent else ""
 
 
 def sample_for_images(ctx: ProjectContext, image_ids: list[int]) -> list[Sample]:
@@ -88,7 +116,7 @@ def sample_for_images(ctx: ProjectContext, image_ids: list[int]) -> list[Sample]
     index = {cid: i for i, (cid, _) in enumerate(classes)}
     with ctx.store.session() as s:
         images = s.scalars(select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)).all()
-    return _samples(ctx, list(images), index, ctx.task)
+    return _inside_parent(ctx, _samples(ctx, list(images), index, ctx.task), images, drop=False)
 
 
 def snapshot(data: TrainingData) -> dict[str, Any]:

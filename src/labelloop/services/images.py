@@ -16,6 +16,7 @@ from sqlalchemy import exists, func, select
 from labelloop.core.records import ImageStatus, ReviewState
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.datasets import image_path
+from labelloop.services.layers import sync_layer_images
 from labelloop.settings import get_settings
 from labelloop.store.images import (
     IMAGE_EXTENSIONS,
@@ -113,6 +114,8 @@ def add_image_files(ctx: ProjectContext, files: list[tuple[str, Path]], *, actor
         if report.added:
             s.add(AnnotationEvent(project_id=ctx.id, action="upload", actor=actor, actor_kind="human",
                                   after={"images": len(report.added)}))
+    if report.added:
+        sync_layer_images(ctx)  # every layer of the project holds the same images
     return report
 
 

@@ -22,6 +22,7 @@ from labelloop.core.geometry import check_mask_size, check_polygons, check_rle
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import (
     GROUND_TRUTH_STATES,
+    UNLABELLED_STATUSES,
     AnnotationRecord,
     DatasetRecord,
     ImageRecord,
@@ -30,6 +31,8 @@ from labelloop.core.records import (
 from labelloop.errors import FormatError, InvalidInputError
 from labelloop.formats import ReadOptions, detect_format, get_format
 from labelloop.formats.base import Recorder
+from labelloop.services.annotations import refresh_image_status
+from labelloop.services.layers import sync_layer_images
 from labelloop.settings import get_settings
 from labelloop.store.images import damage_note, inspect_image, sha256_file, store_blob
 from labelloop.store.project import ProjectContext, palette_color
@@ -134,6 +137,8 @@ def import_dataset(ctx: ProjectContext, dataset: DatasetRecord, *, link: bool = 
         for path in created:
             path.unlink(missing_ok=True)
         raise
+    if report.images_added:
+        sync_layer_images(ctx)  # every layer of the project holds the same images
     report.skipped = recorder.skipped
     return report
 
@@ -299,6 +304,8 @@ def _write(ctx: ProjectContext, dataset: DatasetRecord, prepared: list[_Prepared
         report.images_matched = len(prepared) - len(new)
         report.damaged = [{"file_name": p.record.file_name, "reason": p.damaged} for p in new if p.damaged]
         report.annotations_added = _insert_annotations(s, ctx, prepared, class_ids, actor, now, progress)
+        fresh = {id(p) for p in new}
+        _refresh_matched(s, [p.existing_id for p in prepared if id(p) not in fresh and p.record.annotations])
         _insert_regions(s, prepared, now)
         s.add(AnnotationEvent(project_id=ctx.id, action="import", actor=actor, actor_kind="import", at=now,
                               after={"images": report.images_added, "annotations": report.annotations_added}))
@@ -365,6 +372,15 @@ def _insert_annotations(s: Any, ctx: ProjectContext, prepared: list[_Prepared], 
     if progress:
         progress("annotations", total, total)
     return added
+
+
+def _refresh_matched(s: Any, image_ids: Sequence[int | None]) -> None:
+    """Images already in the project that got annotations: labelled now (or pre-annotated)."""
+    ids = [i for i in image_ids if i is not None]
+    for start in range(0, len(ids), _CHUNK):
+        for img in s.scalars(select(Image).where(Image.id.in_(ids[start:start + _CHUNK]),
+                                                 Image.status.in_(UNLABELLED_STATUSES))):
+            refresh_image_status(s, img)
 
 
 def _present_keys(s: Any, image_ids: Sequence[int | None]) -> set[tuple[Any, ...]]:

@@ -57,6 +57,7 @@ from labelloop.services.annotations import annotation_dict, refresh_image_status
 from labelloop.services.click import remember_candidates
 from labelloop.services.datasets import image_path, sample_for_images
 from labelloop.services.effort import cost_model
+from labelloop.services.layers import area_masks, inside_parent, parent_context
 from labelloop.settings import get_settings
 from labelloop.store.images import decode_rgb, write_json_atomic
 from labelloop.store.project import ProjectContext
@@ -384,6 +385,15 @@ def write_proposals(ctx: ProjectContext, image_id: int, model: TrainedModel,
         return len(created), len(stale)
 
 
+def _in_parent_regions(ctx: ProjectContext, parent: ProjectContext, file_name: str, props: list[Proposal]
+                       ) -> tuple[list[Proposal], int]:
+    """A child layer's proposals inside its parent's regions on the image (none where the parent has not
+    labelled it), and how many were dropped."""
+    masks = area_masks(ctx, [file_name], parent) or {}
+    keep = inside_parent(masks.get(file_name), np.array([p.bbox for p in props], dtype=np.float64))
+    return [p for p, k in zip(props, keep, strict=True) if k], int((~keep).sum())
+
+
 ENGINES = ("auto", "local", "ray")
 
 
@@ -458,7 +468,8 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
     per_index = [chosen[n].threshold for n in predictor.classes]
     class_ids = _class_ids(ctx, predictor.classes)
     names = {cid: predictor.classes[k] for k, cid in class_ids.items()}
-    created = replaced = done = 0
+    created = replaced = done = outside = 0
+    parent = parent_context(ctx)
     skipped = Unreadable("pre-annotation")
     on_ray = on_ray and (engine == "ray" or len(rows) >= _ray_min())
     results = _ray_rows(ctx, model, rows) if on_ray else _local_rows(ctx, predictor, rows)
@@ -467,8 +478,11 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
             skipped.add(row.id, row.file_name, preds)
         else:
             remember_candidates(ctx, model.id, row.id, preds)  # a later click on this image is instant
-            c, r = write_proposals(ctx, row.id, model, _proposals(preds, per_index, class_ids, row.width, row.height),
-                                   names)
+            props = _proposals(preds, per_index, class_ids, row.width, row.height)
+            if parent is not None:
+                props, n_out = _in_parent_regions(ctx, parent, row.file_name, props)
+                outside += n_out
+            c, r = write_proposals(ctx, row.id, model, props, names)
             created, replaced, done = created + c, replaced + r, done + 1
         if progress:
             progress("pre-annotate", n, len(rows))
@@ -478,4 +492,5 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
             "engine": "ray" if on_ray else "local", "images": done, "proposals": created, "replaced": replaced,
             "skipped": skipped.items,
             "classes_not_in_project": missing,
+            **({"parent_layer": parent.layer, "outside_parent": outside} if parent is not None else {}),
             "thresholds": {n: t.as_dict() for n, t in chosen.items()}}

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from labelloop.core.records import ReviewState
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.db import Store, sqlite_url
-from labelloop.store.project import MARKER, Database, ProjectContext, init_project, open_project
+from labelloop.store.project import MARKER, Database, ProjectContext, context_for, init_project, open_project
 from labelloop.store.tables import Annotation, Image, Project, TrainedModel, is_ground_truth
 
 __all__ = ["ProjectRegistry", "ServerPaths", "current_model", "load_project", "new_project", "next_steps",
@@ -171,7 +171,7 @@ class ProjectRegistry:
             if row is None:
                 raise NotFoundError(f"project {slug!r} ({uid}) is not in its database {store.url}",
                                     "is LABELLOOP_DATABASE_URL pointing at the right database?")
-            ctx = ProjectContext(root=root, store=store, id=row.id, uid=uid, name=row.name, task=row.task)
+            ctx = context_for(root, store, s, row)
         self._contexts[slug] = ctx
         return ctx
 

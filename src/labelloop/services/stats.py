@@ -38,6 +38,7 @@ def project_stats(ctx: ProjectContext, target_per_class: int | None = None) -> d
                   "missing": max(0, target - labelled.get(cid, 0))} for cid, name, color in classes]
     return {
         "project": ctx.name,
+        "layer": ctx.layer,
         "task": ctx.task,
         "images": {"total": sum(by_status.values()), "by_status": by_status, "by_split": by_split,
                    "damaged": damaged},

@@ -57,23 +57,53 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to Alembic's head revision (no-op when already there)."""
-    from alembic import command
+def _alembic_config() -> Any:
     from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    return cfg
+
+
+def run_migration(engine: Engine, action: str, target: str) -> None:
+    """Alembic ``upgrade``/``downgrade`` to ``target``, in one transaction.
+
+    On SQLite, foreign keys are off meanwhile: a batch migration recreates a table (copy, drop,
+    rename), and with them on, dropping ``images`` would cascade to every annotation. A migration that
+    leaves a dangling reference is rolled back.
+    """
+    from alembic import command
+
+    cfg = _alembic_config()
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # not inside a transaction: SQLite ignores it there
+            conn.commit()
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                getattr(command, action)(cfg, target)
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                    raise ConfigError(f"the database migration to {target} left rows pointing at nothing",
+                                      "nothing was changed; report this with the database file")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to Alembic's head revision (no-op when already there)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     if current == head:
         return
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    run_migration(engine, "upgrade", "head")
 
 
 class Store:

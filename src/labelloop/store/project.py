@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from labelloop.core.records import clean_class_name
 from labelloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.db import Store, sqlite_url
-from labelloop.store.tables import LabelClass, Project
+from labelloop.store.tables import LabelClass, Layer, Project
 
-__all__ = ["TASKS", "Database", "ProjectContext", "find_project_root", "init_project", "open_project", "palette_color"]
+__all__ = ["TASKS", "Database", "ProjectContext", "clean_labels", "context_for", "default_layer_name",
+           "find_project_root",
+           "init_project", "open_project", "palette_color"]
 
 TASKS = ("detect", "segment", "regions")
 MARKER = "labelloop.json"
@@ -30,6 +33,11 @@ _PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#
 
 def palette_color(index: int) -> str:
     return _PALETTE[index % len(_PALETTE)]
+
+
+def default_layer_name(task: str) -> str:
+    """The name of a project's first layer: ``regions`` for a regions project, else ``objects``."""
+    return "regions" if task == "regions" else "objects"
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,11 @@ class Database:
 
 @dataclass
 class ProjectContext:
-    """An open project: where its files live and which database row it is."""
+    """An open project layer: where the project's files live and which database row holds the layer.
+
+    ``id`` is the row of the layer's images, classes, annotations and models (the project's own row
+    for its first layer), ``task`` the layer's kind; ``owner_id`` is the project's row.
+    """
 
     root: Path
     store: Store
@@ -62,6 +74,15 @@ class ProjectContext:
     uid: str
     name: str
     task: str
+    #: the layer's name (a project of one layer: ``objects`` or ``regions``)
+    layer: str = ""
+    #: the project the layer belongs to; 0 = ``id`` (the project's first layer)
+    owner_id: int = 0
+
+    @property
+    def project_id(self) -> int:
+        """The project's own row (the same for every layer of it)."""
+        return self.owner_id or self.id
 
     @property
     def images_dir(self) -> Path:
@@ -99,7 +120,7 @@ def init_project(root: Path, *, task: str = "detect", name: str | None = None,
     root = root.resolve()
     if (root / MARKER).exists():
         raise ConflictError(f"{root} already holds a labelloop project", "use it, or pick another folder")
-    names = _clean_labels(labels or [])
+    names = clean_labels(labels or [])
     if task == "regions" and "background" not in names:
         names.insert(0, "background")
     try:
@@ -116,12 +137,15 @@ def init_project(root: Path, *, task: str = "detect", name: str | None = None,
         s.flush()
         for i, label in enumerate(names):
             s.add(LabelClass(project_id=project.id, name=label, color=palette_color(i), position=i))
+        s.add(Layer(project_id=project.id, store_id=project.id, name=default_layer_name(task), kind=task,
+                    position=0))
         pid = project.id
     tmp = root / (MARKER + ".tmp")
     tmp.write_text(json.dumps({"uid": uid, "name": name, "task": task}, indent=2))
     tmp.replace(root / MARKER)
     (root / "images").mkdir(exist_ok=True)
-    return ProjectContext(root=root, store=store, id=pid, uid=uid, name=name, task=task)
+    return ProjectContext(root=root, store=store, id=pid, uid=uid, name=name, task=task,
+                          layer=default_layer_name(task), owner_id=pid)
 
 
 def open_project(path: Path | None = None, *, database: Database | None = None) -> ProjectContext:
@@ -140,11 +164,21 @@ def open_project(path: Path | None = None, *, database: Database | None = None) 
             store.dispose()
             raise NotFoundError(f"project {uid} of {root} is not in the database {store.url}",
                                 "is LABELLOOP_DATABASE_URL pointing at the right database?")
-        return ProjectContext(root=root, store=store, id=project.id, uid=uid, name=project.name,
-                              task=project.task)
+        return context_for(root, store, s, project)
 
 
-def _clean_labels(labels: list[str]) -> list[str]:
+def context_for(root: Path, store: Store, s: Session, row: Project, layer: Layer | None = None) -> ProjectContext:
+    """The context of project ``row`` on its ``layer`` (default: its first layer)."""
+    if layer is None:
+        layer = s.scalars(select(Layer).where(Layer.store_id == row.id)).first()
+    if layer is None or layer.store_id == row.id:
+        return ProjectContext(root=root, store=store, id=row.id, uid=row.uid, name=row.name, task=row.task,
+                              layer=layer.name if layer else default_layer_name(row.task), owner_id=row.id)
+    return ProjectContext(root=root, store=store, id=layer.store_id, uid=row.uid, name=row.name, task=layer.kind,
+                          layer=layer.name, owner_id=row.id)
+
+
+def clean_labels(labels: list[str]) -> list[str]:
     out: list[str] = []
     for raw in labels:
         if not raw.strip():

@@ -31,6 +31,7 @@ __all__ = [
     "Image",
     "Job",
     "LabelClass",
+    "Layer",
     "ModelEpoch",
     "Project",
     "TrainedModel",
@@ -56,6 +57,31 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(200))
     task: Mapped[str] = mapped_column(String(16))
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: set on the hidden project that holds a layer's rows: the project the layer belongs to
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), nullable=True,
+                                                 index=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Layer(Base):
+    """One feature of a project's analysis (regions, or the objects counted inside them).
+
+    A layer has its own kind (``regions``, ``detect``, ``segment``), classes, annotations, models and
+    image status. They live in the project row ``store_id``: the project itself for its first layer
+    (so a project of one layer is what it always was), a hidden project (``owner_id`` = the project)
+    for each other layer, holding the same images.
+    """
+
+    __tablename__ = "layers"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_layer_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    #: the layer whose regions this layer's objects live in (training and proposals stay inside them)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("layers.id", ondelete="SET NULL"), nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -23,7 +23,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from labelloop.core.geometry import polygons_to_rle, rle_to_mask
+from labelloop.core.geometry import fraction_inside, rle_to_mask
 from labelloop.core.samples import Sample
 from labelloop.errors import InvalidInputError
 from labelloop.models.semseg import IGNORE_INDEX
@@ -65,31 +65,19 @@ def _semantic(labels: np.ndarray, masks: np.ndarray, h: int, w: int) -> np.ndarr
     return sem
 
 
-def _fraction_inside(region: np.ndarray, box: np.ndarray) -> float:
-    """Fraction of ``box``'s pixels (xyxy) that lie inside the boolean ``region`` mask."""
-    h, w = region.shape
-    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
-    x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
-    if x1 <= x0 or y1 <= y0:
-        return 0.0
-    return float(region[y0:y1, x0:x1].mean())
-
-
-def _apply_regions(image: np.ndarray, arrays: dict[str, Any], regions: list[list[float]]
+def _apply_regions(image: np.ndarray, arrays: dict[str, Any], region: np.ndarray
                    ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Keep only what lies inside the annotated ``regions``.
+    """Keep only what lies inside ``region`` (bool mask: the training regions, a parent layer's regions).
 
     Crops to the regions' bounding box, greys out pixels outside the polygons, drops
     objects less than half inside, and marks outside pixels ``IGNORE`` in semantic maps,
     so partially annotated images never teach "no object here".
     """
-    h, w = image.shape[:2]
-    region = rle_to_mask(polygons_to_rle(regions, h, w)).astype(bool)
     if not region.any():
         return image, arrays
     ys, xs = np.nonzero(region)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    inside = np.array([_fraction_inside(region, b) >= 0.5 for b in arrays["boxes"]], dtype=bool)
+    inside = np.array([fraction_inside(region, b) >= 0.5 for b in arrays["boxes"]], dtype=bool)
     image = image[y0:y1, x0:x1].copy()
     region = region[y0:y1, x0:x1]
     image[~region] = FILL
@@ -170,8 +158,9 @@ def prepare_arrays(sample: Sample, task: str, *, tile: int = 0, rng: random.Rand
             arrays["masks"] = masks
         else:
             arrays["semantic"] = _semantic(arrays["labels"], masks, h, w)
-    if sample.regions:
-        image, arrays = _apply_regions(image, arrays, sample.regions)
+    area = sample.complete_area()
+    if area is not None:
+        image, arrays = _apply_regions(image, arrays, area)
     rng = rng or random.Random()
     if paste is not None:
         image, arrays = paste(image, arrays, rng)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from labelloop.core.geometry import polygons_to_rle, rle_to_mask
+from labelloop.core.geometry import fraction_inside, polygons_to_rle, rle_to_mask
 from labelloop.core.predictions import Predictions
 from labelloop.core.samples import Sample
 
@@ -117,9 +117,8 @@ def miou_metrics(samples: Sequence[Sample], preds: Mapping[int, Predictions], cl
         if p is None or p.semantic is None:
             continue
         gt = _semantic(s.labels + 1, _object_masks(s, s.height, s.width), s.height, s.width)
-        valid = np.ones_like(gt, dtype=bool)
-        if s.regions:
-            valid = rle_to_mask(polygons_to_rle(s.regions, s.height, s.width)).astype(bool)
+        area = s.complete_area()
+        valid = np.ones_like(gt, dtype=bool) if area is None else area
         idx = gt[valid] * n + p.semantic[: s.height, : s.width][valid]
         conf += np.bincount(idx, minlength=n * n).reshape(n, n)
     inter = np.diag(conf).astype(float)
@@ -132,6 +131,20 @@ def miou_metrics(samples: Sequence[Sample], preds: Mapping[int, Predictions], cl
             "pixel_accuracy": float(inter.sum() / max(conf.sum(), 1))}
 
 
+def inside_areas(samples: Sequence[Sample], preds: Mapping[int, Predictions]) -> Mapping[int, Predictions]:
+    """Detections outside an image's complete area dropped (at least half of the box inside is kept): no
+    one annotated there, so they are neither right nor wrong."""
+    out = dict(preds)
+    for s in samples:
+        p = out.get(s.image_id)
+        if p is None or not len(p) or (not s.regions and s.area is None):
+            continue
+        area = s.complete_area()
+        if area is not None:
+            out[s.image_id] = p.select(np.array([fraction_inside(area, b) >= 0.5 for b in p.boxes], dtype=bool))
+    return out
+
+
 def evaluate_predictions(samples: Sequence[Sample], preds: Mapping[int, Predictions],
                          classes: Sequence[str], task: str) -> dict[str, Any]:
     """The metrics for ``task``; ``score`` is what early stopping and ``best.pt`` use."""
@@ -139,6 +152,7 @@ def evaluate_predictions(samples: Sequence[Sample], preds: Mapping[int, Predicti
         m = miou_metrics(samples, preds, classes)
         return {**m, "score": m["miou"]}
     with_masks = task == "segment"
+    preds = inside_areas(samples, preds)
     gt = coco_ground_truth(samples, classes, with_masks)
     dets = coco_detections(preds, with_masks)
     m = coco_metrics(gt, dets, "bbox")

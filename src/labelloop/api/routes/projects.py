@@ -8,13 +8,16 @@ from fastapi import APIRouter, Depends
 
 from labelloop.api import responses as rs
 from labelloop.api.deps import CurrentUser, Project, ServerState, permission, state
-from labelloop.api.schemas import ClassesIn, MergeIn, ProjectIn, RenameIn, SplitIn
+from labelloop.api.schemas import ClassesIn, LayerIn, MergeIn, ProjectIn, RenameIn, SplitIn
 from labelloop.services import labels as label_service
+from labelloop.services import layers as layer_service
 from labelloop.services import users
+from labelloop.services.layers import list_layers
 from labelloop.services.projects import project_overview
 from labelloop.services.splitting import assign_splits
 from labelloop.services.stats import project_stats
 from labelloop.services.users import UserInfo
+from labelloop.settings import get_settings
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 State = Annotated[ServerState, Depends(state)]
@@ -67,6 +70,25 @@ def stats(ctx: Project) -> dict[str, Any]:
              summary="Assign train/val(/test) to labelled images without a split")
 def split(body: SplitIn, ctx: Project, _: Annotated[UserInfo, Depends(permission("classes.edit"))]) -> dict[str, Any]:
     return assign_splits(ctx, val=body.val, test=body.test, seed=body.seed)
+
+
+@router.get("/{slug}/layers", response_model=list[rs.Layer], summary="The project's layers and their classes' progress")
+def layers(ctx: Project) -> list[dict[str, Any]]:
+    return list_layers(ctx, get_settings().target_per_class)
+
+
+@router.post("/{slug}/layers", response_model=list[rs.Layer], status_code=201,
+             summary="Add a layer (regions, or objects inside a parent layer's regions)")
+def add_layer(body: LayerIn, ctx: Project,
+              user: Annotated[UserInfo, Depends(permission("classes.edit"))]) -> list[dict[str, Any]]:
+    layer_service.add_layer(ctx, body.name, body.kind, parent=body.parent, labels=body.labels, actor=user.username)
+    return list_layers(ctx, get_settings().target_per_class)
+
+
+@router.get("/{slug}/region-counts", response_model=list[rs.RegionCount],
+            summary="This layer's objects counted in each region of its parent layer")
+def regions(ctx: Project) -> list[dict[str, Any]]:
+    return layer_service.region_counts(ctx)
 
 
 @router.get("/{slug}/classes", response_model=list[rs.ClassInfo], summary="Active classes with their annotation counts")

@@ -663,6 +663,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{slug}/layers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's layers and their classes' progress */
+        get: operations["layers_api_projects__slug__layers_get"];
+        put?: never;
+        /** Add a layer (regions, or objects inside a parent layer's regions) */
+        post: operations["add_layer_api_projects__slug__layers_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{slug}/models": {
         parameters: {
             query?: never;
@@ -808,6 +826,23 @@ export interface paths {
         };
         /** The latest QA findings: likely label errors */
         get: operations["qa_api_projects__slug__qa_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{slug}/region-counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This layer's objects counted in each region of its parent layer */
+        get: operations["regions_api_projects__slug__region_counts_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1802,6 +1837,68 @@ export interface components {
             /** Suggestions */
             suggestions: components["schemas"]["Suggestion"][];
         };
+        /** Layer */
+        Layer: {
+            /** Classes */
+            classes: components["schemas"]["LayerClass"][];
+            /**
+             * Current
+             * @description the layer this request was made on
+             */
+            current: boolean;
+            /** Id */
+            id: number;
+            /** Images */
+            images: number;
+            /**
+             * Kind
+             * @description regions | detect | segment
+             */
+            kind: string;
+            /** Labelled Images */
+            labelled_images: number;
+            /** Name */
+            name: string;
+            /**
+             * Parent
+             * @description the layer whose regions this layer's objects live in
+             */
+            parent: string | null;
+            /** Position */
+            position: number;
+        };
+        /** LayerClass */
+        LayerClass: {
+            /**
+             * Count
+             * @description ground-truth objects of the class in this layer
+             */
+            count: number;
+            /** Name */
+            name: string;
+            /**
+             * Target
+             * @description objects per class a first training round wants
+             */
+            target: number;
+        };
+        /** LayerIn */
+        LayerIn: {
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "detect" | "segment" | "regions";
+            /** Labels */
+            labels?: string[];
+            /** Name */
+            name: string;
+            /**
+             * Parent
+             * @description the layer whose regions it lives in
+             */
+            parent?: string | null;
+        };
         /** Lineage */
         Lineage: {
             /** Ancestors */
@@ -2102,6 +2199,36 @@ export interface components {
             /** Proposals */
             proposals: number;
         };
+        /** RegionCount */
+        RegionCount: {
+            /** Area Px */
+            area_px: number;
+            /**
+             * Counts
+             * @description this layer's objects inside the region, per class
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /** Image */
+            image: string;
+            /**
+             * Proposed
+             * @description open proposals inside the region, per class
+             */
+            proposed: {
+                [key: string]: number;
+            };
+            /** Region Class */
+            region_class: string;
+            /**
+             * Region Id
+             * @description the parent layer's annotation that is the region
+             */
+            region_id: number;
+            /** Total */
+            total: number;
+        };
         /** RegionsIn */
         RegionsIn: {
             /**
@@ -2219,6 +2346,11 @@ export interface components {
             /** Classes */
             classes: components["schemas"]["ClassStats"][];
             images: components["schemas"]["ImageCounts"];
+            /**
+             * Layer
+             * @description the layer these figures are of
+             */
+            layer: string;
             /** Project */
             project: string;
             /** Ready To Train */
@@ -2938,7 +3070,10 @@ export interface operations {
     };
     get_project_api_projects__slug__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -3020,6 +3155,8 @@ export interface operations {
     delete_annotation_api_projects__slug__annotations__annotation_id__delete: {
         parameters: {
             query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 version?: number | null;
             };
             header?: never;
@@ -3063,7 +3200,10 @@ export interface operations {
     };
     update_annotation_api_projects__slug__annotations__annotation_id__patch: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 annotation_id: number;
@@ -3109,7 +3249,10 @@ export interface operations {
     };
     review_api_projects__slug__annotations__annotation_id__review_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 annotation_id: number;
@@ -3155,7 +3298,10 @@ export interface operations {
     };
     list_classes_api_projects__slug__classes_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -3196,7 +3342,10 @@ export interface operations {
     };
     add_classes_api_projects__slug__classes_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -3241,7 +3390,10 @@ export interface operations {
     };
     merge_classes_api_projects__slug__classes_merge_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -3286,7 +3438,10 @@ export interface operations {
     };
     rename_class_api_projects__slug__classes_rename_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -3331,7 +3486,10 @@ export interface operations {
     };
     effort_api_projects__slug__effort_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -3376,6 +3534,8 @@ export interface operations {
                 format?: string;
                 images?: string;
                 include_proposals?: boolean;
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 split?: string | null;
             };
             header?: never;
@@ -3423,6 +3583,8 @@ export interface operations {
                 damaged?: boolean | null;
                 /** @description has an annotation of this class */
                 label?: string | null;
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 limit?: number;
                 max_score?: number | null;
                 min_score?: number | null;
@@ -3474,7 +3636,10 @@ export interface operations {
     };
     upload_api_projects__slug__images_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -3537,6 +3702,8 @@ export interface operations {
                 damaged?: boolean | null;
                 include_rejected?: boolean;
                 label?: string | null;
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 max_score?: number | null;
                 min_score?: number | null;
                 q?: string | null;
@@ -3584,7 +3751,10 @@ export interface operations {
     };
     accept_all_api_projects__slug__images__image_id__accept_all_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 image_id: number;
@@ -3632,6 +3802,8 @@ export interface operations {
         parameters: {
             query?: {
                 include_rejected?: boolean;
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
             };
             header?: never;
             path: {
@@ -3674,7 +3846,10 @@ export interface operations {
     };
     create_annotation_api_projects__slug__images__image_id__annotations_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 image_id: number;
@@ -3721,6 +3896,8 @@ export interface operations {
     warm_candidates_api_projects__slug__images__image_id__candidates_post: {
         parameters: {
             query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 model_id?: number | null;
             };
             header?: never;
@@ -3764,7 +3941,10 @@ export interface operations {
     };
     click_api_projects__slug__images__image_id__click_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 image_id: number;
@@ -3810,7 +3990,10 @@ export interface operations {
     };
     image_file_api_projects__slug__images__image_id__file_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 image_id: number;
@@ -3850,7 +4033,10 @@ export interface operations {
     };
     inspect_api_projects__slug__images__image_id__inspect_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 image_id: number;
@@ -3892,7 +4078,10 @@ export interface operations {
     };
     set_regions_api_projects__slug__images__image_id__regions_put: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 image_id: number;
@@ -3939,6 +4128,8 @@ export interface operations {
     image_thumb_api_projects__slug__images__image_id__thumb_get: {
         parameters: {
             query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 size?: number;
             };
             header?: never;
@@ -3980,7 +4171,10 @@ export interface operations {
     };
     image_tile_api_projects__slug__images__image_id__tiles_files__level___tile__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 image_id: number;
@@ -4022,7 +4216,10 @@ export interface operations {
     };
     image_dzi_api_projects__slug__images__image_id__tiles_dzi_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 image_id: number;
@@ -4064,7 +4261,10 @@ export interface operations {
     };
     import_upload_api_projects__slug__import_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -4111,6 +4311,8 @@ export interface operations {
         parameters: {
             query?: {
                 kind?: string | null;
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 limit?: number;
                 status?: string | null;
             };
@@ -4154,7 +4356,10 @@ export interface operations {
     };
     start_job_api_projects__slug__jobs_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -4201,6 +4406,8 @@ export interface operations {
         parameters: {
             query?: {
                 events?: boolean;
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
             };
             header?: never;
             path: {
@@ -4243,7 +4450,10 @@ export interface operations {
     };
     cancel_api_projects__slug__jobs__job_id__cancel_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 job_id: number;
@@ -4286,6 +4496,8 @@ export interface operations {
     job_events_api_projects__slug__jobs__job_id__events_get: {
         parameters: {
             query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 /** @description last event seq you have */
                 since?: number;
             };
@@ -4330,7 +4542,10 @@ export interface operations {
     };
     job_log_api_projects__slug__jobs__job_id__log_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 job_id: number;
@@ -4370,9 +4585,104 @@ export interface operations {
             };
         };
     };
+    layers_api_projects__slug__layers_get: {
+        parameters: {
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description the project's folder name */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Layer"][];
+                };
+            };
+        };
+    };
+    add_layer_api_projects__slug__layers_post: {
+        parameters: {
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description the project's folder name */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LayerIn"];
+            };
+        };
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Layer"][];
+                };
+            };
+        };
+    };
     list_models_api_projects__slug__models_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -4413,7 +4723,10 @@ export interface operations {
     };
     get_model_api_projects__slug__models__model_id__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 model_id: number;
@@ -4455,7 +4768,10 @@ export interface operations {
     };
     epochs_api_projects__slug__models__model_id__epochs_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 model_id: number;
@@ -4499,6 +4815,8 @@ export interface operations {
         parameters: {
             query?: {
                 format?: string;
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
             };
             header?: never;
             path: {
@@ -4539,7 +4857,10 @@ export interface operations {
     };
     flipbook_api_projects__slug__models__model_id__flipbook_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 model_id: number;
@@ -4581,7 +4902,10 @@ export interface operations {
     };
     lineage_api_projects__slug__models__model_id__lineage_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 model_id: number;
@@ -4626,6 +4950,8 @@ export interface operations {
             query: {
                 /** @description comma-separated model ids */
                 ids: string;
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
             };
             header?: never;
             path: {
@@ -4667,7 +4993,10 @@ export interface operations {
     };
     overview_api_projects__slug__overview_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -4708,7 +5037,10 @@ export interface operations {
     };
     qa_api_projects__slug__qa_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -4747,9 +5079,55 @@ export interface operations {
             };
         };
     };
+    regions_api_projects__slug__region_counts_get: {
+        parameters: {
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description the project's folder name */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegionCount"][];
+                };
+            };
+        };
+    };
     get_review_queue_api_projects__slug__review_queue_get: {
         parameters: {
             query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
                 limit?: number;
                 max_score?: number | null;
                 min_score?: number | null;
@@ -4795,7 +5173,10 @@ export interface operations {
     };
     split_api_projects__slug__split_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -4840,7 +5221,10 @@ export interface operations {
     };
     stats_api_projects__slug__stats_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */
@@ -4881,7 +5265,10 @@ export interface operations {
     };
     suggestions_api_projects__slug__suggestions_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 /** @description the project's folder name */

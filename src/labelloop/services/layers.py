@@ -1,0 +1,320 @@
+"""Layers: one project's analysis built a feature at a time -- regions (tissue, field, road) and the
+objects counted inside them (cells, plants, cars) -- instead of one project per feature.
+
+Each layer has its own kind, classes, annotations, models and image status; every layer of a
+project holds the same images (added to one layer, an image is added to all). A layer's rows live
+in a project row of their own (:class:`~labelloop.store.tables.Layer`), so every service that works
+on a project works on a layer: open the layer's context with :func:`layer_context`.
+
+A child layer (``parent``) lives inside its parent's regions: its training sees only the areas its
+parent's ground truth covers (drawn, or accepted proposals; a ``regions`` parent's ``background``
+is not an area), its proposals outside them are dropped, and :func:`region_counts` counts its
+objects per parent region ("cells per tumour region").
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from labelloop.core.geometry import fraction_inside, polygons_to_rle, rle_to_mask
+from labelloop.core.records import LABELLED_STATUSES, ImageStatus, ReviewState
+from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
+from labelloop.store.project import TASKS, ProjectContext, clean_labels, context_for, palette_color
+from labelloop.store.tables import Annotation, ClassEvent, Image, LabelClass, Layer, Project, is_ground_truth
+
+__all__ = [
+    "BACKGROUND",
+    "LayerInfo",
+    "add_layer",
+    "area_masks",
+    "inside_parent",
+    "layer_context",
+    "list_layers",
+    "parent_context",
+    "region_counts",
+    "sync_layer_images",
+]
+
+BACKGROUND = "background"
+#: a layer name: letters, digits, ``_``, ``-``, ``.`` and spaces, starting with a letter or digit
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,59}$")
+#: at least this share of an object's box lies inside its parent's regions to count as inside
+INSIDE = 0.5
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    id: int
+    name: str
+    kind: str
+    parent: str | None
+    position: int
+    store_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "kind": self.kind, "parent": self.parent,
+                "position": self.position}
+
+
+def _rows(s: Session, owner_id: int) -> list[Layer]:
+    return list(s.scalars(select(Layer).where(Layer.project_id == owner_id).order_by(Layer.position, Layer.id)))
+
+
+def _infos(rows: list[Layer]) -> list[LayerInfo]:
+    names = {r.id: r.name for r in rows}
+    return [LayerInfo(r.id, r.name, r.kind, names.get(r.parent_id) if r.parent_id else None, r.position, r.store_id)
+            for r in rows]
+
+
+def layers_of(ctx: ProjectContext) -> list[LayerInfo]:
+    """The project's layers, in order."""
+    with ctx.store.session() as s:
+        return _infos(_rows(s, ctx.project_id))
+
+
+def list_layers(ctx: ProjectContext, per_class_target: int = 20) -> list[dict[str, Any]]:
+    """Each layer with its classes (objects per class against ``per_class_target``), its labelled
+    images and its models."""
+    out = []
+    with ctx.store.session() as s:
+        for info in _infos(_rows(s, ctx.project_id)):
+            counts = dict(s.execute(
+                select(LabelClass.name, func.count(Annotation.id))
+                .join(Annotation, (Annotation.class_id == LabelClass.id) & is_ground_truth(), isouter=True)
+                .where(LabelClass.project_id == info.store_id, LabelClass.active.is_(True))
+                .group_by(LabelClass.id, LabelClass.name).order_by(LabelClass.position)).all())
+            labelled = s.scalar(select(func.count()).select_from(Image).where(
+                Image.project_id == info.store_id, Image.status.in_(LABELLED_STATUSES))) or 0
+            images = s.scalar(select(func.count()).select_from(Image).where(Image.project_id == info.store_id)) or 0
+            out.append({**info.as_dict(), "images": images, "labelled_images": labelled,
+                        "classes": [{"name": n, "count": c, "target": per_class_target}
+                                    for n, c in counts.items()],
+                        "current": info.store_id == ctx.id})
+    return out
+
+
+def _unknown(name: str, infos: Iterable[LayerInfo]) -> NotFoundError:
+    names = ", ".join(i.name for i in infos)
+    return NotFoundError(f"no layer {name!r} in this project", f"its layers are: {names}")
+
+
+def layer_context(ctx: ProjectContext, name: str | None, *, default_first: bool = False) -> ProjectContext:
+    """The context of layer ``name`` of ``ctx``'s project. ``None``: the only layer; with several, the
+    first (``default_first``) or an error that lists them."""
+    with ctx.store.session() as s:
+        rows = _rows(s, ctx.project_id)
+        if name is None or name == "":
+            if len(rows) > 1 and not default_first:
+                raise InvalidInputError(
+                    f"this project has {len(rows)} layers: {', '.join(r.name for r in rows)}",
+                    "say which with --layer NAME")
+            row = rows[0] if rows else None
+        else:
+            row = next((r for r in rows if r.name == name), None)
+            if row is None:
+                raise _unknown(name, _infos(rows))
+        if row is None or row.store_id == ctx.id:
+            return ctx
+        owner = s.get(Project, ctx.project_id)
+        assert owner is not None
+        return context_for(ctx.root, ctx.store, s, owner, row)
+
+
+def parent_context(ctx: ProjectContext) -> ProjectContext | None:
+    """The context of ``ctx``'s parent layer, if it has one."""
+    with ctx.store.session() as s:
+        row = s.scalars(select(Layer).where(Layer.store_id == ctx.id)).first()
+        if row is None or row.parent_id is None:
+            return None
+        parent = s.get(Layer, row.parent_id)
+        owner = s.get(Project, ctx.project_id)
+        if parent is None or owner is None:
+            return None
+        return context_for(ctx.root, ctx.store, s, owner, parent)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not _NAME.match(name):
+        raise InvalidInputError(f"bad layer name {name[:60]!r}",
+                                "use up to 60 letters, digits, spaces, '_', '-' or '.', e.g. tumour or cells")
+    return name
+
+
+def add_layer(ctx: ProjectContext, name: str, kind: str, *, parent: str | None = None,
+              labels: list[str] | None = None, actor: str = "") -> LayerInfo:
+    """A new layer of ``ctx``'s project (with the project's images, all new in it)."""
+    name = _check_name(name)
+    if kind not in TASKS:
+        raise InvalidInputError(f"unknown layer kind {kind!r}", f"expected one of: {', '.join(TASKS)}")
+    names = clean_labels(labels or [])
+    if kind == "regions" and BACKGROUND not in names:
+        names.insert(0, BACKGROUND)
+    with ctx.store.session() as s:
+        rows = _rows(s, ctx.project_id)
+        if any(r.name == name for r in rows):
+            raise ConflictError(f"layer {name!r} exists already", "pick another name")
+        parent_row = None
+        if parent:
+            parent_row = next((r for r in rows if r.name == parent), None)
+            if parent_row is None:
+                raise _unknown(parent, _infos(rows))
+        owner = s.get(Project, ctx.project_id)
+        assert owner is not None
+        hidden = Project(uid=uuid.uuid4().hex, name=f"{owner.name} / {name}", task=kind, settings={},
+                         owner_id=owner.id)
+        s.add(hidden)
+        s.flush()
+        for i, label in enumerate(names):
+            cls = LabelClass(project_id=hidden.id, name=label, color=palette_color(i), position=i)
+            s.add(cls)
+            s.flush()
+            s.add(ClassEvent(project_id=hidden.id, class_id=cls.id, action="create", detail={"name": label},
+                             actor=actor))
+        row = Layer(project_id=owner.id, store_id=hidden.id, name=name, kind=kind,
+                    parent_id=parent_row.id if parent_row else None,
+                    position=max((r.position for r in rows), default=-1) + 1)
+        s.add(row)
+        s.flush()
+        _mirror(s, [r.store_id for r in rows] + [hidden.id])
+        info = LayerInfo(row.id, name, kind, parent, row.position, hidden.id)
+    return info
+
+
+def _mirror(s: Session, store_ids: list[int]) -> int:
+    """Every image of any of ``store_ids`` present in all of them (new, no annotations); returns the
+    rows added."""
+    if len(store_ids) < 2:
+        return 0
+    rows = s.execute(select(Image.project_id, Image.file_name, Image.id).where(Image.project_id.in_(store_ids))).all()
+    have: dict[int, set[str]] = defaultdict(set)
+    source: dict[str, int] = {}
+    for pid, file_name, iid in rows:
+        have[pid].add(file_name)
+        source.setdefault(file_name, iid)
+    added = 0
+    for pid in store_ids:
+        missing = [source[n] for n in source if n not in have[pid]]
+        for start in range(0, len(missing), 500):
+            for img in s.scalars(select(Image).where(Image.id.in_(missing[start:start + 500]))):
+                s.add(Image(project_id=pid, file_name=img.file_name, storage_path=img.storage_path,
+                            linked=img.linked, width=img.width, height=img.height, sha256=img.sha256,
+                            split=img.split, status=ImageStatus.NEW, damaged=img.damaged))
+                added += 1
+    return added
+
+
+def sync_layer_images(ctx: ProjectContext) -> int:
+    """After images were added to one layer: add them to the project's other layers too."""
+    with ctx.store.session() as s:
+        stores = [r.store_id for r in _rows(s, ctx.project_id)]
+        return _mirror(s, stores) if len(stores) > 1 else 0
+
+
+# -- a child inside its parent's regions ---------------------------------------------------------
+
+def _annotation_mask(ann: Annotation, h: int, w: int) -> np.ndarray:
+    if ann.rle is not None:
+        return rle_to_mask(ann.rle).astype(bool)
+    if ann.polygons:
+        return rle_to_mask(polygons_to_rle(ann.polygons, h, w)).astype(bool)
+    m = np.zeros((h, w), dtype=bool)
+    m[max(0, int(ann.y1)):max(0, int(np.ceil(ann.y2))), max(0, int(ann.x1)):max(0, int(np.ceil(ann.x2)))] = True
+    return m
+
+
+def _parent_regions(parent: ProjectContext, file_names: list[str]
+                    ) -> dict[str, tuple[Image, list[tuple[Annotation, str]]] | None]:
+    """Per file name: ``None`` when the parent layer has not labelled the image, else the parent's
+    image and its region annotations (ground truth, background left out) with their class names."""
+    out: dict[str, tuple[Image, list[tuple[Annotation, str]]] | None] = {n: None for n in file_names}
+    with parent.store.session() as s:
+        for start in range(0, len(file_names), 500):
+            chunk = file_names[start:start + 500]
+            images = s.scalars(select(Image).where(Image.project_id == parent.id, Image.file_name.in_(chunk),
+                                                   Image.status.in_(LABELLED_STATUSES))).all()
+            by_id = {img.id: img for img in images}
+            found: dict[int, list[tuple[Annotation, str]]] = defaultdict(list)
+            if by_id:
+                for ann, cname in s.execute(
+                        select(Annotation, LabelClass.name).join(LabelClass, LabelClass.id == Annotation.class_id)
+                        .where(Annotation.image_id.in_(list(by_id)), is_ground_truth(),
+                               LabelClass.name != BACKGROUND).order_by(Annotation.id)).all():
+                    found[ann.image_id].append((ann, cname))
+            for iid, img in by_id.items():
+                s.expunge(img)
+                for ann, _ in found[iid]:
+                    s.expunge(ann)
+                out[img.file_name] = (img, found[iid])
+    return out
+
+
+def area_masks(ctx: ProjectContext, file_names: list[str], parent: ProjectContext | None = None
+               ) -> dict[str, np.ndarray | None] | None:
+    """``None`` for a layer without a parent; else per file name the ``(H, W)`` bool mask of the parent's
+    regions on that image, or ``None`` where the parent has not labelled it yet. ``parent``: the
+    parent's context when the caller has it already."""
+    parent = parent or parent_context(ctx)
+    if parent is None:
+        return None
+    out: dict[str, np.ndarray | None] = {}
+    for name, found in _parent_regions(parent, file_names).items():
+        if found is None:
+            out[name] = None
+            continue
+        img, anns = found
+        mask = np.zeros((img.height, img.width), dtype=bool)
+        for ann, _ in anns:
+            mask |= _annotation_mask(ann, img.height, img.width)
+        out[name] = mask
+    return out
+
+
+def inside_parent(mask: np.ndarray | None, boxes: np.ndarray) -> np.ndarray:
+    """Which of ``boxes`` (xyxy) lie inside a parent's region ``mask`` (at least half of each box);
+    none where the parent has not labelled the image (``mask`` is ``None``)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if mask is None:
+        return np.zeros(len(boxes), dtype=bool)
+    return np.array([fraction_inside(mask, b) >= INSIDE for b in boxes], dtype=bool)
+
+
+def region_counts(ctx: ProjectContext) -> list[dict[str, Any]]:
+    """Per parent region (one parent annotation on an image the parent labelled): its class, area and
+    how many of this layer's objects (ground truth and open proposals apart) lie inside it, per class."""
+    parent = parent_context(ctx)
+    if parent is None:
+        raise InvalidInputError(f"layer {ctx.layer!r} has no parent layer, so no regions to count in",
+                                "count per region on a layer made with --parent REGIONS_LAYER")
+    with ctx.store.session() as s:
+        classes = dict(s.execute(select(LabelClass.id, LabelClass.name).where(LabelClass.project_id == ctx.id)).all())
+        images = {img.file_name: img.id for img in s.scalars(select(Image).where(Image.project_id == ctx.id))}
+        objects: dict[int, list[tuple[np.ndarray, str, bool]]] = defaultdict(list)
+        for ann in s.scalars(select(Annotation).where(Annotation.project_id == ctx.id,
+                                                      Annotation.review_state.is_distinct_from(ReviewState.REJECTED))):
+            objects[ann.image_id].append((np.array([ann.x1, ann.y1, ann.x2, ann.y2]),
+                                          classes.get(ann.class_id, "?"), ann.review_state == ReviewState.PROPOSED))
+    rows = []
+    for name, found in _parent_regions(parent, sorted(images)).items():
+        if found is None:
+            continue
+        img, anns = found
+        for ann, cname in anns:
+            mask = _annotation_mask(ann, img.height, img.width)
+            counted: dict[str, int] = defaultdict(int)
+            open_: dict[str, int] = defaultdict(int)
+            for box, child_class, is_proposal in objects.get(images[name], []):
+                if fraction_inside(mask, box) >= INSIDE:
+                    (open_ if is_proposal else counted)[child_class] += 1
+            rows.append({"image": name, "region_id": ann.id, "region_class": cname, "area_px": int(mask.sum()),
+                         "counts": dict(counted), "proposed": dict(open_), "total": sum(counted.values())})
+    return rows
