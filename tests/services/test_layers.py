@@ -18,7 +18,14 @@ from labelloop.services.annotations import AnnotationInput, create_annotation, i
 from labelloop.services.datasets import training_data
 from labelloop.services.images import add_image_files
 from labelloop.services.labels import list_labels
-from labelloop.services.layers import add_layer, layer_context, layers_of, list_layers, region_counts
+from labelloop.services.layers import (
+    add_layer,
+    layer_context,
+    layers_of,
+    list_layers,
+    parent_regions_view,
+    region_counts,
+)
 from labelloop.services.preannotate import preannotate
 from labelloop.store.project import init_project, open_project
 from labelloop.store.tables import Image, Project
@@ -214,3 +221,13 @@ def test_deleting_the_project_takes_its_layers(analysis):
     with ctx.store.session() as s:
         assert s.scalar(select(func.count()).select_from(Project)) == 0
         assert s.scalar(select(func.count()).select_from(Image).where(Image.project_id == cells.id)) == 0
+
+
+def test_the_child_image_shows_its_parents_regions(analysis):
+    _, regions, cells = analysis
+    ids = _ids(cells)
+    assert parent_regions_view(cells, ids["img_01.png"]) == {"layer": "regions", "labelled": False, "regions": []}
+    _label_parent(regions, ["img_01.png"])
+    view = parent_regions_view(cells, ids["img_01.png"])
+    assert view["labelled"] and [(r["label"], r["polygons"]) for r in view["regions"]] == [("tumour", _rect(TUMOUR))]
+    assert parent_regions_view(regions, _ids(regions)["img_01.png"])["layer"] is None  # the parent has none

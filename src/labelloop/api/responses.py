@@ -189,6 +189,19 @@ class Layer(Out):
     current: bool = Field(description="the layer this request was made on")
 
 
+class ParentShape(Out):
+    id: int
+    label: str
+    color: str
+    polygons: list[list[float]]
+
+
+class ParentRegion(Out):
+    layer: str | None = Field(description="the parent layer (none: this layer has no parent)")
+    labelled: bool = Field(description="whether the parent layer has labelled this image yet")
+    regions: list[ParentShape]
+
+
 class RegionCount(Out):
     image: str
     region_id: int = Field(description="the parent layer's annotation that is the region")

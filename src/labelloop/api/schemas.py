@@ -87,6 +87,8 @@ class AnnotationIn(BaseModel):
     polygons: list[list[float]] | None = Field(default=None, description="flat rings [x0, y0, x1, y1, ...]")
     rle: dict[str, Any] | None = Field(default=None, description="a COCO RLE mask {size: [h, w], counts}")
     attributes: dict[str, Any] | None = None
+    outline: bool = Field(default=False, description="with an rle and no polygons: store the mask's outline as "
+                                                     "polygons too (a painted region: what the canvas shows)")
 
 
 class AnnotationUpdateIn(AnnotationIn):

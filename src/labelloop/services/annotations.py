@@ -17,10 +17,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from labelloop.core.geometry import (
     check_polygons,
     check_rle,
+    mask_to_polygons,
     move_polygons,
     move_rle,
     polygons_bbox,
     rle_bbox_xyxy,
+    rle_to_mask,
     snap_move,
 )
 from labelloop.core.records import AnnotationRecord, ReviewState
@@ -56,6 +58,9 @@ class AnnotationInput:
     rle: dict[str, Any] | None = None
     score: float | None = None
     attributes: dict[str, Any] | None = None
+    #: with a mask and no polygons: keep the mask's outline as polygons too (what the canvas shows and
+    #: edits; the mask stays what training reads)
+    outline: bool = False
 
     def resolved_bbox(self) -> tuple[float, float, float, float]:
         if self.bbox is not None:
@@ -163,8 +168,11 @@ def create_annotation(ctx: ProjectContext, image_id: int, data: AnnotationInput,
         img = _image(s, ctx, image_id)
         bbox = _validate(data, img)
         human = source == "human"
+        polygons = data.polygons
+        if data.outline and data.rle is not None and not polygons:
+            polygons = mask_to_polygons(rle_to_mask(data.rle)) or None
         ann = Annotation(project_id=ctx.id, image_id=img.id, class_id=_class_id(s, ctx, data.label),
-                         x1=bbox[0], y1=bbox[1], x2=bbox[2], y2=bbox[3], polygons=data.polygons, rle=data.rle,
+                         x1=bbox[0], y1=bbox[1], x2=bbox[2], y2=bbox[3], polygons=polygons, rle=data.rle,
                          source=source, model_id=model_id, score=data.score,
                          review_state=None if human else ReviewState.PROPOSED, author=actor,
                          attributes=data.attributes or {})

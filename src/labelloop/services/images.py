@@ -16,7 +16,7 @@ from sqlalchemy import exists, func, select
 from labelloop.core.records import ImageStatus, ReviewState
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.datasets import image_path
-from labelloop.services.layers import sync_layer_images
+from labelloop.services.layers import same_project, sync_layer_images
 from labelloop.settings import get_settings
 from labelloop.store.images import (
     IMAGE_EXTENSIONS,
@@ -253,7 +253,7 @@ def stored_image(ctx: ProjectContext, image_id: int) -> StoredImage:
     """The image's file (checked to exist), download name, content hash and size in pixels."""
     with ctx.store.session() as s:
         img = s.get(Image, image_id)
-        if img is None or img.project_id != ctx.id:
+        if img is None or (img.project_id != ctx.id and not same_project(s, ctx, img.project_id)):
             raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
         if not img.storage_path:
             raise NotFoundError(f"image {img.file_name} was registered without its file",

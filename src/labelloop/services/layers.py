@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from labelloop.core.geometry import fraction_inside, polygons_to_rle, rle_to_mask
+from labelloop.core.geometry import fraction_inside, mask_to_polygons, polygons_to_rle, rle_to_mask
 from labelloop.core.records import LABELLED_STATUSES, ImageStatus, ReviewState
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.project import TASKS, ProjectContext, clean_labels, context_for, palette_color
@@ -40,7 +40,9 @@ __all__ = [
     "layer_context",
     "list_layers",
     "parent_context",
+    "parent_regions_view",
     "region_counts",
+    "same_project",
     "sync_layer_images",
 ]
 
@@ -213,6 +215,13 @@ def _mirror(s: Session, store_ids: list[int]) -> int:
     return added
 
 
+def same_project(s: Session, ctx: ProjectContext, store_id: int) -> bool:
+    """Whether ``store_id`` holds a layer of ``ctx``'s project (an image id of another layer shows the same
+    pixels)."""
+    return s.scalars(select(Layer.id).where(Layer.store_id == store_id, Layer.project_id == ctx.project_id)
+                     ).first() is not None
+
+
 def sync_layer_images(ctx: ProjectContext) -> int:
     """After images were added to one layer: add them to the project's other layers too."""
     with ctx.store.session() as s:
@@ -286,6 +295,35 @@ def inside_parent(mask: np.ndarray | None, boxes: np.ndarray) -> np.ndarray:
     if mask is None:
         return np.zeros(len(boxes), dtype=bool)
     return np.array([fraction_inside(mask, b) >= INSIDE for b in boxes], dtype=bool)
+
+
+def _outline(ann: Annotation) -> list[list[float]]:
+    if ann.polygons:
+        return [list(map(float, ring)) for ring in ann.polygons]
+    if ann.rle is not None:
+        return mask_to_polygons(rle_to_mask(ann.rle))
+    return [[ann.x1, ann.y1, ann.x2, ann.y1, ann.x2, ann.y2, ann.x1, ann.y2]]
+
+
+def parent_regions_view(ctx: ProjectContext, image_id: int) -> dict[str, Any]:
+    """What the annotate page draws faintly under a child layer's image: its parent's regions there
+    (outlines, with the parent's class colours); ``labelled`` is false while the parent has not
+    labelled the image."""
+    parent = parent_context(ctx)
+    with ctx.store.session() as s:
+        img = s.get(Image, image_id)
+        if img is None or img.project_id != ctx.id:
+            raise NotFoundError(f"image {image_id} is not in layer {ctx.layer!r}")
+        file_name = img.file_name
+    if parent is None:
+        return {"layer": None, "labelled": False, "regions": []}
+    found = _parent_regions(parent, [file_name])[file_name]
+    with parent.store.session() as s:
+        colors = dict(s.execute(select(LabelClass.name, LabelClass.color)
+                                .where(LabelClass.project_id == parent.id)).all())
+    regions = [{"id": ann.id, "label": name, "color": colors.get(name, "#ffffff"), "polygons": _outline(ann)}
+               for ann, name in (found[1] if found else [])]
+    return {"layer": parent.layer, "labelled": found is not None, "regions": regions}
 
 
 def region_counts(ctx: ProjectContext) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ Reviewer = Annotated[UserInfo, Depends(permission("review"))]
 
 def _input(body: AnnotationIn) -> AnnotationInput:
     return AnnotationInput(label=body.label, bbox=body.bbox, polygons=body.polygons, rle=body.rle,
-                           attributes=body.attributes)
+                           attributes=body.attributes, outline=body.outline)
 
 
 @router.get("/images/{image_id}/annotations", response_model=list[rs.Annotation],

@@ -18,6 +18,7 @@ from labelloop.services import images as image_service
 from labelloop.services import tiles as tile_service
 from labelloop.services.archives import hide_paths, save_stream, strip_paths
 from labelloop.services.images import ImageFilter
+from labelloop.services.layers import parent_regions_view
 from labelloop.services.users import UserInfo
 from labelloop.settings import get_settings
 
@@ -97,6 +98,12 @@ def get_image(image_id: Id, ctx: Project, status: str | None = None, split: str 
 def inspect(image_id: Id, ctx: Project, user: Annotator) -> dict[str, Any]:
     ann_service.record_image_event(ctx, image_id, "inspect", actor=user.username)
     return {"ok": True}
+
+
+@router.get("/{image_id}/parent-regions", response_model=rs.ParentRegion,
+            summary="The parent layer's regions on this image (a child layer draws them under its own shapes)")
+def parent_regions(image_id: Id, ctx: Project) -> dict[str, Any]:
+    return parent_regions_view(ctx, image_id)
 
 
 @router.get("/{image_id}/file", summary="The image file", response_class=FileResponse)

@@ -13,7 +13,33 @@ export class ApiError extends Error {
 
 type Query = Record<string, string | number | boolean | null | undefined>;
 
+// ---- the layer each project is worked on (regions, or the objects inside them) ------------------
+// Every request about a project carries its chosen layer (?layer=), so each page works on that layer
+// without knowing of it. Kept per project in localStorage; none chosen = the project's first layer.
+const LAYER_KEY = "labelloop.layer.";
+const PROJECT_PATH = /^\/api\/projects\/([^/?]+)\//;
+
+export function currentLayer(slug: string): string {
+  try {
+    return localStorage.getItem(LAYER_KEY + slug) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+export function setLayer(slug: string, layer: string): void {
+  try {
+    if (layer) localStorage.setItem(LAYER_KEY + slug, layer);
+    else localStorage.removeItem(LAYER_KEY + slug);
+  } catch {
+    /* private mode: the choice lasts until the page reloads */
+  }
+}
+
 function withQuery(path: string, query?: Query): string {
+  const slug = path.match(PROJECT_PATH)?.[1];
+  const layer = slug ? currentLayer(decodeURIComponent(slug)) : "";
+  if (layer && !query?.layer) query = { ...query, layer };
   if (!query) return path;
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) {
@@ -93,6 +119,8 @@ export type UploadReport = Schemas["UploadReport"];
 export type FormatInfo = Schemas["FormatInfo"];
 export type AuthUser = Schemas["AuthUser"];
 export type ExecutorInfo = Schemas["ExecutorInfo"];
+export type LayerInfo = Schemas["Layer"];
+export type ParentRegion = Schemas["ParentRegion"];
 
 /** one progress event of a job (a training epoch, a stage's step...): its kind's own fields */
 export interface JobEvent {

@@ -17,7 +17,7 @@ import type { AnnotationData } from "./api";
 import { emptyState, h } from "./dom";
 import { bindKeys } from "./keys";
 
-export type Kind = "annotation" | "region";
+export type Kind = "annotation" | "region" | "parent";
 
 export interface Shape {
   bbox: [number, number, number, number];
@@ -60,6 +60,8 @@ export interface CanvasItem {
   label: string;
   score: number | null;
   reviewState: string | null;
+  /** a parent layer's region: its class colour */
+  color?: string;
 }
 
 export interface CanvasEvents {
@@ -69,6 +71,8 @@ export interface CanvasEvents {
   onSelect?: (localIds: string[]) => void;
   /** A click-to-box click (the click tool, or Alt+click with any tool), in image pixels. */
   onPoint?: (x: number, y: number) => void;
+  /** A finished brush stroke: its path and radius in image pixels. */
+  onBrush?: (points: { x: number; y: number }[], radius: number) => void;
 }
 
 export type StyleFn = (item: CanvasItem, selected: boolean) => { fill: string; stroke: string; fillOpacity: number; strokeWidth: number };
@@ -248,6 +252,12 @@ export class ImageCanvas {
   private drawingTool: "rectangle" | "polygon" = "rectangle";
   private selectable: SelectableFn = () => true;
   private pointMode = false;
+  private brushMode = false;
+  /** the brush's radius on screen (image pixels: divided by the zoom) */
+  brushRadius = 14;
+  private brushColor = "#ffffff";
+  private stroke: { x: number; y: number }[] | null = null;
+  private overlay: HTMLCanvasElement | null = null;
   private silent = 0;
   private cleanups: (() => void)[] = [];
 
@@ -397,6 +407,44 @@ export class ImageCanvas {
     this.anno?.setDrawingEnabled(this.editable && this.drawing && !on && !this.spaceDown);
   }
 
+  /** In brush mode a left drag paints (``onBrush`` at the end) instead of drawing a shape. */
+  setBrushMode(on: boolean, color?: string): void {
+    this.brushMode = on;
+    if (color) this.brushColor = color;
+    this.viewport.classList.toggle("brush-mode", on);
+    this.anno?.setDrawingEnabled(this.editable && this.drawing && !on && !this.pointMode && !this.spaceDown);
+  }
+
+  private brushDown(e: PointerEvent): void {
+    const rect = this.element.getBoundingClientRect();
+    this.overlay ??= h("canvas", { class: "brush-overlay" });
+    this.overlay.width = Math.round(rect.width);
+    this.overlay.height = Math.round(rect.height);
+    this.element.append(this.overlay);
+    this.stroke = [];
+    this.brushMove(e);
+  }
+
+  private brushMove(e: PointerEvent): void {
+    if (!this.stroke || !this.surface || !this.overlay) return;
+    this.stroke.push(this.surface.toImage(e.clientX, e.clientY));
+    const rect = this.element.getBoundingClientRect();
+    const g = this.overlay.getContext("2d");
+    if (!g) return;
+    g.fillStyle = this.brushColor;
+    g.globalAlpha = 0.45;
+    g.beginPath();
+    g.arc(e.clientX - rect.left, e.clientY - rect.top, this.brushRadius, 0, 2 * Math.PI);
+    g.fill();
+  }
+
+  private brushUp(): void {
+    const points = this.stroke;
+    this.stroke = null;
+    this.overlay?.remove();
+    if (points?.length) this.events.onBrush?.(points, this.brushRadius / Math.max(this.zoom, 1e-6));
+  }
+
   setDrawingEnabled(on: boolean): void {
     this.drawing = on;
     this.anno?.setDrawingEnabled(this.editable && on && !this.pointMode && !this.spaceDown);
@@ -444,6 +492,12 @@ export class ImageCanvas {
     };
     let last: { x: number; y: number } | null = null;
     const onDown = (e: PointerEvent) => {
+      if (e.button === 0 && !this.spaceDown && this.brushMode && this.editable && this.surface) {
+        e.preventDefault();
+        e.stopPropagation();
+        this.brushDown(e);
+        return;
+      }
       if (e.button === 0 && !this.spaceDown && (this.pointMode || e.altKey) && this.surface && this.events.onPoint) {
         e.preventDefault();
         e.stopPropagation();
@@ -459,6 +513,12 @@ export class ImageCanvas {
       }
     };
     const onMove = (e: PointerEvent) => {
+      if (this.stroke) {
+        e.preventDefault();
+        e.stopPropagation();
+        this.brushMove(e);
+        return;
+      }
       if (!last) return;
       e.preventDefault();
       e.stopPropagation();
@@ -466,6 +526,7 @@ export class ImageCanvas {
       last = { x: e.clientX, y: e.clientY };
     };
     const onUp = () => {
+      if (this.stroke) this.brushUp();
       last = null;
       this.viewport.classList.remove("panning");
     };
@@ -513,6 +574,20 @@ export function itemFromApi(a: AnnotationData): { item: CanvasItem; shape: Shape
     item: { localId: `a${a.id}`, kind: "annotation", label: a.label, score: a.score, reviewState: a.review_state },
     shape: { bbox: a.bbox, polygon: a.polygons?.length ? a.polygons[0] : null, rings: a.polygons, rle: a.rle ?? null },
   };
+}
+
+/** A parent layer's regions, drawn faintly under a child layer's shapes (never selected or edited). */
+export function parentItems(regions: { id: number; label: string; color: string; polygons: number[][] }[]): { item: CanvasItem; shape: Shape }[] {
+  return regions.flatMap((r) =>
+    r.polygons.filter((ring) => ring.length >= 6).map((ring, i) => {
+      const xs = ring.filter((_, j) => j % 2 === 0);
+      const ys = ring.filter((_, j) => j % 2 === 1);
+      return {
+        item: { localId: `parent${r.id}-${i}`, kind: "parent" as Kind, label: r.label, score: null, reviewState: null, color: r.color },
+        shape: { bbox: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)] as [number, number, number, number], polygon: ring },
+      };
+    }),
+  );
 }
 
 export function regionItems(regions: number[][]): { item: CanvasItem; shape: Shape }[] {

@@ -1,5 +1,5 @@
 import "./style.css";
-import { api, setUnauthorizedHandler, type AuthUser } from "./api";
+import { api, ApiError, currentLayer, setLayer, setUnauthorizedHandler, type AuthUser, type LayerInfo } from "./api";
 import { session, go, type Cleanup, type Page } from "./app";
 import { h, clear, showError } from "./dom";
 import { loginPage } from "./pages/login";
@@ -61,6 +61,7 @@ function topbar(slug: string | undefined, tab: string | undefined): HTMLElement 
           h("a", { class: "crumb", href: "#/" }, "Projects"),
           h("span", { class: "crumb-sep" }, "/"),
           h("span", { class: "crumb project-name" }, slug),
+          layerSwitcher(slug, tab),
           TABS.map(([key, label]) => h("a", { class: `tab ${key === tab ? "active" : ""}`, href: `#/p/${slug}${key === "home" ? "" : `/${key}`}`, "data-tab": key }, label)),
         )
       : h("nav", { class: "tabs" }, h("a", { class: "tab active", href: "#/" }, "Projects")),
@@ -81,6 +82,39 @@ function topbar(slug: string | undefined, tab: string | undefined): HTMLElement 
         : null,
     ),
   );
+}
+
+/** A project of several layers (regions, objects inside them) shows which one the pages work on, and switches. */
+function layerSwitcher(slug: string, tab: string | undefined): HTMLElement {
+  const box = h("span", { class: "layer-switch" });
+  const chosen = currentLayer(slug);
+  api
+    .get<LayerInfo[]>(`/api/projects/${encodeURIComponent(slug)}/layers`)
+    .then((layers) => {
+      if (layers.length < 2) return;
+      const active = layers.find((l) => l.current) ?? layers[0];
+      const select = h(
+        "select",
+        {
+          class: "small",
+          "data-testid": "layer-switcher",
+          title: "the layer you work on: its classes, annotations and models",
+          onchange: () => {
+            setLayer(slug, select.value === layers[0].name ? "" : select.value);
+            go(`#/p/${slug}${!tab || tab === "home" ? "" : `/${tab}`}`); // an image id is the layer's own: start afresh
+          },
+        },
+        layers.map((l) => h("option", { value: l.name, selected: l.name === active.name }, `${l.name} (${l.kind}${l.parent ? ` in ${l.parent}` : ""})`)),
+      );
+      box.append(h("span", { class: "muted small" }, "layer"), select);
+    })
+    .catch((err) => {
+      if (chosen && err instanceof ApiError && err.status === 404) {
+        setLayer(slug, ""); // the layer chosen before is gone: back to the first
+        go(location.hash);
+      }
+    });
+  return box;
 }
 
 async function ensureUser(): Promise<boolean> {

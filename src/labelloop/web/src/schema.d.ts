@@ -488,6 +488,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{slug}/images/{image_id}/parent-regions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The parent layer's regions on this image (a child layer draws them under its own shapes) */
+        get: operations["parent_regions_api_projects__slug__images__image_id__parent_regions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{slug}/images/{image_id}/regions": {
         parameters: {
             query?: never;
@@ -1157,6 +1174,12 @@ export interface components {
             /** Label */
             label: string;
             /**
+             * Outline
+             * @description with an rle and no polygons: store the mask's outline as polygons too (a painted region: what the canvas shows)
+             * @default false
+             */
+            outline: boolean;
+            /**
              * Polygons
              * @description flat rings [x0, y0, x1, y1, ...]
              */
@@ -1191,6 +1214,12 @@ export interface components {
             ] | null;
             /** Label */
             label: string;
+            /**
+             * Outline
+             * @description with an rle and no polygons: store the mask's outline as polygons too (a painted region: what the canvas shows)
+             * @default false
+             */
+            outline: boolean;
             /**
              * Polygons
              * @description flat rings [x0, y0, x1, y1, ...]
@@ -2107,6 +2136,32 @@ export interface components {
             /** Next */
             next: components["schemas"]["NextStep"][];
             stats: components["schemas"]["Stats"];
+        };
+        /** ParentRegion */
+        ParentRegion: {
+            /**
+             * Labelled
+             * @description whether the parent layer has labelled this image yet
+             */
+            labelled: boolean;
+            /**
+             * Layer
+             * @description the parent layer (none: this layer has no parent)
+             */
+            layer: string | null;
+            /** Regions */
+            regions: components["schemas"]["ParentShape"][];
+        };
+        /** ParentShape */
+        ParentShape: {
+            /** Color */
+            color: string;
+            /** Id */
+            id: number;
+            /** Label */
+            label: string;
+            /** Polygons */
+            polygons: number[][];
         };
         /** PredictIn */
         PredictIn: {
@@ -4072,6 +4127,51 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Ok"];
+                };
+            };
+        };
+    };
+    parent_regions_api_projects__slug__images__image_id__parent_regions_get: {
+        parameters: {
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
+            header?: never;
+            path: {
+                image_id: number;
+                /** @description the project's folder name */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParentRegion"];
                 };
             };
         };

@@ -4,7 +4,7 @@
 import { ApiError, type AnnotationData, type ClassInfo, type ImageDetail } from "../api";
 import type { Shape } from "../canvas";
 
-export type Tool = "rectangle" | "polygon" | "region" | "click";
+export type Tool = "rectangle" | "polygon" | "region" | "click" | "brush";
 
 /** A canvas shape's server record. */
 export interface Known {

@@ -2,9 +2,9 @@
 // zoom/pan, undo, autosave, training regions and image upload.
 // The state lives in annotate-state.ts, the side panels' views in annotate-views.ts; this wires
 // them to the canvas, the API and the keyboard.
-import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type UploadReport } from "../api";
+import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type LayerInfo, type ParentRegion, type UploadReport } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, createBody, editBody, imageSource, itemFromApi, regionItems, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, createBody, editBody, imageSource, itemFromApi, parentItems, regionItems, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 import { bindKeys } from "../keys";
 import { AnnotateState, SaveQueue, isConflict, type Tool } from "./annotate-state";
@@ -15,7 +15,10 @@ const STATUSES = ["", "new", "pre-annotated", "annotated", "reviewed", "damaged"
 export async function annotatePage({ root, params, query }: PageContext): Promise<Cleanup> {
   const slug = params.slug;
   const base = `/api/projects/${slug}`;
-  const state = new AnnotateState(await api.get<ClassInfo[]>(`${base}/classes`), query.get("label"), query.get("status"));
+  const [classes, layers] = await Promise.all([api.get<ClassInfo[]>(`${base}/classes`), api.get<LayerInfo[]>(`${base}/layers`).catch(() => [])]);
+  const state = new AnnotateState(classes, query.get("label"), query.get("status"));
+  // a regions layer paints its classes (the background too) with a brush
+  const paints = (layers.find((l) => l.current) ?? layers[0])?.kind === "regions";
   const { known, undo } = state;
   const saves = new SaveQueue(setSave, (err) => {
     if (isConflict(err)) {
@@ -27,12 +30,15 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
 
   const style = (item: CanvasItem, selected: boolean) => {
     if (item.kind === "region") return { fill: "#ffffff", stroke: "#ffffff", fillOpacity: selected ? 0.18 : 0.06, strokeWidth: 2 };
+    if (item.kind === "parent") return { fill: item.color ?? "#ffffff", stroke: item.color ?? "#ffffff", fillOpacity: 0.08, strokeWidth: 1 };
     const c = item.reviewState === "proposed" ? confidenceColor(item.score) : state.color(item.label);
     return { fill: c, stroke: c, fillOpacity: selected ? 0.35 : 0.12, strokeWidth: selected ? 3 : 2 };
   };
 
   // ---- layout -------------------------------------------------------------------------------
   const saveState = h("span", { class: "save-state", "data-testid": "save-state" }, "Saved");
+  const parentNote = h("span", { class: "muted small parent-note", "data-testid": "parent-note" });
+  let parentRegions: ParentRegion["regions"] = [];
   const imageTitle = h("div", { class: "image-title" });
   const zoomLabel = h("span", { class: "zoom-label" }, "100%");
   const classList = h("div", { class: "class-list" });
@@ -40,7 +46,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   const imageList = h("div", { class: "thumb-list", "data-testid": "image-list" });
   const moreBtn = h("button", { class: "btn ghost small wide" }, "Load more");
   const toolButtons = new Map<Tool, HTMLButtonElement>();
-  const canvas = new ImageCanvas({ onCreate, onUpdate, onDelete, onSelect: () => renderAnnList(), onPoint: (x, y) => void clickToBox(x, y) }, style, can("annotate"));
+  const canvas = new ImageCanvas({ onCreate, onUpdate, onDelete, onSelect: () => renderAnnList(), onPoint: (x, y) => void clickToBox(x, y), onBrush: (points, radius) => paint(points, radius) }, style, can("annotate"));
   canvas.element.addEventListener("zoom", (e) => (zoomLabel.textContent = `${Math.round((e as CustomEvent).detail * 100)}%`));
   const uploadInput = h("input", { type: "file", multiple: true, accept: "image/*", class: "hidden", "data-testid": "upload-input", onchange: () => upload(uploadInput.files) });
   const filter = h("select", { class: "small", onchange: () => { state.statusFilter = filter.value; void loadList(true); } }, STATUSES.map((s) => h("option", { value: s, selected: s === state.statusFilter }, s === "damaged" ? "damaged files" : s || "all images")));
@@ -49,6 +55,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     const titles: Partial<Record<Tool, string>> = {
       region: "mark a training region: inside it the annotation is complete (T)",
       click: "click-to-box: click an object the model missed and its best box there is added (M, or Alt+click with any tool)",
+      brush: "paint a region of the chosen class, the background too (U; [ and ] change the brush size)",
     };
     const b = h("button", { class: "btn tool", title: titles[t] ?? `${label} (${key})`, onclick: () => setTool(t), "data-tool": t }, label, h("kbd", null, key));
     toolButtons.set(t, b);
@@ -78,11 +85,13 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
         prevBtn,
         nextBtn,
         imageTitle,
+        parentNote,
         h("span", { class: "spacer" }),
         toolBtn("rectangle", "Box", "B"),
         toolBtn("polygon", "Polygon", "P"),
         toolBtn("region", "Region", "T"),
         toolBtn("click", "Click-to-box", "M"),
+        paints ? toolBtn("brush", "Brush", "U") : null,
         h("span", { class: "sep" }),
         h("button", { class: "btn", title: "undo (Ctrl+Z)", onclick: () => void undoLast() }, "Undo"),
         h("button", { class: "btn", title: "zoom out (-)", onclick: () => canvas.zoomBy(1 / 1.25) }, "−"),
@@ -127,18 +136,20 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     if (i < 0 || i >= state.classes.length) return;
     state.current = i;
     renderClasses();
+    if (state.tool === "brush") canvas.setBrushMode(true, state.color(state.classes[i].name));
     const selected = canvas.getSelected().filter((id) => known.has(id));
     for (const id of selected) void relabel(id, state.classes[i].name);
   }
 
   // A click adds a polygon corner rather than selecting what lies under it; training regions (which
   // hold the objects drawn inside them) are picked only with the region tool.
-  canvas.setSelectable((item) => state.tool !== "polygon" && (item?.kind !== "region" || state.tool === "region"));
+  canvas.setSelectable((item) => state.tool !== "polygon" && item?.kind !== "parent" && (item?.kind !== "region" || state.tool === "region"));
 
   function setTool(t: Tool): void {
     state.tool = t;
     canvas.setTool(t === "polygon" ? "polygon" : "rectangle");
     canvas.setPointMode(t === "click");
+    canvas.setBrushMode(t === "brush", state.currentClass ? state.color(state.currentClass.name) : undefined);
     for (const [k, b] of toolButtons.entries()) b.classList.toggle("active", k === t);
     if (t === "click") warmCandidates();
   }
@@ -158,17 +169,40 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     try {
       const a = await api.post<AnnotationData>(`${base}/images/${imageId}/click`, { x, y, label: cls?.name ?? null });
       setSave("Saved");
-      if (state.detail?.id !== imageId) return;
-      const { item, shape } = itemFromApi(a);
-      state.saved(item.localId, a);
-      canvas.upsert(item, shape);
-      undo.push({ type: "create", localId: item.localId });
-      renderAnnList();
+      if (state.detail?.id === imageId) showCreated(a);
     } catch (err) {
       setSave("Saved");
       if (err instanceof ApiError && err.status === 404) toast("The model found nothing there", "info", err.hint ?? "draw the box instead (B)");
       else showError(err);
     }
+  }
+
+  // ---- the region brush: a stroke becomes a mask of the chosen class (its outline is what shows) ----
+  function paint(points: { x: number; y: number }[], radius: number): void {
+    if (!state.detail || !can("annotate")) return;
+    const cls = state.currentClass;
+    if (!cls) {
+      toast("Add a class first", "error");
+      return;
+    }
+    const rle = strokeRle(points, radius, state.detail.width, state.detail.height);
+    if (!rle) return;
+    const imageId = state.detail.id;
+    const localId = `brush-${Date.now()}`;
+    setSave("Saving…");
+    void enqueue(localId, async () => {
+      const a = await api.post<AnnotationData>(`${base}/images/${imageId}/annotations`, { label: cls.name, rle, outline: true });
+      if (state.detail?.id === imageId) showCreated(a);
+    });
+  }
+
+  /** An annotation the server made (a click-to-box box, a painted region): shown, listed and undoable. */
+  function showCreated(a: AnnotationData): void {
+    const { item, shape } = itemFromApi(a);
+    state.saved(item.localId, a);
+    canvas.upsert(item, shape);
+    undo.push({ type: "create", localId: item.localId });
+    renderAnnList();
   }
 
   // ---- the image list -----------------------------------------------------------------------
@@ -204,7 +238,12 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
       detail.damaged ? h("span", { class: "badge warn", "data-testid": "damaged", title: detail.damaged }, "damaged file") : null);
     prevBtn.disabled = !detail.neighbours.previous;
     nextBtn.disabled = !detail.neighbours.next;
-    await canvas.load(imageSource(base, detail));
+    const [parent] = await Promise.all([
+      api.get<ParentRegion>(`${base}/images/${id}/parent-regions`).catch(() => null),
+      canvas.load(imageSource(base, detail)),
+    ]);
+    parentRegions = parent?.regions ?? [];
+    clear(parentNote, parent?.layer ? (parent.labelled ? `inside the regions of ${parent.layer}` : `${parent.layer} has not labelled this image yet: proposals and training skip it`) : "");
     showAnnotations(detail.annotations);
     markCurrent(imageList, detail.id);
     if (state.tool === "click") warmCandidates();
@@ -214,7 +253,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
   function showAnnotations(anns: AnnotationData[]): void {
     if (!state.detail) return;
     state.showing(anns);
-    canvas.setItems([...anns.map(itemFromApi), ...regionItems(state.detail.regions)]);
+    canvas.setItems([...parentItems(parentRegions), ...anns.map(itemFromApi), ...regionItems(state.detail.regions)]);
     renderAnnList();
   }
 
@@ -417,6 +456,9 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     { keys: ["p"], run: () => setTool("polygon") },
     { keys: ["t"], run: () => setTool("region") },
     { keys: ["m"], run: () => setTool("click") },
+    { keys: ["u"], when: () => paints, run: () => setTool("brush") },
+    { keys: ["["], when: () => state.tool === "brush", run: () => (canvas.brushRadius = Math.max(2, canvas.brushRadius / 1.25)) },
+    { keys: ["]"], when: () => state.tool === "brush", run: () => (canvas.brushRadius = Math.min(200, canvas.brushRadius * 1.25)) },
     { keys: ["+", "="], run: () => canvas.zoomBy(1.25) },
     { keys: ["-"], run: () => canvas.zoomBy(1 / 1.25) },
     { keys: ["0"], run: () => canvas.fit() },
@@ -439,4 +481,42 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     window.removeEventListener("beforeunload", onUnload);
     canvas.destroy();
   };
+}
+
+/** A brush stroke (image pixels) as an uncompressed COCO RLE of the image's size (column-major runs from 0s). */
+export function strokeRle(points: { x: number; y: number }[], radius: number, width: number, height: number): { size: [number, number]; counts: number[] } | null {
+  const c = document.createElement("canvas");
+  c.width = width;
+  c.height = height;
+  const g = c.getContext("2d");
+  if (!g || !points.length) return null;
+  g.strokeStyle = g.fillStyle = "#000";
+  g.lineWidth = 2 * radius;
+  g.lineCap = g.lineJoin = "round";
+  g.beginPath();
+  g.moveTo(points[0].x, points[0].y);
+  for (const p of points.slice(1)) g.lineTo(p.x, p.y);
+  g.stroke();
+  g.beginPath();
+  g.arc(points[0].x, points[0].y, radius, 0, 2 * Math.PI);
+  g.fill();
+  const px = g.getImageData(0, 0, width, height).data;
+  const counts: number[] = [];
+  let value = 0;
+  let run = 0;
+  let any = false;
+  for (let x = 0; x < width; x++) {
+    for (let y = 0; y < height; y++) {
+      const on = px[(y * width + x) * 4 + 3] >= 128 ? 1 : 0;
+      if (on !== value) {
+        counts.push(run);
+        run = 0;
+        value = on;
+      }
+      run++;
+      any ||= on === 1;
+    }
+  }
+  counts.push(run);
+  return any ? { size: [height, width], counts } : null;
 }

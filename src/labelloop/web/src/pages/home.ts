@@ -1,4 +1,4 @@
-import { api, type ApiError, type Effort, type FormatInfo, type ImportReport, type Job, type Overview } from "../api";
+import { api, setLayer, type ApiError, type Effort, type FormatInfo, type ImportReport, type Job, type LayerInfo, type Overview } from "../api";
 import { can, go, type PageContext } from "../app";
 import { h, clear, showError, toast, num, ago, duration, spinner } from "../dom";
 
@@ -86,14 +86,62 @@ function transferCard(slug: string, formats: FormatInfo[]): HTMLElement {
   );
 }
 
+/** Each layer (regions, the objects inside them) with its classes' progress to the target; switch, or add one. */
+function layersCard(slug: string, layers: LayerInfo[]): HTMLElement {
+  const rows = layers.map((l, i) =>
+    h(
+      "div",
+      { class: `layer-row ${l.current ? "current" : ""}`, "data-testid": `layer-${l.name}` },
+      h(
+        "div",
+        null,
+        l.current ? h("b", null, l.name) : h("a", { href: "#", onclick: (e: Event) => { e.preventDefault(); setLayer(slug, i === 0 ? "" : l.name); go(`#/p/${slug}`); } }, l.name),
+        h("div", { class: "muted small" }, `${l.kind}${l.parent ? ` inside ${l.parent}` : ""} · ${l.labelled_images}/${l.images} images labelled`),
+      ),
+      h(
+        "div",
+        { class: "bars" },
+        l.classes.length
+          ? l.classes.map((c) => h("div", { class: "bar-row" }, h("span", { class: "bar-label" }, c.name), h("div", { class: "bar-track" }, h("div", { class: "bar-fill", style: { width: `${Math.min(100, (100 * c.count) / Math.max(1, c.target))}%` } })), h("span", { class: `bar-value ${c.count >= c.target ? "ok" : ""}` }, `${c.count}`, h("span", { class: "muted" }, ` / ${c.target}`))))
+          : h("span", { class: "muted small" }, "no classes yet"),
+      ),
+    ),
+  );
+  const name = h("input", { placeholder: "new layer, e.g. cells", "data-testid": "layer-name" });
+  const kind = h("select", { "data-testid": "layer-kind" }, ["detect", "segment", "regions"].map((k) => h("option", { value: k }, k)));
+  const parent = h("select", { "data-testid": "layer-parent" }, h("option", { value: "" }, "no parent"), layers.map((l) => h("option", { value: l.name }, `inside ${l.name}`)));
+  const labels = h("input", { placeholder: "classes: cell,nucleus", "data-testid": "layer-labels" });
+  const add = h("button", {
+    class: "btn",
+    onclick: async () => {
+      try {
+        await api.post<LayerInfo[]>(`/api/projects/${slug}/layers`, { name: name.value.trim(), kind: kind.value, parent: parent.value || null, labels: labels.value.split(",").map((x) => x.trim()).filter(Boolean) });
+        setLayer(slug, name.value.trim());
+        toast(`Layer ${name.value.trim()} added: you are working on it now`, "ok");
+        go(`#/p/${slug}`);
+      } catch (err) {
+        showError(err);
+      }
+    },
+  }, "Add layer");
+  return h(
+    "section",
+    { class: "card layers-card", "data-testid": "layers" },
+    h("h2", null, "Layers", h("span", { class: "muted small" }, " regions, and the objects counted inside them")),
+    rows,
+    can("classes.edit") ? h("div", { class: "row" }, name, kind, parent, labels, add) : null,
+  );
+}
+
 export async function homePage({ root, params }: PageContext): Promise<void> {
   const slug = params.slug;
   root.append(spinner());
-  const [ov, jobs, effort, formats] = await Promise.all([
+  const [ov, jobs, effort, formats, layers] = await Promise.all([
     api.get<Overview>(`/api/projects/${slug}/overview`),
     api.get<Job[]>(`/api/projects/${slug}/jobs`, { limit: 6 }),
     api.get<Effort>(`/api/projects/${slug}/effort`).catch((e: ApiError) => ({ __error: e })),
     api.get<FormatInfo[]>("/api/formats"),
+    api.get<LayerInfo[]>(`/api/projects/${slug}/layers`),
   ]);
   const s = ov.stats;
   const primary = ov.next[0];
@@ -134,6 +182,7 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
           : h("p", { class: "muted" }, "No jobs yet."),
       ),
     ),
+    layersCard(slug, layers),
     transferCard(slug, formats),
   );
 }
