@@ -67,3 +67,19 @@ def test_the_loop_from_a_notebook(tmp_path: Path) -> None:
         assert again.root == (tmp_path / "p").resolve() and again.task == "detect"
     with pytest.raises(LabelloopError):
         ll.open(tmp_path / "nowhere")
+
+
+def test_layers_from_a_notebook(tmp_path: Path) -> None:
+    data = make_shapes_dataset(tmp_path / "shapes", n_images=4, size=(64, 64), seed=1, with_polygons=False)
+    get_format("coco").write(data, tmp_path / "coco", WriteOptions())
+    with ll.init(tmp_path / "proj", task="regions", labels=["tissue"]) as project:
+        cells = project.add_layer("shapes", "detect", parent="regions", labels=list(DEMO_CLASSES))
+        assert "layer='shapes'" in repr(cells) and cells.task == "detect"
+        cells.import_(tmp_path / "coco")
+        assert [r["name"] for r in project.layers()] == ["regions", "shapes"]
+        assert project.stats()["images"]["total"] == 4 and project.stats()["annotations"]["total"] == 0
+        assert cells.stats()["annotations"]["total"] == sum(len(i.annotations) for i in data.images)
+        cells.close()  # a layer shares the project's connection: the project still works
+        assert project.layer("shapes").stats()["layer"] == "shapes"
+        with pytest.raises(LabelloopError, match="no layer 'nope'"):
+            project.layer("nope")

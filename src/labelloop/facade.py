@@ -110,11 +110,13 @@ class Model:
 class Project:
     """A labelloop project folder, open. Use it as a context manager, or call :meth:`close`."""
 
-    def __init__(self, ctx: ProjectContext) -> None:
+    def __init__(self, ctx: ProjectContext, *, owns_store: bool = True) -> None:
         self.ctx = ctx
+        self._owns_store = owns_store
 
     def __repr__(self) -> str:
-        return f"Project({self.ctx.name!r}, task={self.ctx.task!r}, root={str(self.ctx.root)!r})"
+        return (f"Project({self.ctx.name!r}, layer={self.ctx.layer!r}, task={self.ctx.task!r}, "
+                f"root={str(self.ctx.root)!r})")
 
     def __enter__(self) -> Project:
         return self
@@ -123,7 +125,8 @@ class Project:
         self.close()
 
     def close(self) -> None:
-        self.ctx.close()
+        if self._owns_store:  # a layer's Project shares its project's database connection
+            self.ctx.close()
 
     @property
     def root(self) -> Path:
@@ -132,6 +135,28 @@ class Project:
     @property
     def task(self) -> str:
         return self.ctx.task
+
+    # ------------------------------------------------------------------ layers
+    def layers(self) -> list[dict[str, Any]]:
+        """The project's layers (regions, and the objects inside them), with their classes' progress."""
+        from labelloop.services.layers import list_layers
+
+        return list_layers(self.ctx)
+
+    def layer(self, name: str) -> Project:
+        """The same project, working on layer ``name``: its classes, annotations, training and models."""
+        from labelloop.services.layers import layer_context
+
+        return Project(layer_context(self.ctx, name), owns_store=False)
+
+    def add_layer(self, name: str, kind: str, *, parent: str | None = None,
+                  labels: list[str] | None = None) -> Project:
+        """A new layer (``regions``, ``detect`` or ``segment``; ``parent``: the layer whose regions it lives
+        in), working on it."""
+        from labelloop.services.layers import add_layer
+
+        add_layer(self.ctx, name, kind, parent=parent, labels=labels)
+        return self.layer(name)
 
     # ------------------------------------------------------------------ data
 
