@@ -27,6 +27,7 @@ from labelloop.services.layers import (
     region_counts,
 )
 from labelloop.services.preannotate import preannotate
+from labelloop.services.suggest import suggest_images
 from labelloop.store.project import init_project, open_project
 from labelloop.store.tables import Image, Project
 from labelloop.training.data import prepare_arrays
@@ -184,6 +185,10 @@ class _Everywhere:
     def predict(self, image: np.ndarray) -> Predictions:
         return Predictions(np.array(CELLS, dtype=np.float32), np.full(len(CELLS), 0.9), np.zeros(len(CELLS), int))
 
+    def embed(self, image: np.ndarray) -> np.ndarray:
+        v = image.reshape(-1, 3).mean(axis=0).astype(np.float32)
+        return v / max(float(np.linalg.norm(v)), 1e-6)
+
 
 def test_child_proposals_outside_the_parents_regions_are_dropped(analysis):
     _, regions, cells = analysis
@@ -231,3 +236,12 @@ def test_the_child_image_shows_its_parents_regions(analysis):
     view = parent_regions_view(cells, ids["img_01.png"])
     assert view["labelled"] and [(r["label"], r["polygons"]) for r in view["regions"]] == [("tumour", _rect(TUMOUR))]
     assert parent_regions_view(regions, _ids(regions)["img_01.png"])["layer"] is None  # the parent has none
+
+
+def test_a_child_is_suggested_only_images_inside_its_parents_regions(analysis):
+    _, regions, cells = analysis
+    _label_parent(regions, ["img_03.png", "img_05.png"])
+    model = add_fake_model(cells, ["cell"])
+    picks = suggest_images(cells, n=8, model_id=model, predictor=_Everywhere(), tta=False)
+    ids = _ids(cells)
+    assert sorted(p["image_id"] for p in picks) == sorted([ids["img_03.png"], ids["img_05.png"]])

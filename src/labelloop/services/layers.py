@@ -37,6 +37,7 @@ __all__ = [
     "add_layer",
     "area_masks",
     "inside_parent",
+    "inside_parent_images",
     "layer_context",
     "list_layers",
     "parent_context",
@@ -286,6 +287,15 @@ def area_masks(ctx: ProjectContext, file_names: list[str], parent: ProjectContex
             mask |= _annotation_mask(ann, img.height, img.width)
         out[name] = mask
     return out
+
+
+def inside_parent_images(ctx: ProjectContext, file_names: list[str]) -> set[str] | None:
+    """Of ``file_names``, those on which the parent layer has labelled some region (a child's work is
+    there); ``None`` for a layer without a parent."""
+    parent = parent_context(ctx)
+    if parent is None:
+        return None
+    return {n for n, found in _parent_regions(parent, file_names).items() if found is not None and found[1]}
 
 
 def inside_parent(mask: np.ndarray | None, boxes: np.ndarray) -> np.ndarray:

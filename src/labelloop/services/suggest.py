@@ -31,6 +31,7 @@ from labelloop.selection.strategies import SelectionContext, check_strategy, ran
 from labelloop.selection.uncertainty import class_ambiguity, flip_disagreement, score_uncertainty
 from labelloop.services.datasets import image_path
 from labelloop.services.effort import cost_model
+from labelloop.services.layers import inside_parent_images
 from labelloop.services.preannotate import (
     THRESHOLDS_FILE,
     PredictorLike,
@@ -112,7 +113,9 @@ def _pool(ctx: ProjectContext, candidate_ids: Sequence[int] | None) -> list[tupl
         q = select(Image.id, Image.file_name, Image.storage_path).where(Image.project_id == ctx.id)
         q = q.where(Image.id.in_(list(candidate_ids))) if candidate_ids is not None else \
             q.where(Image.status.in_(UNLABELLED_STATUSES))
-        return [(i, f, p) for i, f, p in s.execute(q.order_by(Image.id)).all()]
+        rows = [(i, f, p) for i, f, p in s.execute(q.order_by(Image.id)).all()]
+    inside = inside_parent_images(ctx, [f for _, f, _ in rows])  # a child layer: only where its parent has regions
+    return rows if inside is None else [r for r in rows if r[1] in inside]
 
 
 def _reference_embeddings(ctx: ProjectContext, predictor: PredictorLike, progress: StageProgress | None,
@@ -139,7 +142,8 @@ def suggest_images(ctx: ProjectContext, *, n: int = 50, model_id: int | None = N
                    weights: SuggestWeights | None = None, strategy: str = DEFAULT_STRATEGY, seed: int = 0,
                    progress: StageProgress | None = None, unreadable: Unreadable | None = None
                    ) -> list[dict[str, Any]]:
-    """The ``n`` unlabelled images (or of ``candidate_ids``) worth annotating next, best first.
+    """The ``n`` unlabelled images (or of ``candidate_ids``) worth annotating next, best first. On a child
+    layer, only images where its parent layer has labelled regions (elsewhere nothing is its to learn).
 
     Each item: ``image_id``, ``file_name``, ``score``, ``reasons`` (short strings),
     ``components`` (the signals in ``[0, 1]``), ``rank`` (1-based), ``strategy`` and

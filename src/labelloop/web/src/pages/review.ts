@@ -1,8 +1,8 @@
 // Review: model proposals coloured by confidence; A accept, R reject, edit by dragging, Shift+A
 // accept all on the image; the queue sorts by confidence or by suggestion rank.
-import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type Job, type AcceptedCount, type QueueItem, type ReviewQueue } from "../api";
+import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type Job, type AcceptedCount, type ParentRegion, type QueueItem, type ReviewQueue } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, editBody, imageSource, itemFromApi, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, editBody, imageSource, itemFromApi, parentItems, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 import { jobCard, watchJob, type JobWatch } from "../jobs";
 import { bindKeys } from "../keys";
@@ -19,7 +19,9 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
   let focus: number | null = null; // annotation id with keyboard focus
   let watch: JobWatch | null = null;
 
+  let parentRegions: ParentRegion["regions"] = []; // a child layer's image: its parent's regions, drawn faintly
   const style = (item: CanvasItem, selected: boolean) => {
+    if (item.kind === "parent") return { fill: item.color ?? "#ffffff", stroke: item.color ?? "#ffffff", fillOpacity: 0.08, strokeWidth: 1 };
     const open = item.reviewState === "proposed";
     const c = open ? confidenceColor(item.score) : color(item.label);
     const focused = item.localId === `a${focus}`;
@@ -40,6 +42,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     can("review"),
   );
   canvas.setDrawingEnabled(false);
+  canvas.setSelectable((item) => item?.kind !== "parent");
 
   const queueList = h("div", { class: "queue-list", "data-testid": "review-queue" });
   const queueInfo = h("div", { class: "muted small pad" });
@@ -109,7 +112,11 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     }
     history.replaceState(null, "", `#/p/${slug}/review/${id}`);
     clear(title, h("b", null, detail.file_name), h("span", { class: "muted small" }, ` ${detail.width}×${detail.height}`));
-    await canvas.load(imageSource(base, detail));
+    const [parent] = await Promise.all([
+      api.get<ParentRegion>(`${base}/images/${id}/parent-regions`).catch(() => null),
+      canvas.load(imageSource(base, detail)),
+    ]);
+    parentRegions = parent?.regions ?? [];
     canvas.setDrawingEnabled(false);
     show(detail.annotations);
     if (pointMode) void api.post(`${base}/images/${id}/candidates`).catch(() => undefined);
@@ -145,7 +152,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
     detail.annotations = anns;
     const firstOpen = open()[0];
     if (!anns.some((a) => a.id === focus && a.review_state === "proposed")) focus = firstOpen?.id ?? null;
-    canvas.setItems(anns.map(itemFromApi));
+    canvas.setItems([...parentItems(parentRegions), ...anns.map(itemFromApi)]);
     renderList();
   }
 
