@@ -27,6 +27,7 @@ from labelloop.services.layers import (
     region_counts,
 )
 from labelloop.services.preannotate import preannotate
+from labelloop.services.projects import project_overview
 from labelloop.services.suggest import suggest_images
 from labelloop.store.project import init_project, open_project
 from labelloop.store.tables import Image, Project
@@ -245,3 +246,12 @@ def test_a_child_is_suggested_only_images_inside_its_parents_regions(analysis):
     picks = suggest_images(cells, n=8, model_id=model, predictor=_Everywhere(), tta=False)
     ids = _ids(cells)
     assert sorted(p["image_id"] for p in picks) == sorted([ids["img_03.png"], ids["img_05.png"]])
+
+
+def test_a_child_layer_home_says_to_label_the_parent_first(analysis):
+    _, regions, cells = analysis
+    first = project_overview(cells)["next"][0]
+    assert first["action"] == "parent" and first["layer"] == "regions" and "regions" in first["text"]
+    _label_parent(regions, ["img_00.png"])
+    assert all(step["action"] != "parent" for step in project_overview(cells)["next"])
+    assert all(step["action"] != "parent" for step in project_overview(regions)["next"])

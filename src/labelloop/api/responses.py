@@ -268,9 +268,11 @@ class CurrentModel(Out):
 
 
 class NextStep(Out):
-    action: str = Field(description="upload, review, annotate, train, preannotate or next")
+    action: str = Field(description="upload, review, annotate, train, preannotate, next, or parent (label the "
+                                    "parent layer's regions first)")
     text: str
     label: str | None = None
+    layer: str | None = Field(default=None, description="with parent: the layer to work on")
     count: int | None = None
     round: int | None = None
 

@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from labelloop.core.records import ReviewState
+from labelloop.core.records import LABELLED_STATUSES, ReviewState
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
+from labelloop.services.layers import parent_context
 from labelloop.store.db import Store, sqlite_url
 from labelloop.store.project import MARKER, Database, ProjectContext, context_for, init_project, open_project
 from labelloop.store.tables import Annotation, Image, Project, TrainedModel, is_ground_truth
@@ -315,8 +316,19 @@ def project_overview(ctx: ProjectContext) -> dict[str, Any]:
             gt = is_ground_truth()
             new_since = s.scalar(select(func.count()).select_from(Annotation).where(
                 Annotation.project_id == ctx.id, gt, Annotation.updated_at > since)) or 0
-    return {"stats": stats, "model": model, "new_annotations_since_model": new_since,
-            "next": next_steps(stats, model, new_since)}
+    steps = next_steps(stats, model, new_since)
+    parent = parent_context(ctx)
+    if parent is not None and stats["images"]["total"] and not _labelled_images(parent):
+        steps.insert(0, {"action": "parent", "layer": parent.layer,
+                         "text": f"Label regions in layer {parent.layer} first: this layer learns and proposes "
+                                 "only inside them"})
+    return {"stats": stats, "model": model, "new_annotations_since_model": new_since, "next": steps}
+
+
+def _labelled_images(ctx: ProjectContext) -> int:
+    with ctx.store.session() as s:
+        return s.scalar(select(func.count()).select_from(Image).where(
+            Image.project_id == ctx.id, Image.status.in_(LABELLED_STATUSES))) or 0
 
 
 def server_database_url(home: Path) -> str:

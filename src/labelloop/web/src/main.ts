@@ -147,6 +147,8 @@ async function render(): Promise<void> {
   route.keys.forEach((k, i) => {
     if (match[i + 1] !== undefined) params[k] = decodeURIComponent(match[i + 1]);
   });
+  const chosen = query.get("layer");
+  if (params.slug && chosen !== null) setLayer(params.slug, chosen); // a link to a layer's page (?layer=NAME)
   const main = h("main", { class: `page page-${route.tab ?? (route.page === loginPage ? "login" : "projects")}` });
   clear(app, route.page === loginPage ? null : topbar(params.slug, route.tab), main);
   try {

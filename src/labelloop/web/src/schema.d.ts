@@ -2108,13 +2108,18 @@ export interface components {
         NextStep: {
             /**
              * Action
-             * @description upload, review, annotate, train, preannotate or next
+             * @description upload, review, annotate, train, preannotate, next, or parent (label the parent layer's regions first)
              */
             action: string;
             /** Count */
             count?: number | null;
             /** Label */
             label?: string | null;
+            /**
+             * Layer
+             * @description with parent: the layer to work on
+             */
+            layer?: string | null;
             /** Round */
             round?: number | null;
             /** Text */

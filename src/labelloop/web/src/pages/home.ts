@@ -13,6 +13,8 @@ function stepHref(slug: string, action: string, label?: string): string {
       return `#/p/${slug}/train`;
     case "preannotate":
       return `#/p/${slug}/review?preannotate=1`;
+    case "parent": // the parent layer's regions come first: annotate there
+      return `#/p/${slug}/annotate?layer=${encodeURIComponent(label ?? "")}`;
     default:
       return `#/p/${slug}/next`;
   }
@@ -155,7 +157,7 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
     primary
       ? h(
           "a",
-          { class: "next-step card", href: stepHref(slug, primary.action, primary.label ?? undefined), "data-testid": "next-step" },
+          { class: "next-step card", href: stepHref(slug, primary.action, primary.layer ?? primary.label ?? undefined), "data-testid": "next-step" },
           h("span", { class: "next-kicker" }, "Next step"),
           h("span", { class: "next-text" }, primary.text),
           h("span", { class: "next-go" }, "→"),
@@ -172,7 +174,7 @@ export async function homePage({ root, params }: PageContext): Promise<void> {
     h(
       "div",
       { class: "two-col" },
-      h("section", { class: "card" }, h("h2", null, "Annotations per class", h("span", { class: "muted small" }, ` target ${s.target_per_class} each`)), s.classes.length ? classBars(ov) : h("p", { class: "muted" }, "No classes yet."), ov.next.length > 1 ? h("div", { class: "more-steps" }, h("h3", null, "Also"), ov.next.slice(1).map((n) => h("a", { class: "step-link", href: stepHref(slug, n.action, n.label ?? undefined) }, n.text))) : null),
+      h("section", { class: "card" }, h("h2", null, "Annotations per class", h("span", { class: "muted small" }, ` target ${s.target_per_class} each`)), s.classes.length ? classBars(ov) : h("p", { class: "muted" }, "No classes yet."), ov.next.length > 1 ? h("div", { class: "more-steps" }, h("h3", null, "Also"), ov.next.slice(1).map((n) => h("a", { class: "step-link", href: stepHref(slug, n.action, n.layer ?? n.label ?? undefined) }, n.text))) : null),
       h(
         "section",
         { class: "card" },
