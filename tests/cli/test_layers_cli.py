@@ -76,3 +76,9 @@ def test_regions_then_objects_layer_by_layer(tmp_path: Path) -> None:
     assert trained["status"] == "ready"
     assert [m["id"] for m in ok("models", "list", "-p", proj, "--layer", "cells", "--json")] == [trained["id"]]
     assert ok("models", "list", "-p", proj, "--layer", "regions", "--json") == []
+    # then the regions layer trains in its turn, and the child's proposals stay inside the tumour
+    regions_model = ok("train", "-p", proj, "--layer", "regions", "--args", "epochs=1;image_size=128", "--json")
+    assert regions_model["status"] == "ready" and regions_model["task"] == "regions"
+    proposed = ok("preannotate", "-p", proj, "--layer", "cells", "--images", "all", "--threshold", "0.01", "--json")
+    assert proposed["model_id"] == trained["id"] and proposed["parent_layer"] == "regions"
+    assert proposed["images"] == 10 and proposed["outside_parent"] >= 0

@@ -9,7 +9,7 @@ import pytest
 
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import ConfigError
-from labelloop.training.config import TrainConfig, derive_defaults, parse_args_string
+from labelloop.training.config import CPU_MAX_UPSCALE, TrainConfig, derive_defaults, parse_args_string
 
 
 def test_parse_types_and_separators() -> None:
@@ -69,15 +69,17 @@ def test_defaults_scale_with_data() -> None:
         cfg = derive_defaults(_data(50, size, obj), overrides={"device": "cpu"})
         assert cfg.image_size <= 1024
         scale = cfg.image_size / (cfg.tile_size or max(size))
-        # objects >= ~12 px, unless that would upsample the images: on the CPU never beyond their own size
-        assert scale * obj >= min(11.5, obj), (size, cfg)
-        assert scale <= 1.0 + 32 / max(size), (size, cfg)
+        # objects >= ~12 px, unless that would upsample the images much: on the CPU at most 1.2x their size
+        assert scale * obj >= min(11.5, obj * min(CPU_MAX_UPSCALE, 1024 / max(size))) - 0.01, (size, cfg)
+        assert scale <= CPU_MAX_UPSCALE + 32 / max(size), (size, cfg)
+    # objects that are big enough at the images' own size are never upsampled
+    assert derive_defaults(_data(50, (640, 480), 30), overrides={"device": "cpu"}).image_size <= 640
     assert derive_defaults(_data(50, (6000, 4000), 12), overrides={"device": "cpu"}).tile_size > 0
 
 
 def test_training_length_is_a_pixel_budget_and_evaluation_stays_a_small_share() -> None:
     small = derive_defaults(_data(50, (384, 384), 100), overrides={"device": "cpu"}, fine_tune=True)
-    large = derive_defaults(_data(50, (768, 768), 10), overrides={"device": "cpu"}, fine_tune=True)
+    large = derive_defaults(_data(50, (768, 768), 12), overrides={"device": "cpu"}, fine_tune=True)
     assert large.image_size == 768 and small.image_size == 384
     assert large.epochs == pytest.approx(small.epochs / 4, abs=1)  # 4x the pixels per image
     # 2 validation images for 50 training ones: every epoch; few training images and many

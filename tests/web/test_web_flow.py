@@ -306,7 +306,7 @@ def test_next_page_and_export_reimport(page, web_server: LiveServer, tmp_path: P
     shot(page, "07-next")
     page.goto(f"{web_server.url}/#/p/{SLUG}")
     page.wait_for_selector("text=Download zip")
-    page.select_option(".card select", "coco")
+    page.select_option("[data-testid=export-format]", "coco")
     with page.expect_download() as info:
         page.click("text=Download zip")
     path = tmp_path / "export.zip"

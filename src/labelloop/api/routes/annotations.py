@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from labelloop.api import responses as rs
-from labelloop.api.deps import Id, Project, ServerState, permission, state
+from labelloop.api.deps import MAX_ID, Id, Project, ServerState, permission, state
 from labelloop.api.schemas import AcceptAllIn, AnnotationIn, AnnotationUpdateIn, ClickIn, ReviewIn
 from labelloop.services import annotations as ann_service
 from labelloop.services.annotations import AnnotationInput
@@ -48,7 +48,8 @@ def click(image_id: Id, body: ClickIn, ctx: Project, user: Annotator) -> dict[st
 
 @router.post("/images/{image_id}/candidates", response_model=rs.WarmCandidates,
              summary="Compute and cache the model's candidates (makes clicks instant)")
-def warm_candidates(image_id: Id, ctx: Project, user: Annotator, model_id: int | None = None) -> dict[str, Any]:
+def warm_candidates(image_id: Id, ctx: Project, user: Annotator,
+                    model_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> dict[str, Any]:
     from labelloop.services.click import warm_candidates as warm
 
     return warm(ctx, image_id, model_id=model_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 
 from labelloop.api import responses as rs
-from labelloop.api.deps import Id, Project, ServerState, permission, state
+from labelloop.api.deps import MAX_ID, Id, Project, ServerState, permission, state
 from labelloop.api.schemas import RegionsIn
 from labelloop.errors import InvalidInputError
 from labelloop.services import annotations as ann_service
@@ -74,7 +74,8 @@ def list_images(ctx: Project,
                 q: Annotated[str | None, Query(description="file name contains")] = None,
                 damaged: Annotated[bool | None, Query(description="true: only damaged images (truncated, "
                                                       "missing or changed files); false: only whole ones")] = None,
-                after: int | None = None, before: int | None = None,
+                after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="the previous page's last id")] = None,
+                before: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
                 total: bool = False) -> dict[str, Any]:
     flt = _filter(status, split, label, min_score, max_score, q, damaged)

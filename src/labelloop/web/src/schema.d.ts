@@ -3637,6 +3637,7 @@ export interface operations {
     list_images_api_projects__slug__images_get: {
         parameters: {
             query?: {
+                /** @description the previous page's last id */
                 after?: number | null;
                 before?: number | null;
                 /** @description true: only damaged images (truncated, missing or changed files); false: only whole ones */

@@ -44,7 +44,7 @@ function classBars(ov: Overview): HTMLElement {
 }
 
 function transferCard(slug: string, formats: FormatInfo[]): HTMLElement {
-  const fmt = h("select", null, formats.filter((f) => f.can_write).map((f) => h("option", { value: f.name }, f.name)));
+  const fmt = h("select", { "data-testid": "export-format" }, formats.filter((f) => f.can_write).map((f) => h("option", { value: f.name }, f.name)));
   const proposals = h("input", { type: "checkbox" });
   const link = h("a", { class: "btn", href: "#", download: "" }, "Download zip");
   const update = () => {
