@@ -255,3 +255,14 @@ def test_a_child_layer_home_says_to_label_the_parent_first(analysis):
     _label_parent(regions, ["img_00.png"])
     assert all(step["action"] != "parent" for step in project_overview(cells)["next"])
     assert all(step["action"] != "parent" for step in project_overview(regions)["next"])
+
+
+def test_a_sweep_worker_opens_the_layer_it_was_started_on(analysis):
+    from labelloop.services.sweep import open_sweep_project
+
+    ctx, _, cells = analysis
+    worker = open_sweep_project(str(ctx.root), ctx.store.url, "cells")
+    try:
+        assert worker.id == cells.id and worker.layer == "cells"
+    finally:
+        worker.close()

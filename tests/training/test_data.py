@@ -143,3 +143,23 @@ def test_repeat_factors_favour_images_with_a_rare_class(tmp_path: Path) -> None:
     weights = repeat_factors(samples)  # class 0 in 16 images, class 1 in 1: sqrt(16) = 4 (the cap)
     assert weights[:15] == [1.0] * 15 and weights[15] == pytest.approx(4.0) and weights[16] == 1.0
     assert repeat_factors(samples, cap=2.0)[15] == 2.0
+
+
+def test_an_area_limits_what_is_taught_and_what_is_scored(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from labelloop.core.geometry import mask_to_rle
+
+    s = make_sample(tmp_path, 2, size=(100, 100), n_objects=(4, 4), obj_size=(12, 14), seed=5)
+    area = np.zeros((100, 100), dtype=bool)
+    x0, y0, x1, y1 = (int(v) for v in s.boxes[0])
+    area[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = True  # only object 0 lies inside
+    limited = replace(s, area=mask_to_rle(area))
+    perfect = {s.image_id: Predictions(s.boxes[:1].copy(), np.array([0.9]), s.labels[:1].copy())}
+    # the objects outside the area are not misses, and a detection there would not be a false positive
+    assert evaluate_predictions([limited], perfect, ["a", "b"], "detect")["map50"] == pytest.approx(1.0)
+    assert evaluate_predictions([s], perfect, ["a", "b"], "detect")["map50"] < 1.0
+    # an image outside every region of its parent teaches nothing: grey, no objects
+    empty = replace(s, area=mask_to_rle(np.zeros((100, 100), dtype=bool)))
+    image, arrays = prepare_arrays(empty, "detect")
+    assert len(arrays["labels"]) == 0 and (image == FILL).all()

@@ -45,7 +45,7 @@ __all__ = ["cost_model", "effort_report", "plot_effort"]
 def cost_model(ctx: ProjectContext, costs: str | Mapping[str, Any] | None = None) -> CostModel:
     """Defaults <- project settings ``effort_costs`` <- ``costs``."""
     with ctx.store.session() as s:
-        project = s.get(Project, ctx.id)
+        project = s.get(Project, ctx.project_id)  # the project's settings hold for all its layers
         stored = dict((project.settings or {}).get("effort_costs") or {}) if project else {}
     return CostModel().with_overrides(stored).with_overrides(costs)
 

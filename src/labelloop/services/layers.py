@@ -173,7 +173,7 @@ def add_layer(ctx: ProjectContext, name: str, kind: str, *, parent: str | None =
                 raise _unknown(parent, _infos(rows))
         owner = s.get(Project, ctx.project_id)
         assert owner is not None
-        hidden = Project(uid=uuid.uuid4().hex, name=f"{owner.name} / {name}", task=kind, settings={},
+        hidden = Project(uid=uuid.uuid4().hex, name=f"{owner.name[:130]} / {name}", task=kind, settings={},
                          owner_id=owner.id)
         s.add(hidden)
         s.flush()

@@ -133,13 +133,19 @@ def configuration_args(combo: dict[str, str]) -> str:
     return ";".join(f"{k}={v}" for k, v in combo.items() if k != "base")
 
 
-def open_sweep_project(project_root: str, database_url: str | None) -> ProjectContext:
+def open_sweep_project(project_root: str, database_url: str | None, layer: str = "") -> ProjectContext:
     """The sweep's project, opened in a worker (a process of the local pool, or a Ray Tune trial) on the
-    sweep's own database, not on whatever ``LABELLOOP_DATABASE_URL`` the worker has."""
+    sweep's own database, not on whatever ``LABELLOOP_DATABASE_URL`` the worker has, and on its layer."""
+    from labelloop.services.layers import layer_context
     from labelloop.services.projects import project_database
     from labelloop.store.project import open_project
 
-    return open_project(Path(project_root), database=project_database(database_url))
+    ctx = open_project(Path(project_root), database=project_database(database_url))
+    try:
+        return layer_context(ctx, layer or None, default_first=True)
+    except LabelloopError:
+        ctx.close()
+        raise
 
 
 def train_configuration(ctx: ProjectContext, base: str | None, args: str, sweep: str, **train: Any) -> dict[str, Any]:
@@ -151,12 +157,12 @@ def train_configuration(ctx: ProjectContext, base: str | None, args: str, sweep:
 
 
 def _train_job(project_root: str, base: str | None, args: str, sweep: str, threads: int,
-               database_url: str | None = None) -> dict[str, Any]:
+               database_url: str | None = None, layer: str = "") -> dict[str, Any]:
     """Runs in a worker process: its own connection to the sweep's database, its own share of the cores."""
     import torch
 
     torch.set_num_threads(threads)
-    ctx = open_sweep_project(project_root, database_url)
+    ctx = open_sweep_project(project_root, database_url, layer)
     try:
         return train_configuration(ctx, base, args, sweep)
     except LabelloopError as err:
@@ -221,7 +227,7 @@ def _sweep_on_executor(ctx: ProjectContext, combos: list[dict[str, str]], sweep:
     try:
         futures = [runner.submit(_train_job, project_root=str(ctx.root), base=c.get("base"),
                                  args=configuration_args(c), sweep=sweep, threads=threads,
-                                 database_url=ctx.store.url) for c in combos]
+                                 database_url=ctx.store.url, layer=ctx.layer) for c in combos]
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=poll_seconds)

@@ -59,7 +59,7 @@ def _trial(config: dict[str, Any], database_url: str) -> None:
         except SystemExit:  # the scheduler stopped this trial: end the training at its next step
             stop.set()
 
-    ctx = open_sweep_project(config["project_root"], database_url)
+    ctx = open_sweep_project(config["project_root"], database_url, config.get("layer", ""))
     try:
         train_configuration(ctx, config["base"], config["args"], config["sweep"], progress=on_event, stop_event=stop)
     finally:
@@ -102,7 +102,8 @@ def run_on_tune(ctx: ProjectContext, combos: list[dict[str, str]], sweep: str) -
     grace, max_t = asha_rungs(_max_epochs(combos))
     from labelloop.services.sweep import configuration_args
 
-    trials = [{"project_root": str(ctx.root), "sweep": sweep, "base": c.get("base"), "args": configuration_args(c)}
+    trials = [{"project_root": str(ctx.root), "layer": ctx.layer, "sweep": sweep, "base": c.get("base"),
+               "args": configuration_args(c)}
               for c in combos]
     tuner = tune.Tuner(
         # each trial asks for what its configuration trains on

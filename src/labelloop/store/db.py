@@ -66,11 +66,12 @@ def _alembic_config() -> Any:
 
 
 def run_migration(engine: Engine, action: str, target: str) -> None:
-    """Alembic ``upgrade``/``downgrade`` to ``target``, in one transaction.
+    """Alembic ``upgrade``/``downgrade`` to ``target``.
 
     On SQLite, foreign keys are off meanwhile: a batch migration recreates a table (copy, drop,
-    rename), and with them on, dropping ``images`` would cascade to every annotation. A migration that
-    leaves a dangling reference is rolled back.
+    rename), and with them on, dropping ``projects`` would cascade to every annotation. A migration that
+    leaves a dangling reference fails before its revision is recorded (SQLite commits table changes as
+    they run, so it is not undone; the database says which revision it is at).
     """
     from alembic import command
 

@@ -93,6 +93,16 @@ def _apply_regions(image: np.ndarray, arrays: dict[str, Any], region: np.ndarray
     return image, out
 
 
+def _blank(image: np.ndarray, arrays: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The image greyed out with no objects (and every pixel ignored in a semantic map)."""
+    out: dict[str, Any] = {"boxes": arrays["boxes"][:0], "labels": arrays["labels"][:0]}
+    if "masks" in arrays:
+        out["masks"] = arrays["masks"][:0]
+    if "semantic" in arrays:
+        out["semantic"] = np.full_like(arrays["semantic"], IGNORE_INDEX)
+    return np.full_like(image, FILL), out
+
+
 def _random_tile(image: np.ndarray, arrays: dict[str, Any], tile: int, rng: random.Random
                  ) -> tuple[np.ndarray, dict[str, Any]]:
     """A ``tile`` x ``tile`` crop, around a random object 80% of the time."""
@@ -159,7 +169,9 @@ def prepare_arrays(sample: Sample, task: str, *, tile: int = 0, rng: random.Rand
         else:
             arrays["semantic"] = _semantic(arrays["labels"], masks, h, w)
     area = sample.complete_area()
-    if area is not None:
+    if area is not None and sample.area is not None and not area.any():
+        image, arrays = _blank(image, arrays)  # a child layer's image outside every parent region: teaches nothing
+    elif area is not None:
         image, arrays = _apply_regions(image, arrays, area)
     rng = rng or random.Random()
     if paste is not None:

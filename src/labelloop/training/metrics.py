@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -131,18 +132,25 @@ def miou_metrics(samples: Sequence[Sample], preds: Mapping[int, Predictions], cl
             "pixel_accuracy": float(inter.sum() / max(conf.sum(), 1))}
 
 
-def inside_areas(samples: Sequence[Sample], preds: Mapping[int, Predictions]) -> Mapping[int, Predictions]:
-    """Detections outside an image's complete area dropped (at least half of the box inside is kept): no
-    one annotated there, so they are neither right nor wrong."""
+def inside_areas(samples: Sequence[Sample], preds: Mapping[int, Predictions]
+                 ) -> tuple[list[Sample], Mapping[int, Predictions]]:
+    """Ground truth and detections outside each image's complete area dropped (an object at least half
+    inside is kept): no one annotated there, so what lies there is neither found nor missed."""
     out = dict(preds)
+    kept = []
     for s in samples:
-        p = out.get(s.image_id)
-        if p is None or not len(p) or (not s.regions and s.area is None):
+        if not s.regions and s.area is None:
+            kept.append(s)
             continue
         area = s.complete_area()
-        if area is not None:
+        assert area is not None
+        p = out.get(s.image_id)
+        if p is not None and len(p):
             out[s.image_id] = p.select(np.array([fraction_inside(area, b) >= 0.5 for b in p.boxes], dtype=bool))
-    return out
+        keep = np.array([fraction_inside(area, b) >= 0.5 for b in s.boxes], dtype=bool)
+        masks = None if s.masks is None else [m for m, k in zip(s.masks, keep, strict=True) if k]
+        kept.append(replace(s, boxes=s.boxes[keep], labels=s.labels[keep], masks=masks))
+    return kept, out
 
 
 def evaluate_predictions(samples: Sequence[Sample], preds: Mapping[int, Predictions],
@@ -152,7 +160,7 @@ def evaluate_predictions(samples: Sequence[Sample], preds: Mapping[int, Predicti
         m = miou_metrics(samples, preds, classes)
         return {**m, "score": m["miou"]}
     with_masks = task == "segment"
-    preds = inside_areas(samples, preds)
+    samples, preds = inside_areas(samples, preds)
     gt = coco_ground_truth(samples, classes, with_masks)
     dets = coco_detections(preds, with_masks)
     m = coco_metrics(gt, dets, "bbox")

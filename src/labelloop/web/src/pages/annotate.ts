@@ -4,7 +4,7 @@
 // them to the canvas, the API and the keyboard.
 import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type LayerInfo, type ParentRegion, type UploadReport } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, createBody, editBody, imageSource, itemFromApi, parentItems, regionItems, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, TILED_VIEWER_MIN_SIDE, createBody, editBody, imageSource, itemFromApi, parentItems, regionItems, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 import { bindKeys } from "../keys";
 import { AnnotateState, SaveQueue, isConflict, type Tool } from "./annotate-state";
@@ -183,6 +183,10 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
     const cls = state.currentClass;
     if (!cls) {
       toast("Add a class first", "error");
+      return;
+    }
+    if (Math.max(state.detail.width, state.detail.height) > TILED_VIEWER_MIN_SIDE) {
+      toast(`The brush paints images up to ${TILED_VIEWER_MIN_SIDE} px`, "info", "draw this region with the polygon tool (P)");
       return;
     }
     const rle = strokeRle(points, radius, state.detail.width, state.detail.height);
