@@ -62,6 +62,7 @@ from labelloop.settings import get_settings
 from labelloop.store.images import decode_rgb, write_json_atomic
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, AnnotationEvent, Image, LabelClass, TrainedModel
+from labelloop.training.metrics import inside_areas
 
 __all__ = [
     "ImageRow",
@@ -254,6 +255,8 @@ def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: Pred
         except InvalidInputError:
             continue
         n_images += 1
+        [smp], kept = inside_areas([smp], {smp.image_id: preds})  # training regions, a parent's regions
+        preds = kept[smp.image_id]
         gt_labels = np.array([to_model.get(int(lab), -1) for lab in smp.labels], dtype=np.int64)
         truth = Truth(smp.boxes, gt_labels)
         tp = match_detections(preds, truth)
