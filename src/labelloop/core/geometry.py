@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "box_iou",
+    "boxes_inside",
     "check_mask_size",
     "check_polygons",
     "check_rle",
@@ -90,6 +91,15 @@ def fraction_inside(region: np.ndarray, box: Sequence[float] | np.ndarray) -> fl
     if x1 <= x0 or y1 <= y0:
         return 0.0
     return float(region[y0:y1, x0:x1].mean())
+
+
+#: an object at least this share inside an area (training regions, a parent layer's regions) is in it
+INSIDE_SHARE = 0.5
+
+
+def boxes_inside(region: np.ndarray, boxes: np.ndarray, share: float = INSIDE_SHARE) -> np.ndarray:
+    """``(N,)`` bool: which of ``boxes`` (xyxy) have at least ``share`` of their pixels inside ``region``."""
+    return np.array([fraction_inside(region, b) >= share for b in np.asarray(boxes).reshape(-1, 4)], dtype=bool)
 
 
 def ellipse_to_polygon(cx: float, cy: float, rx: float, ry: float, angle_rad: float = 0.0,

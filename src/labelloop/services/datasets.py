@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from labelloop.core.geometry import mask_to_rle, polygons_to_rle
+from labelloop.core.geometry import mask_to_rle
 from labelloop.core.records import LABELLED_STATUSES
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import TrainingError
 from labelloop.services.layers import area_masks, parent_context
 from labelloop.services.splitting import assign_splits
 from labelloop.store.project import ProjectContext
-from labelloop.store.tables import Annotation, Image, LabelClass, TrainingRegion, is_ground_truth
+from labelloop.store.tables import Annotation, Image, LabelClass, TrainingRegion, annotation_rle, is_ground_truth
 
 __all__ = ["image_path", "sample_for_images", "snapshot", "training_data"]
 
@@ -55,9 +55,7 @@ def _samples(ctx: ProjectContext, images: list[Image], index: dict[int, int], ta
         anns = objects[img.id]
         masks = None
         if task in ("segment", "regions"):
-            masks = [a.rle if a.rle is not None else polygons_to_rle(
-                a.polygons or [[a.x1, a.y1, a.x2, a.y1, a.x2, a.y2, a.x1, a.y2]], img.height, img.width)
-                for a in anns]
+            masks = [annotation_rle(a, img.height, img.width) for a in anns]
         out.append(Sample(image_id=img.id, path=image_path(ctx, img.storage_path), width=img.width,
                           height=img.height,
                           boxes=np.array([[a.x1, a.y1, a.x2, a.y2] for a in anns], dtype=np.float32).reshape(-1, 4),

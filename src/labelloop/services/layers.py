@@ -25,11 +25,21 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from labelloop.core.geometry import fraction_inside, mask_to_polygons, polygons_to_rle, rle_to_mask
+from labelloop.core.geometry import boxes_inside, mask_to_polygons, rle_to_mask
 from labelloop.core.records import LABELLED_STATUSES, ImageStatus, ReviewState
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.project import TASKS, ProjectContext, clean_labels, context_for, palette_color
-from labelloop.store.tables import Annotation, ClassEvent, Image, LabelClass, Layer, Project, is_ground_truth
+from labelloop.store.tables import (
+    Annotation,
+    ClassEvent,
+    Image,
+    LabelClass,
+    Layer,
+    Project,
+    annotation_rle,
+    box_ring,
+    is_ground_truth,
+)
 
 __all__ = [
     "BACKGROUND",
@@ -50,8 +60,6 @@ __all__ = [
 BACKGROUND = "background"
 #: a layer name: letters, digits, ``_``, ``-``, ``.`` and spaces, starting with a letter or digit
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,59}$")
-#: at least this share of an object's box lies inside its parent's regions to count as inside
-INSIDE = 0.5
 
 
 @dataclass(frozen=True)
@@ -233,13 +241,8 @@ def sync_layer_images(ctx: ProjectContext) -> int:
 # -- a child inside its parent's regions ---------------------------------------------------------
 
 def _annotation_mask(ann: Annotation, h: int, w: int) -> np.ndarray:
-    if ann.rle is not None:
-        return rle_to_mask(ann.rle).astype(bool)
-    if ann.polygons:
-        return rle_to_mask(polygons_to_rle(ann.polygons, h, w)).astype(bool)
-    m = np.zeros((h, w), dtype=bool)
-    m[max(0, int(ann.y1)):max(0, int(np.ceil(ann.y2))), max(0, int(ann.x1)):max(0, int(np.ceil(ann.x2)))] = True
-    return m
+    """The annotation's pixels: its mask, else its rings, else its box (as training reads it)."""
+    return rle_to_mask(annotation_rle(ann, h, w)).astype(bool)
 
 
 def _parent_regions(parent: ProjectContext, file_names: list[str]
@@ -304,7 +307,7 @@ def inside_parent(mask: np.ndarray | None, boxes: np.ndarray) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if mask is None:
         return np.zeros(len(boxes), dtype=bool)
-    return np.array([fraction_inside(mask, b) >= INSIDE for b in boxes], dtype=bool)
+    return boxes_inside(mask, boxes)
 
 
 def _outline(ann: Annotation) -> list[list[float]]:
@@ -312,7 +315,7 @@ def _outline(ann: Annotation) -> list[list[float]]:
         return [list(map(float, ring)) for ring in ann.polygons]
     if ann.rle is not None:
         return mask_to_polygons(rle_to_mask(ann.rle))
-    return [[ann.x1, ann.y1, ann.x2, ann.y1, ann.x2, ann.y2, ann.x1, ann.y2]]
+    return [box_ring(ann)]
 
 
 def parent_regions_view(ctx: ProjectContext, image_id: int) -> dict[str, Any]:
@@ -360,8 +363,10 @@ def region_counts(ctx: ProjectContext) -> list[dict[str, Any]]:
             mask = _annotation_mask(ann, img.height, img.width)
             counted: dict[str, int] = defaultdict(int)
             open_: dict[str, int] = defaultdict(int)
-            for box, child_class, is_proposal in objects.get(images[name], []):
-                if fraction_inside(mask, box) >= INSIDE:
+            here = objects.get(images[name], [])
+            inside = boxes_inside(mask, np.array([box for box, _, _ in here]))
+            for (_, child_class, is_proposal), within in zip(here, inside, strict=True):
+                if within:
                     (open_ if is_proposal else counted)[child_class] += 1
             rows.append({"image": name, "region_id": ann.id, "region_class": cname, "area_px": int(mask.sum()),
                          "counts": dict(counted), "proposed": dict(open_), "total": sum(counted.values())})

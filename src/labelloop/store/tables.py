@@ -37,6 +37,8 @@ __all__ = [
     "TrainedModel",
     "TrainingRegion",
     "User",
+    "annotation_rle",
+    "box_ring",
     "is_ground_truth",
     "utcnow",
 ]
@@ -270,3 +272,15 @@ class ApiToken(Base):
 def is_ground_truth() -> ColumnElement[bool]:
     """The SQL condition of an annotation that is ground truth: drawn by a person, or an accepted proposal."""
     return Annotation.review_state.is_(None) | Annotation.review_state.in_(GROUND_TRUTH_STATES)
+
+
+def box_ring(ann: Annotation) -> list[float]:
+    """An annotation's box as one flat ring."""
+    return [ann.x1, ann.y1, ann.x2, ann.y1, ann.x2, ann.y2, ann.x1, ann.y2]
+
+
+def annotation_rle(ann: Annotation, height: int, width: int) -> dict[str, Any]:
+    """An annotation's pixels as one COCO RLE: its mask, else its rings, else its box."""
+    from labelloop.core.geometry import polygons_to_rle
+
+    return ann.rle if ann.rle is not None else polygons_to_rle(ann.polygons or [box_ring(ann)], height, width)

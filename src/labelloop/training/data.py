@@ -23,7 +23,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from labelloop.core.geometry import fraction_inside, rle_to_mask
+from labelloop.core.geometry import boxes_inside, rle_to_mask
 from labelloop.core.samples import Sample
 from labelloop.errors import InvalidInputError
 from labelloop.models.semseg import IGNORE_INDEX
@@ -77,7 +77,7 @@ def _apply_regions(image: np.ndarray, arrays: dict[str, Any], region: np.ndarray
         return image, arrays
     ys, xs = np.nonzero(region)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    inside = np.array([fraction_inside(region, b) >= 0.5 for b in arrays["boxes"]], dtype=bool)
+    inside = boxes_inside(region, arrays["boxes"])
     image = image[y0:y1, x0:x1].copy()
     region = region[y0:y1, x0:x1]
     image[~region] = FILL

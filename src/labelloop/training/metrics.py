@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from labelloop.core.geometry import fraction_inside, polygons_to_rle, rle_to_mask
+from labelloop.core.geometry import boxes_inside, polygons_to_rle, rle_to_mask
 from labelloop.core.predictions import Predictions
 from labelloop.core.samples import Sample
 
@@ -146,8 +146,8 @@ def inside_areas(samples: Sequence[Sample], preds: Mapping[int, Predictions]
         assert area is not None
         p = out.get(s.image_id)
         if p is not None and len(p):
-            out[s.image_id] = p.select(np.array([fraction_inside(area, b) >= 0.5 for b in p.boxes], dtype=bool))
-        keep = np.array([fraction_inside(area, b) >= 0.5 for b in s.boxes], dtype=bool)
+            out[s.image_id] = p.select(boxes_inside(area, p.boxes))
+        keep = boxes_inside(area, s.boxes)
         masks = None if s.masks is None else [m for m, k in zip(s.masks, keep, strict=True) if k]
         kept.append(replace(s, boxes=s.boxes[keep], labels=s.labels[keep], masks=masks))
     return kept, out

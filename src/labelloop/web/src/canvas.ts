@@ -576,27 +576,31 @@ export function itemFromApi(a: AnnotationData): { item: CanvasItem; shape: Shape
   };
 }
 
+/** The box around a flat ring [x0, y0, x1, y1, ...]. */
+function ringBox(ring: number[]): [number, number, number, number] {
+  const xs = ring.filter((_, j) => j % 2 === 0);
+  const ys = ring.filter((_, j) => j % 2 === 1);
+  return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
+}
+
+/** How a parent layer's region looks under a child layer's shapes: its class colour, faint. */
+export function parentStyle(item: CanvasItem): { fill: string; stroke: string; fillOpacity: number; strokeWidth: number } {
+  return { fill: item.color ?? "#ffffff", stroke: item.color ?? "#ffffff", fillOpacity: 0.08, strokeWidth: 1 };
+}
+
 /** A parent layer's regions, drawn faintly under a child layer's shapes (never selected or edited). */
 export function parentItems(regions: { id: number; label: string; color: string; polygons: number[][] }[]): { item: CanvasItem; shape: Shape }[] {
   return regions.flatMap((r) =>
-    r.polygons.filter((ring) => ring.length >= 6).map((ring, i) => {
-      const xs = ring.filter((_, j) => j % 2 === 0);
-      const ys = ring.filter((_, j) => j % 2 === 1);
-      return {
-        item: { localId: `parent${r.id}-${i}`, kind: "parent" as Kind, label: r.label, score: null, reviewState: null, color: r.color },
-        shape: { bbox: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)] as [number, number, number, number], polygon: ring },
-      };
-    }),
+    r.polygons.filter((ring) => ring.length >= 6).map((ring, i) => ({
+      item: { localId: `parent${r.id}-${i}`, kind: "parent" as Kind, label: r.label, score: null, reviewState: null, color: r.color },
+      shape: { bbox: ringBox(ring), polygon: ring },
+    })),
   );
 }
 
 export function regionItems(regions: number[][]): { item: CanvasItem; shape: Shape }[] {
-  return regions.map((ring, i) => {
-    const xs = ring.filter((_, j) => j % 2 === 0);
-    const ys = ring.filter((_, j) => j % 2 === 1);
-    return {
-      item: { localId: `r${i}-${Date.now()}`, kind: "region" as Kind, label: "training region", score: null, reviewState: null },
-      shape: { bbox: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)] as [number, number, number, number], polygon: ring },
-    };
-  });
+  return regions.map((ring, i) => ({
+    item: { localId: `r${i}-${Date.now()}`, kind: "region" as Kind, label: "training region", score: null, reviewState: null },
+    shape: { bbox: ringBox(ring), polygon: ring },
+  }));
 }

@@ -4,7 +4,7 @@
 // them to the canvas, the API and the keyboard.
 import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type ImagePage, type LayerInfo, type ParentRegion, type UploadReport } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, TILED_VIEWER_MIN_SIDE, createBody, editBody, imageSource, itemFromApi, parentItems, regionItems, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, TILED_VIEWER_MIN_SIDE, createBody, editBody, imageSource, itemFromApi, parentItems, parentStyle, regionItems, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 import { bindKeys } from "../keys";
 import { AnnotateState, SaveQueue, isConflict, type Tool } from "./annotate-state";
@@ -30,7 +30,7 @@ export async function annotatePage({ root, params, query }: PageContext): Promis
 
   const style = (item: CanvasItem, selected: boolean) => {
     if (item.kind === "region") return { fill: "#ffffff", stroke: "#ffffff", fillOpacity: selected ? 0.18 : 0.06, strokeWidth: 2 };
-    if (item.kind === "parent") return { fill: item.color ?? "#ffffff", stroke: item.color ?? "#ffffff", fillOpacity: 0.08, strokeWidth: 1 };
+    if (item.kind === "parent") return parentStyle(item);
     const c = item.reviewState === "proposed" ? confidenceColor(item.score) : state.color(item.label);
     return { fill: c, stroke: c, fillOpacity: selected ? 0.35 : 0.12, strokeWidth: selected ? 3 : 2 };
   };

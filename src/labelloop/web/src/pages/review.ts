@@ -2,7 +2,7 @@
 // accept all on the image; the queue sorts by confidence or by suggestion rank.
 import { api, ApiError, type AnnotationData, type ClassInfo, type ImageDetail, type Job, type AcceptedCount, type ParentRegion, type QueueItem, type ReviewQueue } from "../api";
 import { can, type Cleanup, type PageContext } from "../app";
-import { ImageCanvas, editBody, imageSource, itemFromApi, parentItems, type CanvasItem, type Shape } from "../canvas";
+import { ImageCanvas, editBody, imageSource, itemFromApi, parentItems, parentStyle, type CanvasItem, type Shape } from "../canvas";
 import { h, clear, toast, showError, emptyState, confidenceColor } from "../dom";
 import { jobCard, watchJob, type JobWatch } from "../jobs";
 import { bindKeys } from "../keys";
@@ -21,7 +21,7 @@ export async function reviewPage({ root, params, query }: PageContext): Promise<
 
   let parentRegions: ParentRegion["regions"] = []; // a child layer's image: its parent's regions, drawn faintly
   const style = (item: CanvasItem, selected: boolean) => {
-    if (item.kind === "parent") return { fill: item.color ?? "#ffffff", stroke: item.color ?? "#ffffff", fillOpacity: 0.08, strokeWidth: 1 };
+    if (item.kind === "parent") return parentStyle(item);
     const open = item.reviewState === "proposed";
     const c = open ? confidenceColor(item.score) : color(item.label);
     const focused = item.localId === `a${focus}`;
