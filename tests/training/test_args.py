@@ -34,6 +34,7 @@ def test_unknown_key_lists_valid_keys() -> None:
     ("batch_size=0", "batch_size", "positive"), ("lr=-1", "lr", "positive"), ("device=tpu", "device", "cuda"),
     ("copy_paste=1.5", "copy_paste", "probability"), ("tta=sometimes", "tta", "true/false"),
     ("balanced=2", "balanced", "true/false"), ("eval_every=x", "eval_every", "integer"),
+    ("precision=half", "precision", "bf16"),
 ])
 def test_bad_values_name_key_and_type(text: str, key: str, expected: str) -> None:
     with pytest.raises(ConfigError) as err:

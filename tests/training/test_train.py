@@ -20,7 +20,8 @@ from labelloop.core.samples import TrainingData
 from labelloop.errors import ConfigError, TrainingError
 from labelloop.models import BaseModelSpec, get_base_model, register_base_model
 from labelloop.training import TrainConfig, render_flipbook, train_model, train_step
-from labelloop.training.loop import _evaluate, _Job
+from labelloop.training import loop as training_loop
+from labelloop.training.loop import _evaluate, _Job, amp_dtype
 from training.synth import make_training_data
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -93,6 +94,38 @@ def test_nan_loss_raises_training_error(detect_data: TrainingData, tmp_path: Pat
                                       builder=lambda spec, n, pretrained, weights: _NanModel()))
     with pytest.raises(TrainingError, match="lower lr"):
         train_model(detect_data, TrainConfig(base="test-nan", epochs=1, **FAST), tmp_path / "nan")
+
+
+def test_precision_auto_follows_the_device_and_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(training_loop, "native_bf16_cpu", lambda: True)
+    assert amp_dtype(TrainConfig(), cpu) == torch.bfloat16 and amp_dtype(TrainConfig(), cuda) == torch.float16
+    monkeypatch.setattr(training_loop, "native_bf16_cpu", lambda: False)  # emulated bfloat16 is slower
+    assert amp_dtype(TrainConfig(), cpu) is None
+    assert amp_dtype(TrainConfig(precision="bf16"), cpu) == torch.bfloat16
+    assert amp_dtype(TrainConfig(precision="fp32"), cuda) is None
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        amp_dtype(TrainConfig(precision="fp16"), cpu)
+
+
+def test_bfloat16_training_computes_in_bfloat16_and_learns(detect_data: TrainingData, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: set[torch.dtype] = set()
+    forward = torch.nn.Conv2d.forward
+
+    def spy(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        out = forward(self, x)
+        seen.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
+    out = tmp_path / "run"
+    result = train_model(detect_data, TrainConfig(epochs=4, lr=2e-3, precision="bf16", **FAST), out)
+    assert torch.bfloat16 in seen  # the training steps' convolutions
+    weights = torch.load(out / "best.pt", weights_only=False)["model"]
+    assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
+    assert result.epochs[-1]["losses"]["loss"] < result.epochs[0]["losses"]["loss"]
+    assert result.best_metrics["map50"] > _untrained_map(detect_data, tmp_path) + 0.1
 
 
 def test_stop_event_saves_checkpoint_and_returns_interrupted(detect_data: TrainingData, tmp_path: Path) -> None:

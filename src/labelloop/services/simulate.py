@@ -236,6 +236,9 @@ def _train(ctx: ProjectContext, rnd: int, base: str | None, args: str, parent: i
 
     model = train_project(ctx, base=base, args=args, from_model=parent,
                           progress=EpochStages(progress, f"round {rnd} train"))
+    if model["status"] == "interrupted":
+        raise InvalidInputError(f"round {rnd}: training was stopped (a stop signal or a stop request)",
+                                "run the simulation again, and let it finish")
     if model["status"] != "ready":
         raise InvalidInputError(f"round {rnd}: training ended {model['status']} ({model.get('error')})",
                                 "give more epochs in --args")

@@ -21,6 +21,7 @@ __all__ = ["AUGMENT_LEVELS", "TrainConfig", "base_model_for_task", "derive_defau
 
 AUGMENT_LEVELS = ("none", "light", "medium", "strong")
 STAGES = ("stage1_epochs", "stage2_epochs", "stage3_epochs")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: names users bring from other tools' guides (TF Object Detection, Onepanel, Matterport)
 ALIASES = {"initial_learning_rate": "lr", "learning_rate": "lr", "iterations": "num_steps"}
 #: an ``epochs`` above this is a step count from a guide whose "epochs" are iterations
@@ -53,6 +54,10 @@ class TrainConfig:
         weight_decay: AdamW weight decay.
         workers: data-loading processes per clone (0 = in the training process).
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
+        precision: arithmetic of the training steps (the weights stay float32): ``auto`` = mixed
+            float16 on CUDA, mixed bfloat16 on a CPU that computes bfloat16 natively (AMX or
+            AVX512-BF16), float32 elsewhere; ``fp32`` | ``bf16`` | ``fp16`` (CUDA only) force one.
+            Evaluation and prediction run in float32.
         pretrained: start from the ImageNet backbone shipped in a local package.
         weights: a full state dict of the same base model to start from (``--weights PATH``).
         ema: evaluate and keep a moving average of the weights (smoother on small data).
@@ -88,6 +93,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     workers: int = 1
     device: str = "auto"
+    precision: str = "auto"
     pretrained: bool = True
     weights: str | None = None
     ema: bool = True
@@ -123,6 +129,9 @@ class TrainConfig:
         if not 0.0 < self.backbone_lr <= 10.0:
             raise ConfigError(f"backbone_lr: expected a fraction of lr in (0, 10], got {self.backbone_lr}",
                               "e.g. backbone_lr=0.1 trains the pre-trained backbone 10x slower than the heads")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+                              "e.g. precision=fp32 to train in full float32")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
 
@@ -197,7 +206,8 @@ _EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.0004", "backbone_lr": "
              "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
              "pretrained": "true", "ema": "false", "copy_paste": "0.5", "balanced": "true",
-             "tta": "true", "eval_every": "2", "device": "cpu", "self_train": "true", "num_steps": "15000",
+             "tta": "true", "eval_every": "2", "device": "cpu", "precision": "fp32",
+             "self_train": "true", "num_steps": "15000",
              "stage1_epochs": "4", "stage2_epochs": "2", "stage3_epochs": "2"}
 
 

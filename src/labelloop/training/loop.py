@@ -89,14 +89,19 @@ def _to_device(images: Sequence[Tensor], targets: Sequence[dict[str, Any]], devi
 
 def train_step(model: nn.Module, images: Sequence[Tensor], targets: Sequence[dict[str, Any]],
                optimizer: torch.optim.Optimizer, device: torch.device,
-               scaler: torch.amp.GradScaler | None = None, max_grad_norm: float = 10.0) -> dict[str, float]:
+               scaler: torch.amp.GradScaler | None = None, max_grad_norm: float = 10.0,
+               amp_dtype: torch.dtype | None = None) -> dict[str, float]:
     """One optimisation step on a batch; returns ``{"loss": total, <each loss>: value}``.
+
+    ``amp_dtype``: the forward pass runs under autocast in this type (``scaler`` is needed for
+    float16 only); ``None`` = float32, or float16 when a ``scaler`` is given.
 
     Raises:
         TrainingError: the loss is NaN or infinite (nothing is updated).
     """
     images, targets = _to_device(images, targets, device)
-    with torch.autocast(device.type, enabled=scaler is not None):
+    dtype = amp_dtype or (torch.float16 if scaler is not None else None)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         losses: dict[str, Tensor] = model(images, targets)
     loss = sum(losses.values(), torch.zeros((), device=device))
     if not torch.isfinite(loss):
@@ -127,6 +132,30 @@ def _device(config: TrainConfig, rank: int) -> torch.device:
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={config.device} but CUDA is not available", "use device=cpu or device=auto")
     return torch.device(config.device)
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bfloat16 natively (Intel AMX or AVX512-BF16, read from
+    ``/proc/cpuinfo``): there, mixed bfloat16 trains ~1.3x faster; elsewhere it is emulated and slower."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast type of the training steps for ``config.precision`` on ``device`` (None = float32)."""
+    choice = config.precision
+    if choice == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if device.type == "cpu" and native_bf16_cpu() else None
+    if choice == "fp16" and device.type != "cuda":
+        raise ConfigError(f"precision=fp16 needs a CUDA device (training runs on {device.type})",
+                          "use precision=bf16 or precision=fp32 on the CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
 def _build_model(job: _Job, spec: BaseModelSpec) -> nn.Module:
@@ -295,7 +324,8 @@ def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: 
     steps = len(loader)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg.epochs * steps))
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    dtype = amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     ema = WeightEma(model, cfg.epochs * steps) if cfg.ema and lead else None
     state = TrainState()
     if job.resume and (out / "last.pt").is_file():
@@ -334,7 +364,7 @@ def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: 
             if _any_rank(stopped(), world, device):
                 interrupted = True
                 break
-            losses = train_step(net, images, targets, optimizer, device, scaler)
+            losses = train_step(net, images, targets, optimizer, device, scaler, amp_dtype=dtype)
             scheduler.step()
             if ema is not None:
                 ema.update(model)
