@@ -90,17 +90,17 @@ def _to_device(images: Sequence[Tensor], targets: Sequence[dict[str, Any]], devi
 def train_step(model: nn.Module, images: Sequence[Tensor], targets: Sequence[dict[str, Any]],
                optimizer: torch.optim.Optimizer, device: torch.device,
                scaler: torch.amp.GradScaler | None = None, max_grad_norm: float = 10.0,
-               amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+               autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
     """One optimisation step on a batch; returns ``{"loss": total, <each loss>: value}``.
 
-    ``amp_dtype``: the forward pass runs under autocast in this type (``scaler`` is needed for
+    ``autocast_dtype``: the forward pass runs under autocast in this type (``scaler`` is needed for
     float16 only); ``None`` = float32, or float16 when a ``scaler`` is given.
 
     Raises:
         TrainingError: the loss is NaN or infinite (nothing is updated).
     """
     images, targets = _to_device(images, targets, device)
-    dtype = amp_dtype or (torch.float16 if scaler is not None else None)
+    dtype = autocast_dtype or (torch.float16 if scaler is not None else None)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         losses: dict[str, Tensor] = model(images, targets)
     loss = sum(losses.values(), torch.zeros((), device=device))
@@ -364,7 +364,7 @@ def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: 
             if _any_rank(stopped(), world, device):
                 interrupted = True
                 break
-            losses = train_step(net, images, targets, optimizer, device, scaler, amp_dtype=dtype)
+            losses = train_step(net, images, targets, optimizer, device, scaler, autocast_dtype=dtype)
             scheduler.step()
             if ema is not None:
                 ema.update(model)
