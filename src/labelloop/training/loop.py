@@ -96,6 +96,8 @@ def train_step(model: nn.Module, images: Sequence[Tensor], targets: Sequence[dic
     ``autocast_dtype``: the forward pass runs under autocast in this type (``scaler`` is needed for
     float16 only); ``None`` = float32, or float16 when a ``scaler`` is given.
 
+    A step whose gradient norm is not finite updates nothing (and logs a warning).
+
     Raises:
         TrainingError: the loss is NaN or infinite (nothing is updated).
     """
@@ -118,8 +120,11 @@ def train_step(model: nn.Module, images: Sequence[Tensor], targets: Sequence[dic
         scaler.update()
     else:
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
+        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        if torch.isfinite(norm):
+            optimizer.step()
+        else:  # as GradScaler does for float16: one overflowing step must not poison the weights
+            log.warning("a training step was skipped: its gradient norm is not finite")
     return {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
 
 
