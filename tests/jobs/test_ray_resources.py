@@ -19,6 +19,8 @@ from labelloop.jobs.ray_executor import job_resources
     ("sweep", {"args": "num_clones=2"}, {"num_cpus": 0.0, "num_gpus": 0.0}),  # its trials ask, on Ray Tune
     ("preannotate", {}, {"num_cpus": 0.0, "num_gpus": 0.0}),
     ("suggest", {"num_cpus": 3}, {"num_cpus": 3.0, "num_gpus": 0.0}),
+    ("train", {"args": "epochs=3", "device": "cuda"}, {"num_cpus": 1.0, "num_gpus": 1.0}),  # the job's device
+    ("train", {"args": "device=cpu", "device": "cuda"}, {"num_cpus": 1.0, "num_gpus": 0.0}),  # its args win
 ])
 def test_each_job_asks_for_what_its_own_task_uses(kind: str, params: dict, expected: dict) -> None:
     assert job_resources(kind, params) == expected
@@ -41,3 +43,13 @@ def test_a_training_the_cluster_can_never_hold_is_refused_instead_of_waiting() -
     assert "lower num_clones to 1" in err.value.hint
     with pytest.raises(TrainingError, match="needs 4 GPUs on the Ray cluster, which has 0"):
         _check_room(cluster, 4, "GPU")
+
+
+def test_a_sweep_trial_reserves_its_clones() -> None:
+    from labelloop.services.sweep_tune import _trial_resources
+
+    assert _trial_resources("epochs=3") == {"CPU": 1.0}
+    assert _trial_resources("num_clones=2") == {"CPU": 2.0}
+    assert _trial_resources("num_clones=2;device=cuda") == {"CPU": 1.0, "GPU": 2.0}
+    with pytest.raises(ConfigError, match="unknown training argument"):
+        _trial_resources("clones=2")

@@ -54,11 +54,11 @@ def run_on_ray(job_id: int, home: str, database_url: str) -> str:
 
 def job_resources(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """The Ray task options for a job: ``num_cpus``, ``num_gpus`` and custom ``resources``."""
-    from labelloop.training.config import parse_args_string
+    from labelloop.training.config import requested_devices
 
-    args = parse_args_string(str(params.get("args") or "")) if kind in ("train", "sweep") else {}
-    clones = int(args.get("num_clones", 1) or 1)
-    cuda = str(args.get("device", params.get("device", ""))).startswith("cuda")
+    device = str(params.get("device", ""))
+    clones, cuda = (requested_devices(str(params.get("args") or ""), device) if kind in ("train", "sweep")
+                    else (1, device.startswith("cuda")))
     # a pre-annotation hands its images to Ray Data actors, a sweep its configurations to Ray Tune trials,
     # a training of several clones its ranks to Ray Train workers (each asks for its own CPUs or GPUs):
     # the job's own task only waits for them

@@ -68,11 +68,10 @@ def _trial(config: dict[str, Any], database_url: str) -> None:
 
 def _trial_resources(args: str) -> dict[str, float]:
     """What one trial trains on: ``num_clones`` CPUs, or one CPU and ``num_clones`` GPUs on CUDA."""
-    from labelloop.training.config import parse_args_string
+    from labelloop.training.config import requested_devices
 
-    parsed = parse_args_string(args)
-    clones = int(parsed.get("num_clones", 1) or 1)
-    if str(parsed.get("device", "")).startswith("cuda"):
+    clones, cuda = requested_devices(args)
+    if cuda:
         return {"CPU": 1.0, "GPU": float(clones)}
     return {"CPU": float(clones)}
 

@@ -17,7 +17,8 @@ import numpy as np
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import ConfigError
 
-__all__ = ["AUGMENT_LEVELS", "TrainConfig", "base_model_for_task", "derive_defaults", "parse_args_string"]
+__all__ = ["AUGMENT_LEVELS", "TrainConfig", "base_model_for_task", "derive_defaults", "parse_args_string",
+           "requested_devices"]
 
 AUGMENT_LEVELS = ("none", "light", "medium", "strong")
 STAGES = ("stage1_epochs", "stage2_epochs", "stage3_epochs")
@@ -240,6 +241,13 @@ def parse_args_string(text: str) -> dict[str, Any]:
         out["epochs"] = sum(out.get(n, 0) for n in STAGES)  # the stages' sum (TrainConfig checks it)
     TrainConfig(**out)  # range checks with the key in the message
     return out
+
+
+def requested_devices(args: str, device: str = "") -> tuple[int, bool]:
+    """``(num_clones, on CUDA)`` that training arguments ``args`` ask for (``device``: the one used
+    when ``args`` names none), as schedulers reserve them: one process per clone."""
+    parsed = parse_args_string(args)
+    return int(parsed.get("num_clones", 1) or 1), str(parsed.get("device", device)).startswith("cuda")
 
 
 # ---------------------------------------------------------------- data-driven defaults
