@@ -98,3 +98,27 @@ def test_import_decodes_every_image_and_doctor_finds_what_broke_later(tmp_path: 
                        env={**os.environ, "LABELLOOP_DEBUG": ""}, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["counts"] == {"damaged": 1, "missing": 1, "changed": 1}
+
+
+def test_doctor_fix_marks_the_file_in_every_layer(tmp_path: Path) -> None:
+    from labelloop.services.layers import add_layer, layer_context
+
+    data, _ = _dataset(tmp_path / "data")
+    data.images = [i for i in data.images[:30] if i.file_name != "img_0007.jpg"]  # whole files only
+    ctx = new_project(tmp_path / "p", labels=["thing"])
+    try:
+        import_dataset(ctx, data)
+        add_layer(ctx, "cells", "detect", labels=["cell"])
+        first, cells = layer_context(ctx, None, default_first=True), layer_context(ctx, "cells")
+        with first.store.session() as s:
+            row = s.query(Image).filter(Image.project_id == first.id, Image.file_name == "img_0003.jpg").one()
+            (first.root / row.storage_path).unlink()
+        fixed = check_images(cells, fix=True)  # run from the second layer
+        assert fixed["counts"] == {"missing": 1} and fixed["fixed"] == 1
+        assert project_stats(first)["images"]["damaged"] == project_stats(cells)["images"]["damaged"] == 1
+        assert [i["file_name"] for i in list_images(first, ImageFilter(damaged=True))["items"]] == ["img_0003.jpg"]
+        (first.root / row.storage_path).write_bytes(_jpeg(3))  # whole again: cleared everywhere
+        assert check_images(first, fix=True)["fixed"] == 1
+        assert project_stats(first)["images"]["damaged"] == project_stats(cells)["images"]["damaged"] == 0
+    finally:
+        ctx.close()

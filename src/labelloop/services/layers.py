@@ -49,6 +49,7 @@ __all__ = [
     "inside_parent",
     "inside_parent_images",
     "layer_context",
+    "layer_store_ids",
     "list_layers",
     "parent_context",
     "parent_regions_view",
@@ -231,11 +232,16 @@ def same_project(s: Session, ctx: ProjectContext, store_id: int) -> bool:
                      ).first() is not None
 
 
+def layer_store_ids(s: Session, ctx: ProjectContext) -> list[int]:
+    """The stores of every layer of ``ctx``'s project (each holds its own row of every image);
+    ``[ctx.id]`` for a project without layers."""
+    return [r.store_id for r in _rows(s, ctx.project_id)] or [ctx.id]
+
+
 def sync_layer_images(ctx: ProjectContext) -> int:
     """After images were added to one layer: add them to the project's other layers too."""
     with ctx.store.session() as s:
-        stores = [r.store_id for r in _rows(s, ctx.project_id)]
-        return _mirror(s, stores) if len(stores) > 1 else 0
+        return _mirror(s, layer_store_ids(s, ctx))
 
 
 # -- a child inside its parent's regions ---------------------------------------------------------
