@@ -129,3 +129,34 @@ def test_start_training_queues_a_job_on_the_worker(server: LiveServer, fake: Fak
         image = admin.get(f"/api/projects/{slug}/images").json()["items"][0]
         labels = [a["label"] for a in admin.get(f"/api/projects/{slug}/images/{image['id']}/annotations").json()]
     assert labels == ["square"]  # the export's version of annotation 12 replaced the webhook's
+
+
+def test_a_layer_is_its_own_backend_under_layers(server: LiveServer, fake: FakeLabelStudio,
+                                                 backend: tuple[httpx.Client, str]) -> None:
+    c, _ = backend
+    with server.client() as admin:
+        slug = admin.post("/api/projects", json={"name": "two layers", "labels": ["cell"]}).json()["slug"]
+        added = admin.post(f"/api/projects/{slug}/layers", json={"name": "nuclei", "kind": "detect",
+                                                                 "labels": ["circle", "square"]})
+        assert added.status_code in (200, 201), added.text
+    base = f"{server.url}/ls/{slug}"
+    first = c.post(f"{base}/setup", json={"project": "2.1718100000", "schema": CONFIG})
+    layer = c.post(f"{base}/layers/nuclei/setup", json={"project": "1.1718100000", "schema": CONFIG})
+    assert first.status_code == layer.status_code == 200, (first.text, layer.text)
+    assert "square" in first.json()["unknown_labels"] and "square" not in layer.json()["unknown_labels"]
+    assert c.get(f"{base}/layers/nuclei/status").json()["label_studio_project"] == 1  # each layer its own link
+    assert c.get(f"{base}/status").json()["label_studio_project"] == 2
+    missing = c.get(f"{base}/layers/nope/health")
+    assert missing.status_code == 404 and "nuclei" in missing.json()["hint"]  # the layers there are
+
+    fake.tasks = [{"id": 4, "data": {"image": IMAGE}, "project": 1,
+                   "annotations": [{"id": 13, "result": [rect(8, 6, 30, 20, "square", 80, 60)]}]}]
+    before = c.get(f"{base}/layers/nuclei/status").json()["events"]
+    assert c.post(f"{base}/layers/nuclei/webhook", json={"action": "START_TRAINING",
+                                                         "project": {"id": 1}}).status_code == 201
+    _status(httpx.Client(base_url=f"{base}/layers/nuclei", headers=c.headers),
+            lambda s: s["events"] > before)
+    with server.client() as admin:
+        jobs = admin.get(f"/api/projects/{slug}/jobs", params={"kind": "train"}).json()
+        assert [j["params"]["layer"] for j in jobs] == ["nuclei"]  # the layer's model trains, not the first's
+        admin.post(f"/api/projects/{slug}/jobs/{jobs[0]['id']}/cancel")

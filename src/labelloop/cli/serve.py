@@ -135,12 +135,27 @@ def ls_backend(
     port: Annotated[int, typer.Option(help="port to listen on")] = 9090,
     home: Annotated[Path | None, typer.Option(help="server folder (default: LABELLOOP_HOME or ~/.labelloop)",
                                               show_default=False)] = None,
+    layer: Annotated[str | None, typer.Option(help="the project's layer Label Studio labels (default: its first)",
+                                              show_default=False)] = None,
 ) -> None:
     """Serve a project as a Label Studio ML backend (with the web app and a training worker)."""
+    suffix = ""
+    if layer:
+        from urllib.parse import quote
+
+        from labelloop.services.layers import layer_context
+        from labelloop.services.projects import load_project
+
+        ctx = load_project(project)
+        try:
+            suffix = f"/layers/{quote(layer_context(ctx, layer).layer)}"  # an unknown layer: the list of them
+        finally:
+            ctx.close()
+
     def announce(slugs: list[str]) -> None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         typer.echo(f"Label Studio ML backend for {project}: in Label Studio, Settings > Model > Connect Model,\n"
-                   f"  URL http://{shown}:{port}/ls/{slugs[0]}, basic auth: a labelloop user name and one of\n"
+                   f"  URL http://{shown}:{port}/ls/{slugs[0]}{suffix}, basic auth: a labelloop user name and one of\n"
                    f"  their API tokens (`labelloop tokens create`) as the password. Label Studio needs\n"
                    f"  ML_BLOCK_LOCAL_IP=false and SSRF_PROTECTION_ENABLED=false for a backend on this machine.",
                    err=True)

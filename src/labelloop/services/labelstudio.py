@@ -70,9 +70,15 @@ class Link:
 _lock = threading.Lock()
 
 
+def link_path(ctx: ProjectContext) -> Path:
+    """Where a layer's link is kept: :data:`LINK_FILE` for the project's first layer, beside it
+    ``labelstudio.layer-<id>.json`` for each other layer (each layer is its own backend)."""
+    return ctx.root / (LINK_FILE if not ctx.owner_id or ctx.owner_id == ctx.id else f"labelstudio.layer-{ctx.id}.json")
+
+
 def link(ctx: ProjectContext) -> Link:
-    """The project's link to Label Studio (empty before the first ``/setup``)."""
-    path = ctx.root / LINK_FILE
+    """The layer's link to Label Studio (empty before the first ``/setup``)."""
+    path = link_path(ctx)
     if not path.is_file():
         return Link()
     try:
@@ -87,7 +93,7 @@ def _save(ctx: ProjectContext, change: Callable[[Link], None]) -> Link:
     with _lock:
         current = link(ctx)
         change(current)
-        write_json_atomic(ctx.root / LINK_FILE, asdict(current))
+        write_json_atomic(link_path(ctx), asdict(current))
         return current
 
 
@@ -434,12 +440,12 @@ def queue_training(ctx: ProjectContext, slug: str, executor: Any, *, actor: str,
     arrived before it started, so a later START_TRAINING trains again)."""
     from labelloop.jobs.records import list_jobs
 
-    busy = [j for j in list_jobs(executor.store, project=slug, kind="train", limit=5)
-            if j["status"] in ("queued", "running")]
+    busy = [j for j in list_jobs(executor.store, project=slug, kind="train", limit=20)
+            if j["status"] in ("queued", "running") and (j["params"].get("layer") or "") in ("", ctx.layer)]
     if busy:
         return None
     newest = _newest_model(ctx)
-    params: dict[str, Any] = {"project": slug}
+    params: dict[str, Any] = {"project": slug, "layer": ctx.layer}
     if newest is not None:
         params["from_model"] = newest.id
     job_id: int = executor.submit("train", params, project_id=project_id, actor=actor)

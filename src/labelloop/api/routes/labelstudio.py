@@ -1,5 +1,6 @@
 """Label Studio's ML backend protocol for one project, under ``/ls/<project>``: give Label Studio
-``http://<this server>/ls/<project>`` as the model's URL (Settings > Model > Connect Model).
+``http://<this server>/ls/<project>`` as the model's URL (Settings > Model > Connect Model). A project
+of several layers serves its first there, and layer ``<name>`` under ``/ls/<project>/layers/<name>``.
 
 Label Studio authenticates with basic auth (a labelloop user name and, as password, one of that
 user's API tokens, or the password itself) or ``Authorization: Bearer <API token>``. Its annotation
@@ -22,10 +23,11 @@ from labelloop.api.deps import ServerState, current_user, state
 from labelloop.errors import LabelloopError
 from labelloop.services import labelstudio as ls
 from labelloop.services import users
+from labelloop.services.layers import layer_context
 from labelloop.services.users import UserInfo
 from labelloop.store.project import ProjectContext
 
-router = APIRouter(prefix="/ls/{slug}", tags=["Label Studio ML backend"])
+_routes = APIRouter(tags=["Label Studio ML backend"])
 State = Annotated[ServerState, Depends(state)]
 
 
@@ -60,9 +62,11 @@ async def ls_user(request: Request, st: State) -> UserInfo:
 LsUser = Annotated[UserInfo, Depends(ls_user)]
 
 
-async def ls_project(slug: str, user: LsUser, st: State) -> ProjectContext:
+async def ls_project(slug: str, user: LsUser, st: State, layer: str | None = None) -> ProjectContext:
+    """The project of the URL, on the layer of ``/layers/<name>`` (its first without)."""
     users.require(user, "annotate")
-    return st.registry.open(slug)
+    ctx = st.registry.open(slug)
+    return layer_context(ctx, layer) if layer else ctx
 
 
 LsProject = Annotated[ProjectContext, Depends(ls_project)]
@@ -128,22 +132,22 @@ class Status(BaseModel):
     images_seen: int
 
 
-@router.get("/health", response_model=Health, summary="Label Studio checks the backend is up")
+@_routes.get("/health", response_model=Health, summary="Label Studio checks the backend is up")
 def health(ctx: LsProject) -> dict[str, Any]:
     return {"model_version": ls.model_version(ctx)}
 
 
-@router.post("/setup", response_model=SetupOut, summary="Label Studio sends its labelling config")
+@_routes.post("/setup", response_model=SetupOut, summary="Label Studio sends its labelling config")
 def setup(ctx: LsProject, body: SetupIn) -> dict[str, Any]:
     return ls.setup(ctx, body.model_dump(by_alias=True))
 
 
-@router.post("/predict", response_model=PredictOut, summary="Predictions for Label Studio tasks")
+@_routes.post("/predict", response_model=PredictOut, summary="Predictions for Label Studio tasks")
 def predict(ctx: LsProject, body: PredictIn) -> dict[str, Any]:
     return {"results": ls.predict(ctx, body.tasks, body.label_config)}
 
 
-@router.post("/webhook", response_model=WebhookOut, status_code=201,
+@_routes.post("/webhook", response_model=WebhookOut, status_code=201,
              summary="Annotation events and START_TRAINING (answered at once, carried out after)")
 def webhook(slug: str, ctx: LsProject, user: LsUser, st: State, background: BackgroundTasks,
             payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
@@ -157,11 +161,16 @@ def webhook(slug: str, ctx: LsProject, user: LsUser, st: State, background: Back
     return {"status": "accepted", "action": action}
 
 
-@router.get("/versions", response_model=Versions, summary="The model versions this backend has served")
+@_routes.get("/versions", response_model=Versions, summary="The model versions this backend has served")
 def versions(ctx: LsProject) -> dict[str, Any]:
     return {"versions": ls.versions(ctx)}
 
 
-@router.get("/status", response_model=Status, summary="The link to Label Studio and its last sync (for people)")
+@_routes.get("/status", response_model=Status, summary="The link to Label Studio and its last sync (for people)")
 def status(ctx: LsProject) -> dict[str, Any]:
     return ls.status(ctx)
+
+
+router = APIRouter()
+router.include_router(_routes, prefix="/ls/{slug}")
+router.include_router(_routes, prefix="/ls/{slug}/layers/{layer}")
