@@ -988,6 +988,108 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ls/{slug}/layers/{layer}/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Label Studio checks the backend is up */
+        get: operations["health_ls__slug__layers__layer__health_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ls/{slug}/layers/{layer}/predict": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Predictions for Label Studio tasks */
+        post: operations["predict_ls__slug__layers__layer__predict_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ls/{slug}/layers/{layer}/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Label Studio sends its labelling config */
+        post: operations["setup_ls__slug__layers__layer__setup_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ls/{slug}/layers/{layer}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The link to Label Studio and its last sync (for people) */
+        get: operations["status_ls__slug__layers__layer__status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ls/{slug}/layers/{layer}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The model versions this backend has served */
+        get: operations["versions_ls__slug__layers__layer__versions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ls/{slug}/layers/{layer}/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Annotation events and START_TRAINING (answered at once, carried out after) */
+        post: operations["webhook_ls__slug__layers__layer__webhook_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ls/{slug}/predict": {
         parameters: {
             query?: never;
@@ -5539,7 +5641,9 @@ export interface operations {
     };
     health_ls__slug__health_get: {
         parameters: {
-            query?: never;
+            query?: {
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 slug: string;
@@ -5577,9 +5681,271 @@ export interface operations {
             };
         };
     };
-    predict_ls__slug__predict_post: {
+    health_ls__slug__layers__layer__health_get: {
         parameters: {
             query?: never;
+            header?: never;
+            path: {
+                layer: string | null;
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["labelloop__api__routes__labelstudio__Health"];
+                };
+            };
+        };
+    };
+    predict_ls__slug__layers__layer__predict_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                layer: string | null;
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictIn"];
+            };
+        };
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PredictOut"];
+                };
+            };
+        };
+    };
+    setup_ls__slug__layers__layer__setup_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                layer: string | null;
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetupIn"];
+            };
+        };
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupOut"];
+                };
+            };
+        };
+    };
+    status_ls__slug__layers__layer__status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                layer: string | null;
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    versions_ls__slug__layers__layer__versions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                layer: string | null;
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Versions"];
+                };
+            };
+        };
+    };
+    webhook_ls__slug__layers__layer__webhook_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                layer: string | null;
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookOut"];
+                };
+            };
+        };
+    };
+    predict_ls__slug__predict_post: {
+        parameters: {
+            query?: {
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 slug: string;
@@ -5623,7 +5989,9 @@ export interface operations {
     };
     setup_ls__slug__setup_post: {
         parameters: {
-            query?: never;
+            query?: {
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 slug: string;
@@ -5667,7 +6035,9 @@ export interface operations {
     };
     status_ls__slug__status_get: {
         parameters: {
-            query?: never;
+            query?: {
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 slug: string;
@@ -5707,7 +6077,9 @@ export interface operations {
     };
     versions_ls__slug__versions_get: {
         parameters: {
-            query?: never;
+            query?: {
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 slug: string;
@@ -5747,7 +6119,9 @@ export interface operations {
     };
     webhook_ls__slug__webhook_post: {
         parameters: {
-            query?: never;
+            query?: {
+                layer?: string | null;
+            };
             header?: never;
             path: {
                 slug: string;
