@@ -205,6 +205,29 @@ def test_child_proposals_outside_the_parents_regions_are_dropped(analysis):
     assert result["outside_parent"] == sum(not i for i in INSIDE) + 7 * len(CELLS)  # img_06's two + 7 images
 
 
+def test_a_child_pseudo_labels_only_inside_its_parents_regions(analysis):
+    from labelloop.services.pseudo import pseudo_samples
+    from labelloop.services.training import model_row
+
+    _, regions, cells = analysis
+    names = [f"img_{i:02d}.png" for i in range(8)]
+    _label_parent(regions, names[:7])  # img_07: no parent regions yet
+    _label_cells(cells, names[:4])  # img_04..07 unlabelled
+    with cells.store.session() as s:  # two validation images for the pseudo-label thresholds
+        for img in s.scalars(select(Image).where(Image.project_id == cells.id, Image.file_name.in_(names[:4]))):
+            img.split = "val" if img.file_name in names[:2] else "train"
+    parent = model_row(cells, add_fake_model(cells, ["cell"]))
+    extra = pseudo_samples(cells, parent, ["cell"], 10, predictor=_Everywhere())
+    ids = _ids(cells)
+    assert sorted(s.image_id for s in extra) == sorted(ids[n] for n in names[4:7])  # not img_07
+    inside = np.array([c for c, i in zip(CELLS, INSIDE, strict=True) if i], dtype=np.float32)
+    for smp in extra:
+        assert np.array_equal(np.sort(smp.boxes, axis=0), np.sort(inside, axis=0))  # the two outside are dropped
+        assert smp.area is not None  # and training sees the parent's regions, as for labelled images
+        _, arrays = prepare_arrays(smp, "detect")
+        assert len(arrays["labels"]) == sum(INSIDE)
+
+
 def test_objects_are_counted_per_parent_region(analysis):
     _, regions, cells = analysis
     ids = _ids(regions)

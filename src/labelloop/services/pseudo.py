@@ -6,8 +6,10 @@ training images; its boxes above a high per-class threshold (the lowest reaching
 its validation images, never below 0.5; a class that never reaches it gets none) become
 *pseudo-labels*. The images join the training split with half the sampling weight of a labelled
 image. Pseudo-labels live in memory for that run: they never enter the store as annotations,
-proposals or history. (A resumed run trains without them; with ``num_clones > 1`` the weights are
-not applied.)
+proposals or history. In a child layer only images with parent regions are pseudo-labelled, only
+boxes inside those regions are kept, and the training sees the regions as the image's area, as it
+does for labelled images. (A resumed run trains without them; with ``num_clones > 1`` the weights
+are not applied.)
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from labelloop.core.geometry import mask_to_rle
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import UNLABELLED_STATUSES
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import InvalidInputError
 from labelloop.services.datasets import image_path
+from labelloop.services.layers import area_masks, inside_parent, inside_parent_images
 from labelloop.services.preannotate import (
     choose_thresholds,
     load_model_predictor,
@@ -45,12 +49,17 @@ PSEUDO_PER_LABELLED = 2
 
 
 
-def _pool(ctx: ProjectContext, n: int, seed: int) -> list[tuple[int, str, int, int]]:
+def _pool(ctx: ProjectContext, n: int, seed: int) -> list[tuple[int, str, str, int, int]]:
+    """Up to ``n`` unlabelled images ``(id, file name, storage path, width, height)``, at random; in a
+    child layer, of those with parent regions."""
     with ctx.store.session() as s:
-        rows = s.execute(select(Image.id, Image.storage_path, Image.width, Image.height).where(
+        rows = s.execute(select(Image.id, Image.file_name, Image.storage_path, Image.width, Image.height).where(
             Image.project_id == ctx.id, Image.status.in_(UNLABELLED_STATUSES), Image.sha256 != "")
             .order_by(Image.id)).all()
-    pool = [(int(i), str(p), int(w), int(h)) for i, p, w, h in rows]
+    pool = [(int(i), str(f), str(p), int(w), int(h)) for i, f, p, w, h in rows]
+    inside = inside_parent_images(ctx, [r[1] for r in pool])
+    if inside is not None:
+        pool = [r for r in pool if r[1] in inside]
     return random.Random(seed).sample(pool, min(n, len(pool)))
 
 
@@ -68,8 +77,9 @@ def pseudo_samples(ctx: ProjectContext, parent: TrainedModel, classes: list[str]
                       "target-precision" else 2.0 for n in predictor.classes])
     to_train = np.array([classes.index(n) if n in classes else -1 for n in predictor.classes], dtype=np.int64)
     pool = _pool(ctx, n_images, seed)
+    areas = area_masks(ctx, [r[1] for r in pool])  # None outside a child layer
     out: list[Sample] = []
-    for done, (image_id, storage, width, height) in enumerate(pool, 1):
+    for done, (image_id, name, storage, width, height) in enumerate(pool, 1):
         path = image_path(ctx, storage)
         try:
             preds = predictor.predict(read_rgb(path))
@@ -77,10 +87,14 @@ def pseudo_samples(ctx: ProjectContext, parent: TrainedModel, classes: list[str]
             continue
         keep = (preds.scores >= floor[preds.labels]) & (to_train[preds.labels] >= 0) if len(preds) else \
             np.zeros(0, bool)
+        area = areas.get(name) if areas is not None else None
+        if areas is not None:
+            keep &= inside_parent(area, preds.boxes)
         if keep.any():
             masks = [m for m, k in zip(preds.masks, keep, strict=True) if k] if preds.masks is not None else None
             out.append(Sample(image_id, path, width, height, preds.boxes[keep], to_train[preds.labels[keep]],
-                              masks if ctx.task == "segment" else None, weight=PSEUDO_WEIGHT))
+                              masks if ctx.task == "segment" else None, weight=PSEUDO_WEIGHT,
+                              area=None if area is None or area.all() else mask_to_rle(area)))
         if progress:
             progress("pseudo-label", done, len(pool))
     return out
