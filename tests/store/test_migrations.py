@@ -101,3 +101,33 @@ def test_an_existing_project_becomes_one_layer_with_every_annotation_kept(engine
     _run(engine, "downgrade", "0002")  # and back: the projects and their annotations stay
     with engine.begin() as conn:
         assert conn.execute(text("SELECT count(*) FROM annotations")).scalar() == 6
+
+
+def test_a_migration_that_fails_midway_changes_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0004 recreates ``projects`` (a batch copy), creates ``layers`` and fails at its data step: the
+    database is left exactly at 0003, no half-made table (SQLite too, whose driver commits DDL as it runs
+    unless the transaction is begun explicitly)."""
+    from alembic.operations import Operations
+
+    _run(engine, "upgrade", "0003")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO projects (uid, name, task, settings, created_at) "
+                             "VALUES ('u1', 'kept', 'detect', '{}', CURRENT_TIMESTAMP)")
+    before = _columns(engine)
+    execute = Operations.execute
+
+    def failing(self: Operations, sql: object, *args: object, **kwargs: object) -> object:
+        if str(sql).startswith("INSERT INTO layers"):
+            raise RuntimeError("the disk is full")
+        return execute(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(Operations, "execute", failing)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        _run(engine, "upgrade", "head")
+    assert _columns(engine) == before  # no layers table, projects as it was, no _alembic_tmp_ copy
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
+        assert conn.exec_driver_sql("SELECT name FROM projects").scalar() == "kept"
+    monkeypatch.undo()
+    _run(engine, "upgrade", "head")  # and it goes through once the cause is gone
+    assert "layers" in _columns(engine)

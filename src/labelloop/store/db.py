@@ -68,21 +68,27 @@ def _alembic_config() -> Any:
 def run_migration(engine: Engine, action: str, target: str) -> None:
     """Alembic ``upgrade``/``downgrade`` to ``target``.
 
-    On SQLite, foreign keys are off meanwhile: a batch migration recreates a table (copy, drop,
-    rename), and with them on, dropping ``projects`` would cascade to every annotation. A migration that
-    leaves a dangling reference fails before its revision is recorded (SQLite commits table changes as
-    they run, so it is not undone; the database says which revision it is at).
+    All of it is one transaction, table changes included: a migration that fails (or leaves a dangling
+    reference) changes nothing. On SQLite, foreign keys are off meanwhile: a batch migration recreates
+    a table (copy, drop, rename), and with them on, dropping ``projects`` would cascade to every
+    annotation; and the transaction is begun here, as Python's sqlite3 begins one only before a data
+    change, so the table changes before it would be committed as they ran.
     """
     from alembic import command
 
     cfg = _alembic_config()
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
+        raw: Any = None
         if sqlite:
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # not inside a transaction: SQLite ignores it there
             conn.commit()
+            raw = conn.connection.dbapi_connection
+            raw.isolation_level = None  # sqlite3 leaves transactions to us: BEGIN below covers DDL too
         try:
             with conn.begin():
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN")
                 cfg.attributes["connection"] = conn
                 getattr(command, action)(cfg, target)
                 if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
@@ -90,6 +96,7 @@ def run_migration(engine: Engine, action: str, target: str) -> None:
                                       "nothing was changed; report this with the database file")
         finally:
             if sqlite:
+                raw.isolation_level = ""  # sqlite3's default again for the pooled connection
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 conn.commit()
 
