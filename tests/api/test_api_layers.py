@@ -38,3 +38,24 @@ def test_a_layer_is_worked_on_with_the_layer_parameter(admin: httpx.Client, proj
     assert admin.post(f"{base}/layers", json={"name": "x", "kind": "paint"}).status_code == 422
     no_parent = admin.get(f"{base}/region-counts")
     assert no_parent.status_code == 422 and "parent" in no_parent.json()["message"]
+
+
+def test_a_layer_is_renamed_and_deleted_through_the_api(admin: httpx.Client, project: str) -> None:
+    base = f"/api/projects/{project}"
+    admin.post(f"{base}/layers", json={"name": "spots", "kind": "detect", "labels": ["spot"]})
+    child = admin.get(f"{base}/images", params={"layer": "spots"}).json()["items"][0]["id"]
+    assert admin.post(f"{base}/images/{child}/annotations", params={"layer": "spots"},
+                      json={"label": "spot", "bbox": [2, 2, 8, 8]}).status_code == 201
+    renamed = admin.patch(f"{base}/layers/spots", json={"name": "dots"})
+    assert renamed.status_code == 200, renamed.text
+    assert [r["name"] for r in renamed.json()] == ["objects", "dots"]
+    assert admin.get(f"{base}/stats", params={"layer": "dots"}).json()["annotations"]["total"] == 1  # kept
+    assert admin.get(f"{base}/stats", params={"layer": "spots"}).status_code == 404
+    assert admin.patch(f"{base}/layers/dots", json={"name": "objects"}).status_code == 409
+    assert admin.patch(f"{base}/layers/nope", json={"name": "x"}).status_code == 404
+    first = admin.delete(f"{base}/layers/objects")
+    assert first.status_code == 422 and "first layer" in first.json()["message"]
+    gone = admin.delete(f"{base}/layers/dots")
+    assert gone.status_code == 200 and gone.json() == {"layer": "dots", "annotations": 1, "models": 0}
+    assert [r["name"] for r in admin.get(f"{base}/layers").json()] == ["objects"]
+    assert admin.get(f"{base}/stats").json()["images"]["total"] > 0  # the images stay

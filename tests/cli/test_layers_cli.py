@@ -4,6 +4,7 @@ imported, trained (tiny, real) and exported on its own with ``--layer``."""
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from factories import make_dataset
-from helpers import run
+from helpers import LABELLOOP, run
 from labelloop.core.records import AnnotationRecord, DatasetRecord
 from labelloop.formats import ReadOptions, WriteOptions, get_format
 
@@ -82,3 +83,21 @@ def test_regions_then_objects_layer_by_layer(tmp_path: Path) -> None:
     proposed = ok("preannotate", "-p", proj, "--layer", "cells", "--images", "all", "--threshold", "0.01", "--json")
     assert proposed["model_id"] == trained["id"] and proposed["parent_layer"] == "regions"
     assert proposed["images"] == 10 and proposed["outside_parent"] >= 0
+
+
+def test_a_layer_is_renamed_and_deleted_from_the_command_line(tmp_path: Path) -> None:
+    proj = str(tmp_path / "proj")
+    ok("init", proj, "--task", "regions", "--labels", "tumour")
+    ok("layers", "add", "cells", "--kind", "detect", "--parent", "regions", "--labels", "cell", "-p", proj)
+    assert ok("layers", "rename", "cells", "nuclei", "-p", proj, "--json")["name"] == "nuclei"
+    assert [r["name"] for r in ok("layers", "list", "-p", proj, "--json")] == ["regions", "nuclei"]
+    taken = run("layers", "rename", "nuclei", "regions", "-p", proj)
+    assert taken.returncode != 0 and "exists already" in taken.stderr and "Traceback" not in taken.stderr
+    first = run("layers", "delete", "regions", "--yes", "-p", proj)
+    assert first.returncode != 0 and "first layer" in first.stderr
+    asked = subprocess.run([LABELLOOP, "layers", "delete", "nuclei", "-p", proj], input="n\n", capture_output=True,
+                           text=True, timeout=120)
+    assert asked.returncode == 1 and len(ok("layers", "list", "-p", proj, "--json")) == 2  # said no: kept
+    gone = ok("layers", "delete", "nuclei", "--yes", "-p", proj, "--json")
+    assert gone == {"layer": "nuclei", "annotations": 0, "models": 0}
+    assert [r["name"] for r in ok("layers", "list", "-p", proj, "--json")] == ["regions"]

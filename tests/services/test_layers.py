@@ -289,3 +289,39 @@ def test_a_sweep_worker_opens_the_layer_it_was_started_on(analysis):
         assert worker.id == cells.id and worker.layer == "cells"
     finally:
         worker.close()
+
+
+def test_a_layer_is_renamed_and_deleted_with_its_work_only(analysis):
+    from labelloop.services.layers import delete_layer, rename_layer
+    from labelloop.store.tables import Annotation, TrainedModel
+
+    ctx, regions, cells = analysis
+    _label_parent(regions, ["img_00.png"])
+    _label_cells(cells, ["img_00.png", "img_01.png"])
+    model = add_fake_model(cells, ["cell"])
+    info = rename_layer(ctx, "cells", "nuclei")
+    assert (info.name, info.kind, info.parent) == ("nuclei", "detect", "regions")
+    renamed = layer_context(ctx, "nuclei")
+    assert renamed.id == cells.id and len(image_annotations(renamed, _ids(renamed)["img_00.png"])) == 3
+    with pytest.raises(NotFoundError):
+        layer_context(ctx, "cells")
+    with pytest.raises(ConflictError, match="exists already"):
+        rename_layer(ctx, "nuclei", "regions")
+    with pytest.raises(InvalidInputError, match="bad layer name"):
+        rename_layer(ctx, "nuclei", "/etc")
+    add_layer(ctx, "inner", "detect", parent="nuclei", labels=["dot"])
+    with pytest.raises(ConflictError, match="inner"):  # a parent goes after its children
+        delete_layer(ctx, "nuclei")
+    with pytest.raises(InvalidInputError, match="first layer"):
+        delete_layer(ctx, "regions")
+    assert delete_layer(ctx, "inner")["annotations"] == 0
+    assert (ctx.root / "models" / str(model)).is_dir()
+    gone = delete_layer(ctx, "nuclei")
+    assert gone == {"layer": "nuclei", "annotations": 6, "models": 1}
+    assert [i.name for i in layers_of(ctx)] == ["regions"]
+    assert not (ctx.root / "models" / str(model)).exists()
+    with ctx.store.session() as s:
+        for table in (Image, Annotation, TrainedModel):
+            assert s.scalar(select(func.count()).select_from(table).where(table.project_id == cells.id)) == 0
+        assert s.scalar(select(func.count()).select_from(Image).where(Image.project_id == regions.id)) == 8
+    assert len(image_annotations(regions, _ids(regions)["img_00.png"])) == 1  # the parent's work is kept

@@ -103,6 +103,12 @@ class Ok(Out):
     ok: bool = True
 
 
+class LayerDeleted(Out):
+    layer: str
+    annotations: int = Field(description="the layer's annotations deleted with it")
+    models: int = Field(description="the layer's models deleted with it")
+
+
 class AcceptedCount(Out):
     accepted: int = Field(description="proposals accepted")
 

@@ -61,6 +61,10 @@ class LayerIn(BaseModel):
     labels: list[str] = Field(default_factory=list, max_length=500)
 
 
+class LayerRenameIn(BaseModel):
+    name: str = Field(min_length=1, max_length=60, description="the layer's new name")
+
+
 class ClassesIn(BaseModel):
     names: list[str] = Field(min_length=1, max_length=500)
 

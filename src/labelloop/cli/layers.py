@@ -1,4 +1,4 @@
-"""`labelloop layers list|add`: a project's analysis in layers (regions, and the objects inside them)."""
+"""`labelloop layers list|add|rename|delete`: a project's analysis in layers (regions, and the objects inside them)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from labelloop.cli.common import JsonOpt, ProjectOpt, out, output, project_from
-from labelloop.services.layers import add_layer, list_layers
+from labelloop.services.layers import add_layer, delete_layer, list_layers, rename_layer
 from labelloop.settings import get_settings
 
 __all__ = ["register"]
@@ -52,6 +52,29 @@ def add(name: Annotated[str, typer.Argument(help="the new layer's name, e.g. cel
     output(info, json_out, lambda i: out.print(
         f"added layer [bold]{i.name}[/] ({i.kind})" + (f" inside {i.parent}" if i.parent else "")
         + f": work on it with --layer {i.name}"))
+
+
+@app.command("rename")
+def rename(name: Annotated[str, typer.Argument(help="the layer's name now")],
+           new_name: Annotated[str, typer.Argument(help="its new name")],
+           project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
+    """Rename a layer; its classes, annotations and models stay."""
+    with project_from(project) as ctx:
+        info = rename_layer(ctx, name, new_name)
+    output(info, json_out, lambda i: out.print(f"layer {name} is now [bold]{i.name}[/]: --layer {i.name}"))
+
+
+@app.command("delete")
+def delete(name: Annotated[str, typer.Argument(help="the layer to delete")],
+           yes: Annotated[bool, typer.Option("--yes", help="delete without asking")] = False,
+           project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
+    """Delete a layer with its classes, annotations and models (the images stay in the other layers)."""
+    if not yes and not typer.confirm(f"delete layer {name!r} with all its annotations and models?"):
+        raise typer.Exit(1)
+    with project_from(project) as ctx:
+        gone = delete_layer(ctx, name)
+    output(gone, json_out, lambda g: out.print(
+        f"deleted layer [bold]{g['layer']}[/]: {g['annotations']} annotations, {g['models']} models"))
 
 
 def register(root: typer.Typer) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "LayerInfo",
     "add_layer",
     "area_masks",
+    "delete_layer",
     "inside_parent",
     "inside_parent_images",
     "layer_context",
@@ -54,6 +55,7 @@ __all__ = [
     "parent_context",
     "parent_regions_view",
     "region_counts",
+    "rename_layer",
     "same_project",
     "sync_layer_images",
 ]
@@ -200,6 +202,62 @@ def add_layer(ctx: ProjectContext, name: str, kind: str, *, parent: str | None =
         _mirror(s, [r.store_id for r in rows] + [hidden.id])
         info = LayerInfo(row.id, name, kind, parent, row.position, hidden.id)
     return info
+
+
+def _named(rows: list[Layer], name: str) -> Layer:
+    row = next((r for r in rows if r.name == name), None)
+    if row is None:
+        raise _unknown(name, _infos(rows))
+    return row
+
+
+def rename_layer(ctx: ProjectContext, name: str, new_name: str) -> LayerInfo:
+    """Layer ``name`` of ``ctx``'s project is called ``new_name`` from now on (its work is kept; ``--layer``
+    and jobs name it by the new name)."""
+    new_name = _check_name(new_name)
+    with ctx.store.session() as s:
+        rows = _rows(s, ctx.project_id)
+        row = _named(rows, name)
+        if new_name != row.name and any(r.name == new_name for r in rows):
+            raise ConflictError(f"layer {new_name!r} exists already", "pick another name")
+        row.name = new_name
+        if row.store_id == ctx.id:
+            ctx.layer = new_name  # the open context (a server caches it) is of this layer
+        hidden, owner = s.get(Project, row.store_id), s.get(Project, ctx.project_id)
+        if hidden is not None and owner is not None and hidden.id != owner.id:
+            hidden.name = f"{owner.name[:130]} / {new_name}"
+        s.flush()
+        return next(i for i in _infos(_rows(s, ctx.project_id)) if i.id == row.id)
+
+
+def delete_layer(ctx: ProjectContext, name: str) -> dict[str, Any]:
+    """Delete layer ``name`` with its classes, annotations, history and models (the images stay: the
+    other layers have them). The first layer is the project itself and a parent goes after its
+    children. Returns what went: ``{"layer", "annotations", "models"}``."""
+    import shutil
+
+    from labelloop.store.tables import TrainedModel
+
+    with ctx.store.session() as s:
+        rows = _rows(s, ctx.project_id)
+        row = _named(rows, name)
+        if row.store_id == ctx.project_id or row is rows[0]:
+            raise InvalidInputError(f"layer {name!r} is the project's first layer, the project itself",
+                                    "delete the project instead, or keep this layer")
+        children = [r.name for r in rows if r.parent_id == row.id]
+        if children:
+            raise ConflictError(f"layer {name!r} has layers inside its regions: {', '.join(children)}",
+                                "delete those first")
+        annotations = s.scalar(select(func.count()).select_from(Annotation)
+                               .where(Annotation.project_id == row.store_id)) or 0
+        folders = list(s.scalars(select(TrainedModel.directory).where(TrainedModel.project_id == row.store_id)))
+        hidden = s.get(Project, row.store_id)
+        # the layer's row, its images' rows, classes, annotations, history and models go with its store
+        s.delete(hidden if hidden is not None else row)
+    for folder in folders:  # after the commit: a failed delete leaves the files of a layer still there
+        if folder:
+            shutil.rmtree(ctx.root / folder, ignore_errors=True)
+    return {"layer": name, "annotations": int(annotations), "models": len(folders)}
 
 
 def _mirror(s: Session, store_ids: list[int]) -> int:

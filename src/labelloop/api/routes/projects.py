@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
 
 from labelloop.api import responses as rs
 from labelloop.api.deps import CurrentUser, Project, ServerState, permission, state
-from labelloop.api.schemas import ClassesIn, LayerIn, MergeIn, ProjectIn, RenameIn, SplitIn
+from labelloop.api.schemas import ClassesIn, LayerIn, LayerRenameIn, MergeIn, ProjectIn, RenameIn, SplitIn
 from labelloop.services import labels as label_service
 from labelloop.services import layers as layer_service
 from labelloop.services import users
@@ -83,6 +84,23 @@ def add_layer(body: LayerIn, ctx: Project,
               user: Annotated[UserInfo, Depends(permission("classes.edit"))]) -> list[dict[str, Any]]:
     layer_service.add_layer(ctx, body.name, body.kind, parent=body.parent, labels=body.labels, actor=user.username)
     return list_layers(ctx, get_settings().target_per_class)
+
+
+LayerName = Annotated[str, PathParam(description="the layer's name", max_length=100)]
+
+
+@router.patch("/{slug}/layers/{name}", response_model=list[rs.Layer], summary="Rename a layer (its work is kept)")
+def rename_layer(name: LayerName, body: LayerRenameIn, ctx: Project,
+                 user: Annotated[UserInfo, Depends(permission("classes.edit"))]) -> list[dict[str, Any]]:
+    layer_service.rename_layer(ctx, name, body.name)
+    return list_layers(ctx, get_settings().target_per_class)
+
+
+@router.delete("/{slug}/layers/{name}", response_model=rs.LayerDeleted,
+               summary="Delete a layer with its classes, annotations and models (not the first; children first)")
+def delete_layer(name: LayerName, ctx: Project,
+                 user: Annotated[UserInfo, Depends(permission("project.delete"))]) -> dict[str, Any]:
+    return layer_service.delete_layer(ctx, name)
 
 
 @router.get("/{slug}/region-counts", response_model=list[rs.RegionCount],

@@ -698,6 +698,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{slug}/layers/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a layer with its classes, annotations and models (not the first; children first) */
+        delete: operations["delete_layer_api_projects__slug__layers__name__delete"];
+        options?: never;
+        head?: never;
+        /** Rename a layer (its work is kept) */
+        patch: operations["rename_layer_api_projects__slug__layers__name__patch"];
+        trace?: never;
+    };
     "/api/projects/{slug}/models": {
         parameters: {
             query?: never;
@@ -2013,6 +2031,21 @@ export interface components {
              */
             target: number;
         };
+        /** LayerDeleted */
+        LayerDeleted: {
+            /**
+             * Annotations
+             * @description the layer's annotations deleted with it
+             */
+            annotations: number;
+            /** Layer */
+            layer: string;
+            /**
+             * Models
+             * @description the layer's models deleted with it
+             */
+            models: number;
+        };
         /** LayerIn */
         LayerIn: {
             /**
@@ -2029,6 +2062,14 @@ export interface components {
              * @description the layer whose regions it lives in
              */
             parent?: string | null;
+        };
+        /** LayerRenameIn */
+        LayerRenameIn: {
+            /**
+             * Name
+             * @description the layer's new name
+             */
+            name: string;
         };
         /** Lineage */
         Lineage: {
@@ -4876,6 +4917,102 @@ export interface operations {
             };
             /** @description Successful Response */
             201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Layer"][];
+                };
+            };
+        };
+    };
+    delete_layer_api_projects__slug__layers__name__delete: {
+        parameters: {
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description the layer's name */
+                name: string;
+                /** @description the project's folder name */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LayerDeleted"];
+                };
+            };
+        };
+    };
+    rename_layer_api_projects__slug__layers__name__patch: {
+        parameters: {
+            query?: {
+                /** @description the project's layer (default: its first) */
+                layer?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description the layer's name */
+                name: string;
+                /** @description the project's folder name */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LayerRenameIn"];
+            };
+        };
+        responses: {
+            /** @description refused: the body says what was expected and how to fix it */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the server failed (its log has the details) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Successful Response */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
