@@ -138,6 +138,26 @@ def test_fcos_losses_and_gradients_stay_float32_and_finite_under_bfloat16(detect
         assert not bad, (seed, bad)
 
 
+def test_object_balance_weights_small_objects_up_and_zero_is_torchvisions_loss(detect_data: TrainingData) -> None:
+    from labelloop.models.builders import FloatLossFCOSHead, set_input_size
+
+    model = get_base_model("fcos-lite0").build(len(detect_data.classes))
+    set_input_size(model, 128)
+    model.train()
+    images = [torch.rand(3, 128, 128) for _ in range(2)]
+    targets = [{"boxes": torch.tensor([[10.0, 10.0, 22.0, 21.0], [30.0, 20.0, 110.0, 100.0]]),
+                "labels": torch.tensor([1, 2])},
+               {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64)}]  # an empty image too
+    plain = model(images, targets)
+    model.head.object_balance = 1e-9  # the balanced path with every weight 1
+    same = model(images, targets)
+    assert all(torch.allclose(plain[k], same[k], rtol=1e-5) for k in plain)
+    head = FloatLossFCOSHead(32, 1, 3, num_convs=1)
+    head.object_balance = 1.0
+    weights = head._weights(torch.tensor([[0, 0, 0, 0, 1, -1]]))  # a 4-location object, a 1-location one
+    assert torch.allclose(weights, torch.tensor([[0.625, 0.625, 0.625, 0.625, 2.5, 0.0]]))  # equal shares of 5
+
+
 def test_precision_auto_follows_the_device_and_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(training_loop, "native_bf16_cpu", lambda: True)

@@ -41,14 +41,63 @@ def _variant(spec: BaseModelSpec) -> str:
 class FloatLossFCOSHead(FCOSHead):
     """torchvision's FCOS head whose losses are computed in float32 even under autocast: in bfloat16
     the GIoU of tiny decoded boxes and the centre-ness targets lose their precision, and a single
-    step's gradients can overflow (seen on 64 px images after a dozen steps)."""
+    step's gradients can overflow (seen on 64 px images after a dozen steps).
+
+    ``object_balance`` (0 = torchvision's loss): each positive location's loss is weighted by
+    ``1 / positives(object) ** object_balance``, rescaled so the weights still sum to the number of
+    positives. FCOS gives an object one positive per location inside it, so a 100 px object outweighs
+    a 12 px one ~50 times; at 0.5 the small one counts for more.
+    """
+
+    object_balance: float = 0.0
 
     def compute_loss(self, targets: list[dict[str, Tensor]], head_outputs: dict[str, Tensor],
                      anchors: list[Tensor], matched_idxs: list[Tensor]) -> dict[str, Tensor]:
         device = next(iter(head_outputs.values())).device.type
+        outputs = {k: v.float() for k, v in head_outputs.items()}
         with torch.autocast(device, enabled=False):
-            return super().compute_loss(targets, {k: v.float() for k, v in head_outputs.items()},
-                                        [a.float() for a in anchors], matched_idxs)
+            if not self.object_balance:
+                return super().compute_loss(targets, outputs, [a.float() for a in anchors], matched_idxs)
+            return self._balanced_loss(targets, outputs, torch.stack([a.float() for a in anchors]),
+                                       torch.stack(matched_idxs))
+
+    def _weights(self, matched: Tensor) -> Tensor:
+        """``(N, HWA)`` weight of each positive location (0 elsewhere), summing to the positives' count."""
+        weights = torch.zeros_like(matched, dtype=torch.float32)
+        for n in range(matched.shape[0]):
+            fg = matched[n] >= 0
+            if fg.any():
+                counts = torch.bincount(matched[n][fg])
+                weights[n][fg] = counts[matched[n][fg]].float() ** -self.object_balance
+        fg_all = matched >= 0
+        total = weights[fg_all].sum()
+        return weights * (fg_all.sum() / total) if total > 0 else weights
+
+    def _balanced_loss(self, targets: list[dict[str, Tensor]], outputs: dict[str, Tensor], anchors: Tensor,
+                       matched: Tensor) -> dict[str, Tensor]:
+        from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+
+        logits, regression, ctrness = outputs["cls_logits"], outputs["bbox_regression"], outputs["bbox_ctrness"]
+        gt_boxes = torch.stack([t["boxes"][m.clip(min=0)] if len(t["boxes"]) else t["boxes"].new_zeros((len(m), 4))
+                                for t, m in zip(targets, matched, strict=True)])
+        gt_labels = torch.stack([t["labels"][m.clip(min=0)] if len(t["labels"]) else t["labels"].new_zeros(len(m))
+                                 for t, m in zip(targets, matched, strict=True)])
+        fg = matched >= 0
+        num_fg = max(1, int(fg.sum()))
+        weights = self._weights(matched)
+        onehot = torch.zeros_like(logits)
+        onehot[fg, gt_labels[fg]] = 1.0
+        cls = sigmoid_focal_loss(logits, onehot, reduction="none").sum(-1)
+        cls = (cls * torch.where(fg, weights, torch.ones_like(weights))).sum()
+        w = weights[fg]
+        pred = self.box_coder.decode(regression, anchors)
+        reg = (generalized_box_iou_loss(pred[fg], gt_boxes[fg], reduction="none") * w).sum()
+        codes = self.box_coder.encode(anchors, gt_boxes)
+        lr, tb = codes[..., [0, 2]], codes[..., [1, 3]]
+        target_ctr = torch.sqrt((lr.min(-1)[0] / lr.max(-1)[0]) * (tb.min(-1)[0] / tb.max(-1)[0]))
+        ctr = (nn.functional.binary_cross_entropy_with_logits(ctrness.squeeze(-1)[fg], target_ctr[fg],
+                                                               reduction="none") * w).sum()
+        return {"classification": cls / num_fg, "bbox_regression": reg / num_fg, "bbox_ctrness": ctr / num_fg}
 
 
 def build_fcos(spec: BaseModelSpec, num_classes: int, pretrained: bool = True,

@@ -69,6 +69,9 @@ class TrainConfig:
             (``sqrt(f_max / f_class)``, at most 4x).
         tta: predict on the image and its mirror and fuse the two (boxes averaged where both
             views agree): ~2x inference time, tighter boxes and fewer misses.
+        object_balance: FCOS bases only: each object's positive locations share a loss weight
+            ``1 / positives ** object_balance`` (0 = every location alike, so big objects dominate;
+            0.5 lets small ones count for more).
         self_train: when fine-tuning from a previous model, that model pseudo-labels unlabelled images
             (high per-class thresholds) for this run only, drawn half as often as labelled ones
             (:mod:`labelloop.services.pseudo`); pseudo-labels never enter the store.
@@ -101,6 +104,7 @@ class TrainConfig:
     copy_paste: float = 0.0
     balanced: bool = False
     tta: bool = False
+    object_balance: float = 0.0
     self_train: bool = False
     num_steps: int = 0
     stage1_epochs: int = 0
@@ -123,6 +127,8 @@ class TrainConfig:
             raise ConfigError(f"epochs={self.epochs} but the stages add up to "
                               f"{sum(getattr(self, n) for n in STAGES)}",
                               "give the stages' epochs only: epochs is their sum")
+        if not 0.0 <= self.object_balance <= 1.0:
+            raise ConfigError(f"object_balance: expected a number in [0, 1], got {self.object_balance}")
         if not 0.0 <= self.copy_paste <= 1.0:
             raise ConfigError(f"copy_paste: expected a probability in [0, 1], got {self.copy_paste}")
         if not self.lr > 0 or not math.isfinite(self.lr):
@@ -206,7 +212,7 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
 _EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.0004", "backbone_lr": "0.1", "image_size": "640",
              "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
-             "pretrained": "true", "ema": "false", "copy_paste": "0.5", "balanced": "true",
+             "pretrained": "true", "ema": "false", "copy_paste": "0.5", "balanced": "true", "object_balance": "0.5",
              "tta": "true", "eval_every": "2", "device": "cpu", "precision": "fp32",
              "self_train": "true", "num_steps": "15000",
              "stage1_epochs": "4", "stage2_epochs": "2", "stage3_epochs": "2"}

@@ -177,6 +177,9 @@ def _build_model(job: _Job, spec: BaseModelSpec) -> nn.Module:
         old = torch.load(Path(job.init_from) / "best.pt", map_location="cpu", weights_only=False)["model"]
         transfer_state(model, old, meta["classes"], classes, spec.class_heads)
     set_input_size(model, cfg.image_size)
+    head = getattr(model, "head", None)
+    if hasattr(head, "object_balance"):
+        head.object_balance = cfg.object_balance  # type: ignore[union-attr]
     return model
 
 
