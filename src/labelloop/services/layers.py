@@ -121,6 +121,13 @@ def _unknown(name: str, infos: Iterable[LayerInfo]) -> NotFoundError:
     return NotFoundError(f"no layer {name!r} in this project", f"its layers are: {names}")
 
 
+def _named(rows: list[Layer], name: str) -> Layer:
+    row = next((r for r in rows if r.name == name), None)
+    if row is None:
+        raise _unknown(name, _infos(rows))
+    return row
+
+
 def layer_context(ctx: ProjectContext, name: str | None, *, default_first: bool = False) -> ProjectContext:
     """The context of layer ``name`` of ``ctx``'s project. ``None``: the only layer; with several, the
     first (``default_first``) or an error that lists them."""
@@ -133,9 +140,7 @@ def layer_context(ctx: ProjectContext, name: str | None, *, default_first: bool 
                     "say which with --layer NAME")
             row = rows[0] if rows else None
         else:
-            row = next((r for r in rows if r.name == name), None)
-            if row is None:
-                raise _unknown(name, _infos(rows))
+            row = _named(rows, name)
         if row is None or row.store_id == ctx.id:
             return ctx
         owner = s.get(Project, ctx.project_id)
@@ -177,11 +182,7 @@ def add_layer(ctx: ProjectContext, name: str, kind: str, *, parent: str | None =
         rows = _rows(s, ctx.project_id)
         if any(r.name == name for r in rows):
             raise ConflictError(f"layer {name!r} exists already", "pick another name")
-        parent_row = None
-        if parent:
-            parent_row = next((r for r in rows if r.name == parent), None)
-            if parent_row is None:
-                raise _unknown(parent, _infos(rows))
+        parent_row = _named(rows, parent) if parent else None
         owner = s.get(Project, ctx.project_id)
         assert owner is not None
         hidden = Project(uid=uuid.uuid4().hex, name=f"{owner.name[:130]} / {name}", task=kind, settings={},
@@ -204,13 +205,6 @@ def add_layer(ctx: ProjectContext, name: str, kind: str, *, parent: str | None =
     return info
 
 
-def _named(rows: list[Layer], name: str) -> Layer:
-    row = next((r for r in rows if r.name == name), None)
-    if row is None:
-        raise _unknown(name, _infos(rows))
-    return row
-
-
 def rename_layer(ctx: ProjectContext, name: str, new_name: str) -> LayerInfo:
     """Layer ``name`` of ``ctx``'s project is called ``new_name`` from now on (its work is kept; ``--layer``
     and jobs name it by the new name)."""
@@ -226,8 +220,7 @@ def rename_layer(ctx: ProjectContext, name: str, new_name: str) -> LayerInfo:
         hidden, owner = s.get(Project, row.store_id), s.get(Project, ctx.project_id)
         if hidden is not None and owner is not None and hidden.id != owner.id:
             hidden.name = f"{owner.name[:130]} / {new_name}"
-        s.flush()
-        return next(i for i in _infos(_rows(s, ctx.project_id)) if i.id == row.id)
+        return next(i for i in _infos(rows) if i.id == row.id)
 
 
 def delete_layer(ctx: ProjectContext, name: str) -> dict[str, Any]:
