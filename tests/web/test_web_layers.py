@@ -73,3 +73,42 @@ def test_layer_switcher_region_brush_and_child_boxes(page: Any, web_server: Live
         shot(page, "11-layers-child-boxes-over-parent-region")
         page.goto(f"{web_server.url}/#/p/{slug}")  # the choice holds: the home page is on cells now
         page.wait_for_selector("[data-testid=layers] .layer-row.current[data-testid=layer-cells]")
+
+
+def test_rename_and_delete_a_layer_from_the_home_page(page: Any, web_server: LiveServer) -> None:
+    with web_server.client() as c:
+        slug = c.post("/api/projects", json={"name": "Slides", "task": "regions", "labels": ["tumour"]}).json()["slug"]
+        for body in ({"name": "cells", "kind": "detect", "parent": "regions", "labels": ["cell"]},
+                     {"name": "zones", "kind": "regions", "labels": ["zone"]},
+                     {"name": "dots", "kind": "detect", "parent": "zones", "labels": ["dot"]}):
+            c.post(f"/api/projects/{slug}/layers", json=body).raise_for_status()
+
+        def names() -> list[str]:
+            return [layer["name"] for layer in c.get(f"/api/projects/{slug}/layers").json()]
+
+        log_in(page, web_server.url)
+        page.goto(f"{web_server.url}/#/p/{slug}")
+        page.wait_for_selector("[data-testid=layer-cells] [data-testid=layer-rename]")
+        # the first layer is the project itself: renamed, never deleted; a parent only after its children
+        assert page.locator("[data-testid=layer-regions] [data-testid=layer-delete]").count() == 0
+        assert page.locator("[data-testid=layer-zones] [data-testid=layer-delete]").is_disabled()
+        assert "delete dots first" in (page.get_attribute("[data-testid=layer-zones] [data-testid=layer-delete]",
+                                                          "title") or "")
+
+        page.click("[data-testid=layer-cells] [data-testid=layer-rename]")
+        page.fill("[data-testid=layer-cells] [data-testid=layer-new-name]", "nuclei")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("[data-testid=layer-nuclei]")
+        assert until(names, lambda n: "nuclei" in n) == ["regions", "nuclei", "zones", "dots"]
+
+        # work on nuclei, then delete it: the page asks first, then goes back to the first layer
+        page.click("[data-testid=layer-nuclei] a")
+        page.wait_for_selector("[data-testid=layers] .layer-row.current[data-testid=layer-nuclei]")
+        page.click("[data-testid=layer-nuclei] [data-testid=layer-delete]")
+        assert "The images stay" in page.inner_text("[data-testid=layer-nuclei] .layer-actions")
+        assert "nuclei" in names()  # nothing is deleted before the second click
+        page.click("[data-testid=layer-nuclei] [data-testid=layer-delete-confirm]")
+        page.wait_for_selector("[data-testid=layers] .layer-row.current[data-testid=layer-regions]")
+        assert page.locator("[data-testid=layer-nuclei]").count() == 0
+        assert names() == ["regions", "zones", "dots"]
+        shot(page, "12-layers-rename-delete")

@@ -88,6 +88,67 @@ function transferCard(slug: string, formats: FormatInfo[]): HTMLElement {
   );
 }
 
+/** After a rename or a delete: keep working on the same layer (or the first one when it is gone). */
+function layerChanged(slug: string, l: LayerInfo, first: boolean, renamed: string | null): void {
+  if (l.current) setLayer(slug, first || renamed === null ? "" : renamed);
+  go(`#/p/${slug}`);
+}
+
+/** Rename (any layer) and delete (not the first, nor a parent of another): each in place, delete asks first. */
+function layerActions(slug: string, l: LayerInfo, first: boolean, layers: LayerInfo[]): HTMLElement | null {
+  const path = `/api/projects/${slug}/layers/${encodeURIComponent(l.name)}`;
+  const box = h("div", { class: "layer-actions row", "data-testid": `layer-actions-${l.name}` });
+  const children = layers.filter((c) => c.parent === l.name).map((c) => c.name);
+  const show = (...items: (HTMLElement | null)[]) => { clear(box); box.append(...items.filter((x): x is HTMLElement => x !== null)); };
+  const renameForm = () => {
+    const input = h("input", { value: l.name, "aria-label": `new name of ${l.name}`, "data-testid": "layer-new-name" });
+    const save = async () => {
+      const name = input.value.trim();
+      if (!name || name === l.name) return idle();
+      try {
+        await api.patch<LayerInfo[]>(path, { name });
+        toast(`Layer ${l.name} is now ${name}`, "ok");
+        layerChanged(slug, l, first, name);
+      } catch (err) {
+        showError(err);
+      }
+    };
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") void save(); if (e.key === "Escape") idle(); });
+    show(input, h("button", { class: "btn small primary", onclick: save }, "Save"), h("button", { class: "btn small ghost", onclick: idle }, "Cancel"));
+    input.focus();
+    input.select();
+  };
+  const deleteAsk = () => {
+    const work = l.classes.reduce((n, c) => n + c.count, 0);
+    const remove = async () => {
+      try {
+        const out = await api.del<{ layer: string; annotations: number; models: number }>(path);
+        toast(`Layer ${out.layer} deleted with ${out.annotations} annotations and ${out.models} models; the images stay`, "ok");
+        layerChanged(slug, l, first, null);
+      } catch (err) {
+        showError(err);
+      }
+    };
+    show(
+      h("span", { class: "small warn" }, `Delete ${l.name}, its classes, ${work} annotations and its models? The images stay.`),
+      h("button", { class: "btn small danger", onclick: remove, "data-testid": "layer-delete-confirm" }, "Delete"),
+      h("button", { class: "btn small ghost", onclick: idle }, "Keep it"),
+    );
+  };
+  const idle = () =>
+    show(
+      can("classes.edit") ? h("button", { class: "btn small ghost", onclick: renameForm, "data-testid": "layer-rename" }, "Rename") : null,
+      !first && can("project.delete")
+        ? h("button", {
+            class: "btn small ghost", onclick: deleteAsk, "data-testid": "layer-delete", disabled: children.length > 0,
+            title: children.length ? `delete ${children.join(", ")} first: ${children.length > 1 ? "they are" : "it is"} inside ${l.name}` : `delete ${l.name}`,
+          }, "Delete")
+        : null,
+    );
+  idle();
+  return box.childElementCount ? box : null;
+}
+
 /** Each layer (regions, the objects inside them) with its classes' progress to the target; switch, or add one. */
 function layersCard(slug: string, layers: LayerInfo[]): HTMLElement {
   const rows = layers.map((l, i) =>
@@ -99,6 +160,7 @@ function layersCard(slug: string, layers: LayerInfo[]): HTMLElement {
         null,
         l.current ? h("b", null, l.name) : h("a", { href: "#", onclick: (e: Event) => { e.preventDefault(); setLayer(slug, i === 0 ? "" : l.name); go(`#/p/${slug}`); } }, l.name),
         h("div", { class: "muted small" }, `${l.kind}${l.parent ? ` inside ${l.parent}` : ""} · ${l.labelled_images}/${l.images} images labelled`),
+        layerActions(slug, l, i === 0, layers),
       ),
       h(
         "div",
