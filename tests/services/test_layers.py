@@ -325,3 +325,29 @@ def test_a_layer_is_renamed_and_deleted_with_its_work_only(analysis):
             assert s.scalar(select(func.count()).select_from(table).where(table.project_id == cells.id)) == 0
         assert s.scalar(select(func.count()).select_from(Image).where(Image.project_id == regions.id)) == 8
     assert len(image_annotations(regions, _ids(regions)["img_00.png"])) == 1  # the parent's work is kept
+
+
+def test_a_job_finds_the_first_layer_after_another_process_renamed_it(analysis):
+    """A server keeps its open context; a rename by another process (the CLI) leaves that context's
+    name stale. Jobs name the first layer by ``layer_ref`` (``""``), so they still find it."""
+    from labelloop.jobs.runner import JobContext
+    from labelloop.services.layers import rename_layer
+
+    ctx, _regions, cells = analysis
+    elsewhere = open_project(ctx.root)
+    try:
+        rename_layer(elsewhere, "regions", "tissue")
+    finally:
+        elsewhere.close()
+    assert ctx.layer == "regions" and ctx.layer_ref == ""  # stale name; the reference does not depend on it
+    assert cells.layer_ref == "cells"
+
+    def job(ref: str) -> JobContext:
+        return JobContext(ctx.store, 1, "train", {"project": "p", "layer": ref}, "t",
+                          lambda _slug: open_project(ctx.root))
+
+    found = job(ctx.layer_ref).project()
+    assert (found.id, found.layer) == (ctx.id, "tissue")
+    assert job(cells.layer_ref).project().id == cells.id
+    with pytest.raises(NotFoundError, match="tissue"):  # what naming it by the stale name did before
+        job(ctx.layer).project()

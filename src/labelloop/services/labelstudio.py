@@ -441,11 +441,11 @@ def queue_training(ctx: ProjectContext, slug: str, executor: Any, *, actor: str,
     from labelloop.jobs.records import list_jobs
 
     busy = [j for j in list_jobs(executor.store, project=slug, kind="train", limit=20)
-            if j["status"] in ("queued", "running") and (j["params"].get("layer") or "") in ("", ctx.layer)]
+            if j["status"] in ("queued", "running") and (j["params"].get("layer") or "") in (ctx.layer_ref, ctx.layer)]
     if busy:
         return None
     newest = _newest_model(ctx)
-    params: dict[str, Any] = {"project": slug, "layer": ctx.layer}
+    params: dict[str, Any] = {"project": slug, "layer": ctx.layer_ref}
     if newest is not None:
         params["from_model"] = newest.id
     job_id: int = executor.submit("train", params, project_id=project_id, actor=actor)

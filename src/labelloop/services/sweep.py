@@ -227,7 +227,7 @@ def _sweep_on_executor(ctx: ProjectContext, combos: list[dict[str, str]], sweep:
     try:
         futures = [runner.submit(_train_job, project_root=str(ctx.root), base=c.get("base"),
                                  args=configuration_args(c), sweep=sweep, threads=threads,
-                                 database_url=ctx.store.url, layer=ctx.layer) for c in combos]
+                                 database_url=ctx.store.url, layer=ctx.layer_ref) for c in combos]
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=poll_seconds)

@@ -101,7 +101,7 @@ def run_on_tune(ctx: ProjectContext, combos: list[dict[str, str]], sweep: str) -
     grace, max_t = asha_rungs(_max_epochs(combos))
     from labelloop.services.sweep import configuration_args
 
-    trials = [{"project_root": str(ctx.root), "layer": ctx.layer, "sweep": sweep, "base": c.get("base"),
+    trials = [{"project_root": str(ctx.root), "layer": ctx.layer_ref, "sweep": sweep, "base": c.get("base"),
                "args": configuration_args(c)}
               for c in combos]
     tuner = tune.Tuner(

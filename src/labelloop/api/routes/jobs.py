@@ -61,7 +61,7 @@ def project_jobs(slug: str, ctx: Project, st: State, kind: str | None = None, st
 def start_job(slug: str, body: JobIn, ctx: Project, user: CurrentUser, st: State) -> dict[str, Any]:
     kind = get_job_kind(body.kind)
     users.require(user, kind.permission)
-    params = {**check_job_params(kind.name, dict(body.params)), "project": slug, "layer": ctx.layer}
+    params = {**check_job_params(kind.name, dict(body.params)), "project": slug, "layer": ctx.layer_ref}
     project_id = ctx.project_id if ctx.store is st.store else None  # an external project lives in another database
     job_id = st.executor.submit(kind.name, params, project_id=project_id, actor=user.username)
     return get_job(st.store, job_id)
