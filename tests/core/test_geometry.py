@@ -129,3 +129,32 @@ def test_rle_checks_agree_with_pycocotools() -> None:
         check_polygons([[1, 1, 3, 3, 5, 5]], 10, 8)
     with pytest.raises(ValueError, match="reaches outside"):
         check_polygons([[1, 1, 90, 1, 9, 7]], 10, 8)
+
+
+def test_mask_to_polygons_outlines_each_of_many_spots_and_a_big_region():
+    """Hundreds of components (each found once, in raster order) and a region far bigger than its
+    outline: the work follows the outline, and the rings still rebuild the mask exactly."""
+    mask = np.zeros((300, 400), dtype=np.uint8)
+    spots = [(y, x) for y in range(5, 295, 12) for x in range(5, 395, 12)]
+    for y, x in spots:
+        mask[y:y + 4, x:x + 3] = 1
+    mask[0:2, 0:2] = 1
+    mask[2:4, 2:4] = 1  # touches the square above at one corner: one ring through that corner twice
+    polys = mask_to_polygons(mask)
+    assert len(polys) == len(spots) + 1
+    assert polys[0][:2] == [0.0, 0.0] and polys[0].count(2.0) >= 4
+    assert np.array_equal(rle_to_mask(polygons_to_rle(polys, 300, 400)), mask)
+    yy, xx = np.mgrid[:1200, :1200]
+    disc = ((yy - 600) ** 2 + (xx - 600) ** 2 < 550**2).astype(np.uint8)
+    (ring,) = mask_to_polygons(disc)
+    assert np.array_equal(rle_to_mask(polygons_to_rle([ring], 1200, 1200)), disc)
+
+
+def test_cvat_mask_runs_start_with_zeros_and_round_trip():
+    mask = np.zeros((6, 7), dtype=np.uint8)
+    mask[1:3, 2:5] = 1
+    assert mask_to_cvat_rle(mask, 2, 1, 3, 2) == [0, 6]  # the crop is all ones: an empty run of zeros first
+    runs = mask_to_cvat_rle(mask, 0, 0, 7, 6)
+    assert runs[:2] == [9, 3] and sum(runs) == 42
+    assert np.array_equal(cvat_rle_to_mask(runs, 0, 0, 7, 6, 6, 7), mask)
+    assert mask_to_cvat_rle(mask, 0, 0, 0, 0) == [0]

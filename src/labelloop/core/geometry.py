@@ -7,7 +7,7 @@ Inputs are never mutated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -344,10 +344,8 @@ def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
     m = np.asarray(mask, dtype=bool)
     if not m.any():
         return []
-    edges = _boundary_edges(m)
     rings: list[list[float]] = []
-    while edges:
-        loop = _pop_loop(edges)
+    for loop in _loops(_boundary_edges(m)):
         if len(loop) >= 3 and _signed_area(loop) > 0:
             simplified = _drop_collinear(loop)
             if len(simplified) >= 3:
@@ -356,37 +354,47 @@ def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
 
 
 def _boundary_edges(m: np.ndarray) -> dict[tuple[int, int], list[tuple[int, int]]]:
-    """Directed edges between pixel corners, object on the right in image coordinates."""
+    """Directed edges between pixel corners, object on the right in image coordinates.
+
+    Only boundary pixels are visited (numpy finds them), in raster order and top, right, bottom,
+    left within a pixel, so the work grows with the outline, not with the area.
+    """
     h, w = m.shape
     padded = np.zeros((h + 2, w + 2), dtype=bool)
     padded[1:-1, 1:-1] = m
+    inner = padded[1:-1, 1:-1]
+    # per side: (pixel has no neighbour there, the edge's start and end corners relative to the pixel)
+    sides = ((~padded[:-2, 1:-1], (0, 0), (1, 0)), (~padded[1:-1, 2:], (1, 0), (1, 1)),
+             (~padded[2:, 1:-1], (1, 1), (0, 1)), (~padded[1:-1, :-2], (0, 1), (0, 0)))
+    keys, starts, ends = [], [], []
+    for d, (open_side, (sx, sy), (ex, ey)) in enumerate(sides):
+        ys, xs = np.nonzero(inner & open_side)
+        keys.append((ys.astype(np.int64) * w + xs) * 4 + d)
+        starts.append(np.stack([xs + sx, ys + sy], axis=1))
+        ends.append(np.stack([xs + ex, ys + ey], axis=1))
+    order = np.argsort(np.concatenate(keys), kind="stable")
     edges: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    ys, xs = np.nonzero(padded)
-    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
-        cx, cy = x - 1, y - 1
-        if not padded[y - 1, x]:
-            edges.setdefault((cx, cy), []).append((cx + 1, cy))
-        if not padded[y, x + 1]:
-            edges.setdefault((cx + 1, cy), []).append((cx + 1, cy + 1))
-        if not padded[y + 1, x]:
-            edges.setdefault((cx + 1, cy + 1), []).append((cx, cy + 1))
-        if not padded[y, x - 1]:
-            edges.setdefault((cx, cy + 1), []).append((cx, cy))
+    for a, b in zip(np.concatenate(starts)[order].tolist(), np.concatenate(ends)[order].tolist(), strict=True):
+        edges.setdefault((a[0], a[1]), []).append((b[0], b[1]))
     return edges
 
 
-def _pop_loop(edges: dict[tuple[int, int], list[tuple[int, int]]]) -> list[tuple[int, int]]:
-    start = min(edges)
-    loop = [start]
-    current = start
-    while True:
-        nxt = edges[current].pop()
-        if not edges[current]:
-            del edges[current]
-        if nxt == start or nxt not in edges:
-            return loop
-        loop.append(nxt)
-        current = nxt
+def _loops(edges: dict[tuple[int, int], list[tuple[int, int]]]) -> Iterator[list[tuple[int, int]]]:
+    """Pop closed loops off ``edges``, each starting at the smallest corner left (keys only go away,
+    so one sorted pass finds each start)."""
+    for start in sorted(edges):
+        while start in edges:
+            loop = [start]
+            current = start
+            while True:
+                nxt = edges[current].pop()
+                if not edges[current]:
+                    del edges[current]
+                if nxt == start or nxt not in edges:
+                    break
+                loop.append(nxt)
+                current = nxt
+            yield loop
 
 
 def _signed_area(points: list[tuple[int, int]]) -> float:
@@ -411,16 +419,10 @@ def mask_to_cvat_rle(mask: np.ndarray, left: int, top: int, width: int, height: 
     """CVAT 1.1 mask RLE: run lengths over the ``(height, width)`` crop at (left, top), row-major,
     starting with a run of zeros."""
     crop = np.asarray(mask, dtype=bool)[top: top + height, left: left + width].reshape(-1)
-    runs: list[int] = []
-    current, count = False, 0
-    for value in crop.tolist():
-        if value == current:
-            count += 1
-        else:
-            runs.append(count)
-            current, count = value, 1
-    runs.append(count)
-    return runs
+    change = np.flatnonzero(crop[1:] != crop[:-1]) + 1  # where a run of the other value starts
+    bounds = np.concatenate([[0], change, [crop.size]])
+    runs = np.diff(bounds).tolist()
+    return [0, *runs] if crop.size and crop[0] else (runs or [0])
 
 
 def cvat_rle_to_mask(runs: Sequence[int], left: int, top: int, width: int, height: int,
