@@ -342,12 +342,21 @@ def test_a_job_finds_the_first_layer_after_another_process_renamed_it(analysis):
     assert ctx.layer == "regions" and ctx.layer_ref == ""  # stale name; the reference does not depend on it
     assert cells.layer_ref == "cells"
 
-    def job(ref: str) -> JobContext:
-        return JobContext(ctx.store, 1, "train", {"project": "p", "layer": ref}, "t",
-                          lambda _slug: open_project(ctx.root))
+    opened = []
 
-    found = job(ctx.layer_ref).project()
-    assert (found.id, found.layer) == (ctx.id, "tissue")
-    assert job(cells.layer_ref).project().id == cells.id
-    with pytest.raises(NotFoundError, match="tissue"):  # what naming it by the stale name did before
-        job(ctx.layer).project()
+    def worker_opens(_slug: str):
+        opened.append(open_project(ctx.root))
+        return opened[-1]
+
+    def job(ref: str) -> JobContext:
+        return JobContext(ctx.store, 1, "train", {"project": "p", "layer": ref}, "t", worker_opens)
+
+    try:
+        found = job(ctx.layer_ref).project()
+        assert (found.id, found.layer) == (ctx.id, "tissue")
+        assert job(cells.layer_ref).project().id == cells.id
+        with pytest.raises(NotFoundError, match="tissue"):  # what naming it by the stale name did before
+            job(ctx.layer).project()
+    finally:
+        for c in opened:
+            c.close()
