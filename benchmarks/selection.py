@@ -18,6 +18,11 @@ Printed per dataset, strategies ranked by mean final mAP@.5:
 
     .venv/bin/python benchmarks/selection.py --datasets dense,pennfudan,raccoon --seeds 0,1,2
     .venv/bin/python benchmarks/selection.py --quick      # generated shapes, 1 seed, tiny rounds
+    .venv/bin/python benchmarks/selection.py --report benchmarks/results/selection-*.json
+
+A full table takes hours on a 2-core CPU (raccoon: about 27 min per seed for the 7 strategies with
+``--rounds 1 --train-args epochs=10``), so runs saved with ``--json`` are kept under
+``benchmarks/results/`` and merged by ``--report`` (their seeds add up per dataset and strategy).
 """
 
 from __future__ import annotations
