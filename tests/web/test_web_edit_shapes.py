@@ -98,10 +98,7 @@ def test_a_damaged_upload_is_flagged_and_filterable(page: Any, web_server: LiveS
         assert [a["damaged"] is not None for a in added] == [False, True]
         assert c.get(f"/api/projects/{slug}/images", params={"damaged": "true"}).json()["items"][0]["file_name"] \
             == "cut.jpg"
-    page.goto(f"{web_server.url}/")
-    page.wait_for_timeout(1000)
-    if page.locator("input[name=username]").count():  # run alone: log in first
-        log_in(page, web_server.url)
+    log_in(page, web_server.url)  # logged in already after the module's first test; run alone, it logs in
     page.goto(f"{web_server.url}/#/p/{slug}/annotate/{added[1]['id']}")
     page.wait_for_selector("[data-testid=damaged]")
     assert "truncated" in (page.get_attribute("[data-testid=damaged]", "title") or "")

@@ -73,7 +73,7 @@ _lock = threading.Lock()
 def link_path(ctx: ProjectContext) -> Path:
     """Where a layer's link is kept: :data:`LINK_FILE` for the project's first layer, beside it
     ``labelstudio.layer-<id>.json`` for each other layer (each layer is its own backend)."""
-    return ctx.root / (LINK_FILE if ctx.project_id == ctx.id else f"labelstudio.layer-{ctx.id}.json")
+    return ctx.root / (LINK_FILE if ctx.is_first_layer else f"labelstudio.layer-{ctx.id}.json")
 
 
 def link(ctx: ProjectContext) -> Link:

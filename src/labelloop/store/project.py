@@ -85,11 +85,16 @@ class ProjectContext:
         return self.owner_id or self.id
 
     @property
+    def is_first_layer(self) -> bool:
+        """Whether this is the project's first layer (the project's own row)."""
+        return self.id == self.project_id
+
+    @property
     def layer_ref(self) -> str:
         """How a job names this layer: ``""`` for the first layer (the project itself: found under any
         name it is given later, even by a process whose open context still has the old one), else the
         layer's name."""
-        return "" if self.id == self.project_id else self.layer
+        return "" if self.is_first_layer else self.layer
 
     @property
     def images_dir(self) -> Path:

@@ -120,6 +120,7 @@ export type FormatInfo = Schemas["FormatInfo"];
 export type AuthUser = Schemas["AuthUser"];
 export type ExecutorInfo = Schemas["ExecutorInfo"];
 export type LayerInfo = Schemas["Layer"];
+export type LayerDeleted = Schemas["LayerDeleted"];
 export type ParentRegion = Schemas["ParentRegion"];
 
 /** one progress event of a job (a training epoch, a stage's step...): its kind's own fields */

@@ -1,4 +1,4 @@
-import { api, setLayer, type ApiError, type Effort, type FormatInfo, type ImportReport, type Job, type LayerInfo, type Overview } from "../api";
+import { api, setLayer, type ApiError, type Effort, type FormatInfo, type ImportReport, type Job, type LayerDeleted, type LayerInfo, type Overview } from "../api";
 import { can, go, type PageContext } from "../app";
 import { h, clear, showError, toast, num, ago, duration, spinner } from "../dom";
 
@@ -122,7 +122,7 @@ function layerActions(slug: string, l: LayerInfo, first: boolean, layers: LayerI
     const work = l.classes.reduce((n, c) => n + c.count, 0);
     const remove = async () => {
       try {
-        const out = await api.del<{ layer: string; annotations: number; models: number }>(path);
+        const out = await api.del<LayerDeleted>(path);
         toast(`Layer ${out.layer} deleted with ${out.annotations} annotations and ${out.models} models; the images stay`, "ok");
         layerChanged(slug, l, first, null);
       } catch (err) {
@@ -130,7 +130,7 @@ function layerActions(slug: string, l: LayerInfo, first: boolean, layers: LayerI
       }
     };
     show(
-      h("span", { class: "small warn" }, `Delete ${l.name}, its classes, ${work} annotations and its models? The images stay.`),
+      h("span", { class: "small warn" }, `Delete ${l.name}: its classes, ${work} labelled objects, proposals and models? The images stay.`),
       h("button", { class: "btn small danger", onclick: remove, "data-testid": "layer-delete-confirm" }, "Delete"),
       h("button", { class: "btn small ghost", onclick: idle }, "Keep it"),
     );
