@@ -14,7 +14,11 @@ Printed per dataset, strategies ranked by mean final mAP@.5:
 - labelled images and human seconds (loop time, click-to-box and review included) until the
   mean mAP first reaches 95 % of the best strategy's final mean mAP (``—`` if never);
 - total loop seconds;
-- whether the winner's lead over the runner-up (and over ``random``) exceeds the seed spread.
+- whether the winner's lead over the runner-up (and over ``random``) exceeds the seed spread, and the
+  lead paired by seed (mean ± sd of the per-seed differences: the seeds share their first model).
+
+Strategies are compared on the same seeds: the seed set most of them have; a strategy lacking one of
+those seeds is left out of the table, and so is a seed only some have (both are said).
 
     .venv/bin/python benchmarks/selection.py --datasets dense,pennfudan,raccoon --seeds 0,1,2
     .venv/bin/python benchmarks/selection.py --quick      # generated shapes, 1 seed, tiny rounds
@@ -22,7 +26,8 @@ Printed per dataset, strategies ranked by mean final mAP@.5:
 
 A full table takes hours on a 2-core CPU (raccoon: about 27 min per seed for the 7 strategies with
 ``--rounds 1 --train-args epochs=10``), so runs saved with ``--json`` are kept under
-``benchmarks/results/`` and merged by ``--report`` (their seeds add up per dataset and strategy).
+``benchmarks/results/`` and merged by ``--report``: each run records its seed, so seeds add up per dataset
+and strategy, and a seed found in two files is counted once.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +79,14 @@ def run_seed(name: str, strategies: list[str], seed: int, args: argparse.Namespa
                                   final_model=True,
                                   project_dir=Path(tempfile.mkdtemp(prefix=f"select-{name}-{seed}-")))
     wall = round(time.monotonic() - started, 1)
-    return {strategy: {**_curve(result), "wall": wall} for strategy, result in results.items()}
+    return {strategy: {"seed": seed, **_curve(result), "wall": wall} for strategy, result in results.items()}
 
 
 def _curve(result: dict[str, Any]) -> dict[str, Any]:
     rounds = [r for r in result["rounds"] if r["round"] > 0]
+    if not rounds:
+        sys.exit("no round after the seed round: the pool of unlabelled images ran out (use a bigger dataset, "
+                 "or a smaller --seed-per-class / --round-size)")
     # the model after the labels of rounds 0..k: round k+1's model, the final one after the last round
     maps = [r["map50"] for r in rounds[1:]] + [result["summary"]["after_last_round_map50"]]
     maps = [rounds[0]["map50"], *maps]  # index k: labels of rounds 0..k
@@ -95,15 +104,40 @@ def _mean_sd(values: list[float | None]) -> tuple[float, float]:
     return statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per strategy: mean/sd mAP per k, images and seconds to reach 95 % of the best final mAP."""
+Runs = dict[str, dict[int, dict[str, Any]]]  # strategy -> seed -> run
+
+
+def table_seeds(runs: Runs) -> list[int]:
+    """The seeds strategies are compared on: the seed set most strategies have (the larger one on a tie).
+    A strategy lacking one of them is left out of the table; seeds beyond them are not used."""
+    sets = Counter(frozenset(by_seed) for by_seed in runs.values())
+    return sorted(max(sets.items(), key=lambda kv: (kv[1], len(kv[0])))[0]) if sets else []
+
+
+def comparable(runs: Runs) -> Runs:
+    """The strategies that have every table seed, with those seeds only."""
+    seeds = table_seeds(runs)
+    return {strategy: {seed: by_seed[seed] for seed in seeds} for strategy, by_seed in runs.items()
+            if set(seeds) <= set(by_seed)}
+
+
+def summarise(runs: Runs) -> list[dict[str, Any]]:
+    """One row per strategy (``runs`` as :func:`comparable` gives them): mean/sd mAP per k, images and seconds
+    to reach 95 % of the best final mAP, and the final mAP per seed (for the paired verdict)."""
+    seeds = table_seeds(runs)
+    lengths = {len(by_seed[seed]["map"]) for by_seed in runs.values() for seed in seeds}
+    if len(lengths) > 1:
+        sys.exit(f"these runs have different numbers of rounds ({sorted(lengths)}): report runs of one --rounds "
+                 "setting at a time")
     rows = []
-    for strategy, seeds in runs.items():
-        per_k = list(zip(*[s["map"] for s in seeds], strict=True))
-        rows.append({"strategy": strategy, "map": [_mean_sd(list(k)) for k in per_k],
-                     "seconds": [statistics.fmean(k) for k in zip(*[s["seconds"] for s in seeds], strict=True)],
-                     "images": [statistics.fmean(k) for k in zip(*[s["images"] for s in seeds], strict=True)],
-                     "loop_seconds": _mean_sd([s["loop_seconds"] for s in seeds])})
+    for strategy, by_seed in runs.items():
+        chosen = [by_seed[seed] for seed in seeds]
+        rows.append({"strategy": strategy, "seeds": seeds,
+                     "map": [_mean_sd(list(k)) for k in zip(*[s["map"] for s in chosen], strict=True)],
+                     "final": {seed: by_seed[seed]["map"][-1] for seed in seeds},
+                     "seconds": [statistics.fmean(k) for k in zip(*[s["seconds"] for s in chosen], strict=True)],
+                     "images": [statistics.fmean(k) for k in zip(*[s["images"] for s in chosen], strict=True)],
+                     "loop_seconds": _mean_sd([s["loop_seconds"] for s in chosen])})
     best = max(r["map"][-1][0] for r in rows)
     for r in rows:
         reach = next((k for k, (m, _) in enumerate(r["map"]) if m >= REACH * best), None)
@@ -112,21 +146,36 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -r["map"][-1][0])
 
 
-def verdict(rows: list[dict[str, Any]]) -> list[str]:
-    """Whether the winner's lead exceeds the seed spread (over the runner-up and over random)."""
+def left_out(runs: Runs) -> list[str]:
+    """A line per strategy whose runs are not all in the table, and why."""
+    seeds = set(table_seeds(runs))
     out = []
+    for strategy, by_seed in runs.items():
+        mine = set(by_seed)
+        if not seeds <= mine:
+            out.append(f"{strategy}: left out, it lacks seeds {sorted(seeds - mine)} of the table")
+        elif mine - seeds:
+            out.append(f"{strategy}: seeds {sorted(mine - seeds)} left out (the other strategies lack them)")
+    return out
+
+
+def verdict(rows: list[dict[str, Any]]) -> list[str]:
+    """Whether the winner's lead exceeds the seed spread (over the runner-up and over random), and the lead
+    paired by seed."""
     win = rows[0]
+    if len(win["seeds"]) < 2:
+        return [f"{win['strategy']} leads on one seed only: no spread between seeds to judge the lead by"]
+    out = []
     others = rows[1:2] + [r for r in rows[2:] if r["strategy"] == "random"]
     for other in others:
         lead = win["map"][-1][0] - other["map"][-1][0]
         spread = max(win["map"][-1][1], other["map"][-1][1])
-        if spread > 0:
-            word = "exceeds" if lead > spread else "is within"
-            out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5, which {word} the seed "
-                       f"spread ({spread:.3f})")
-        else:
-            out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5 (no spread between seeds "
-                       "to judge it by)")
+        diffs = [win["final"][seed] - other["final"][seed] for seed in win["seeds"]]
+        paired = f"paired by seed {statistics.fmean(diffs):+.3f} ± {statistics.stdev(diffs):.3f}, " \
+                 f"ahead on {sum(d > 0 for d in diffs)} of {len(diffs)} seeds"
+        word = "exceeds" if lead > spread else "is within"
+        out.append(f"{win['strategy']} leads {other['strategy']} by {lead:+.3f} mAP@.5, which {word} the seed "
+                   f"spread ({spread:.3f}); {paired}")
     return out
 
 
@@ -137,7 +186,8 @@ def _f(x: Any, d: int = 3) -> str:
 def table(name: str, rows: list[dict[str, Any]]) -> str:
     ks = len(rows[0]["map"])
     head = " | ".join(f"mAP after r{k}" for k in range(ks))
-    lines = [f"### {name}", f"| strategy | {head} | images to {REACH:.0%} | seconds to {REACH:.0%} | loop seconds |",
+    lines = [f"### {name} (seeds {', '.join(map(str, rows[0]['seeds']))})",
+             f"| strategy | {head} | images to {REACH:.0%} | seconds after r0 to {REACH:.0%} | loop seconds |",
              "|" + "---|" * (ks + 4)]
     for r in rows:
         maps = " | ".join(f"{m:.3f} ± {sd:.3f}" for m, sd in r["map"])
@@ -168,39 +218,62 @@ def main() -> None:
         args.datasets, args.seeds, args.rounds, args.round_size, args.seed_per_class = "shapes", "0", 2, 4, 3
         args.train_args = args.train_args or "epochs=1;image_size=128;batch_size=4"
     args.cache.mkdir(parents=True, exist_ok=True)
-    everything: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    everything: dict[str, Runs] = {}
     for name in args.datasets.split(","):
-        runs: dict[str, list[dict[str, Any]]] = {}
+        runs: Runs = {}
         everything[name] = runs
         # seed by seed, so a run stopped early still compares every strategy on the seeds it finished
         for seed in (int(s) for s in args.seeds.split(",")):
             print(f"... {name} / seed {seed} / {args.strategies}", file=sys.stderr, flush=True)
             for strategy, one in run_seed(name, args.strategies.split(","), seed, args).items():
-                runs.setdefault(strategy, []).append(one)
+                runs.setdefault(strategy, {})[seed] = one
                 print(f"    {strategy}: mAP@.5 {[round(m, 3) for m in one['map']]}, loop seconds "
                       f"{one['loop_seconds']:.0f}", file=sys.stderr, flush=True)
             print(f"    wall {one['wall']:.0f} s for the seed", file=sys.stderr, flush=True)
             if args.json:  # written after every seed: nothing is lost if the benchmark is stopped
-                args.json.write_text(json.dumps(everything, indent=2))
+                args.json.write_text(json.dumps(_saved(everything), indent=2))
         print_dataset(name, runs)
 
 
-def print_dataset(name: str, runs: dict[str, list[dict[str, Any]]]) -> None:
-    rows = summarise(runs)
+def _saved(everything: dict[str, Runs]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The --json form: per dataset and strategy, a list of runs, each with its seed."""
+    return {name: {strategy: [by_seed[seed] for seed in sorted(by_seed)] for strategy, by_seed in runs.items()}
+            for name, runs in everything.items()}
+
+
+def print_dataset(name: str, runs: Runs) -> None:
+    rows = summarise(comparable(runs))
     print(table(name, rows))
-    for line in verdict(rows):
+    for line in [*verdict(rows), *left_out(runs)]:
         print(line)
     print(flush=True)
 
 
-def report(files: list[Path]) -> None:
-    """The tables of saved runs; files are merged per dataset and strategy (their seeds add up)."""
-    merged: dict[str, dict[str, list[dict[str, Any]]]] = {}
+def merge(files: list[Path]) -> dict[str, Runs]:
+    """Saved runs merged per dataset, strategy and seed: a seed saved twice counts once (a different second
+    result for it is left out, with a warning)."""
+    merged: dict[str, Runs] = {}
     for f in files:
-        for name, runs in json.loads(f.read_text()).items():
+        try:
+            saved = json.loads(f.read_text())
+        except (OSError, ValueError) as err:
+            sys.exit(f"cannot read {f}: {err} (expected a file written by --json)")
+        for name, runs in saved.items():
             for strategy, seeds in runs.items():
-                merged.setdefault(name, {}).setdefault(strategy, []).extend(seeds)
-    for name, runs in merged.items():
+                for run in seeds:
+                    if "seed" not in run:
+                        sys.exit(f"{f}: a {name}/{strategy} run has no 'seed' (expected a file written by --json)")
+                    by_seed = merged.setdefault(name, {}).setdefault(strategy, {})
+                    known = by_seed.setdefault(run["seed"], run)
+                    if known is not run and known["map"] != run["map"]:
+                        print(f"warning: {f} has another {name}/{strategy} run of seed {run['seed']}: the first one "
+                              "read is kept", file=sys.stderr)
+    return merged
+
+
+def report(files: list[Path]) -> None:
+    """The tables of saved runs, files merged per dataset, strategy and seed."""
+    for name, runs in merge(files).items():
         if runs:
             print_dataset(name, runs)
 

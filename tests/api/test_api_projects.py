@@ -298,3 +298,29 @@ def test_hostile_requests_get_4xx_not_500(server: LiveServer, admin: httpx.Clien
         assert all("root" not in p for p in annie.get("/api/projects").json())
         assert "root" not in annie.get(f"{base}").json()
     assert all("root" in p for p in admin.get("/api/projects").json())
+
+
+def test_what_next_leaves_out_images_labelled_since_the_suggest_job(admin: httpx.Client, server: LiveServer,
+                                                                     project: str, monkeypatch) -> None:
+    from labelloop.jobs.records import create_job
+    from labelloop.store.tables import Job
+
+    monkeypatch.delenv("LABELLOOP_DATABASE_URL", raising=False)
+    images = [i["id"] for i in admin.get(f"/api/projects/{project}/images").json()["items"]]
+    picks = [{"image_id": i, "file_name": f"img{k}.png", "reasons": ["random pick"], "rank": k + 1}
+             for k, i in enumerate(images)]
+    registry = ProjectRegistry(server.home, server_database_url(server.home))
+    try:  # a suggest job that finished before anything was labelled, as the worker stores it
+        ctx = registry.open(project)
+        job_id = create_job(registry.store(), "suggest", {"project": project, "n": 3}, project_id=ctx.id, actor="admin")
+        with registry.store().session() as s:
+            job = s.get(Job, job_id)
+            job.status, job.result = "succeeded", {"output": {"suggestions": picks, "note": "a random sample"}}
+    finally:
+        registry.close()
+    url = f"/api/projects/{project}/suggestions"
+    assert [p["image_id"] for p in admin.get(url).json()["suggestions"]] == images
+    admin.post(f"/api/projects/{project}/images/{images[1]}/annotations", json={"label": "cat", "bbox": [2, 3, 30, 40]})
+    latest = admin.get(url).json()
+    assert [p["image_id"] for p in latest["suggestions"]] == [images[0], images[2]]
+    assert latest["job"]["id"] == job_id and latest["note"] == "a random sample"

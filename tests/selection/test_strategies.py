@@ -96,5 +96,29 @@ def test_every_strategy_says_what_the_benchmarks_measured() -> None:
     notes = {name: strategy_note(name) for name in STRATEGIES}
     assert all("random" in note for note in notes.values())
     assert notes["mixed"] != notes["random"] and "beaten" in notes["mixed"]
+    assert "worse than it on Penn-Fudan" in notes["mixed"] and "worse" not in notes["diversity"]
     with pytest.raises(InvalidInputError, match="unknown selection strategy"):
         strategy_note("clairvoyant")
+
+
+def test_hybrid_tops_up_when_duplicates_leave_fewer_clusters_than_picks() -> None:
+    twins = [_cand(i, [float(i % 2), 0.0], u=0.05 * i) for i in range(20)]  # two distinct pictures, ten copies each
+    picks = rank_by_strategy("hybrid", twins, 5, CTX)
+    assert len({p.image_id for p in picks}) == 5
+    assert sorted(p.image_id for p in picks[:2]) == [18, 19]  # one per cluster first: each cluster's most doubtful
+
+
+def test_effort_treats_unknown_seconds_as_typical_not_free() -> None:
+    pool = [_cand(1, [0, 0], u=0.5, seconds=0.0), _cand(2, [1, 1], u=0.5, seconds=20.0),
+            _cand(3, [2, 2], u=0.5, seconds=40.0)]
+    picks = {p.image_id: p for p in rank_by_strategy("effort", pool, 3, CTX)}
+    assert picks[1].components["expected_seconds"] == pytest.approx(30.0)  # the median of the known ones
+    assert picks[1].score == pytest.approx(picks[2].score * 20 / 30, rel=1e-3)
+
+
+def test_class_deficit_says_when_no_class_is_below_target() -> None:
+    full = SelectionContext(counts={"common": 40, "rare": 25}, target=20, seed=1)
+    picks = rank_by_strategy("class-deficit", _pool(), 4, full)
+    assert len({p.image_id for p in picks}) == 4
+    assert all(p.reasons[0] == "no class is below its target of 20 labelled objects" for p in picks)
+    assert [p.image_id for p in picks] == [p.image_id for p in rank_by_strategy("random", _pool(), 4, full)]

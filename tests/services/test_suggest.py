@@ -13,6 +13,16 @@ from labelloop.services.suggest import labelled_counts, suggest_images
 from selection.loopkit import OraclePredictor, add_fake_model, demo_with_truth, image_ids, pixels_of
 
 
+def _oracle_project(tmp_path, n_images: int, labelled: int):
+    """A demo project and a predictor that sees each image's ground truth, confidently."""
+    ctx, truth = demo_with_truth(tmp_path / "p", n_images=n_images, labelled=labelled)
+    ids = image_ids(ctx)
+    oracle = OraclePredictor(["circle", "square", "triangle"])
+    for name, iid in ids.items():
+        oracle.add_truth(pixels_of(ctx, iid), truth[name], score=0.97)
+    return ctx, ids, oracle
+
+
 def test_planted_hard_image_first_and_its_twin_not_at_the_top(tmp_path):
     ctx, truth = demo_with_truth(tmp_path / "p", n_images=16, labelled=8)
     ids = image_ids(ctx)
@@ -65,11 +75,7 @@ def test_labelled_counts_follow_ground_truth(tmp_path):
 def test_every_strategy_names_itself_and_the_model_round(tmp_path):
     from labelloop.selection.strategies import STRATEGIES
 
-    ctx, truth = demo_with_truth(tmp_path / "p", n_images=12, labelled=6)
-    ids = image_ids(ctx)
-    oracle = OraclePredictor(["circle", "square", "triangle"])
-    for name, iid in ids.items():
-        oracle.add_truth(pixels_of(ctx, iid), truth[name], score=0.97)
+    ctx, ids, oracle = _oracle_project(tmp_path, n_images=12, labelled=6)
     cheap, dear = ids["shapes_0007.jpg"], ids["shapes_0008.jpg"]
     # the same doubt on two images; one has many more uncertain boxes to review
     oracle.add(pixels_of(ctx, cheap), [[5, 5, 30, 30]], [0.5], ["circle"])
@@ -88,4 +94,20 @@ def test_every_strategy_names_itself_and_the_model_round(tmp_path):
         assert item["score"] == pytest.approx(item["components"]["value"] * rate, abs=1e-3)
     with pytest.raises(InvalidInputError, match="unknown selection strategy"):
         suggest_images(ctx, n=3, model_id=model, predictor=oracle, strategy="clever")
+    ctx.close()
+
+
+def test_suggestions_of_an_earlier_job_leave_out_images_labelled_since(tmp_path):
+    from labelloop.services.annotations import AnnotationInput, create_annotation
+    from labelloop.services.suggest import still_unlabelled
+
+    ctx, _ids, oracle = _oracle_project(tmp_path, n_images=10, labelled=5)
+    model = add_fake_model(ctx, oracle.classes)
+    picks = suggest_images(ctx, n=5, model_id=model, predictor=oracle, strategy="random")
+    assert still_unlabelled(ctx, picks) == picks  # nothing labelled since: the job's list as it was
+    done = picks[1]["image_id"]
+    create_annotation(ctx, done, AnnotationInput("circle", (2, 2, 20, 20)), actor="ann")
+    left = still_unlabelled(ctx, picks)
+    assert [p["image_id"] for p in left] == [p["image_id"] for p in picks if p["image_id"] != done]
+    assert still_unlabelled(ctx, []) == []
     ctx.close()

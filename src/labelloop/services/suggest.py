@@ -43,7 +43,7 @@ from labelloop.settings import get_settings
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, LabelClass, is_ground_truth
 
-__all__ = ["DEFAULT_STRATEGY", "candidate_signals", "labelled_counts", "suggest_images"]
+__all__ = ["DEFAULT_STRATEGY", "candidate_signals", "labelled_counts", "still_unlabelled", "suggest_images"]
 
 #: what ``suggest`` uses unless told otherwise: the winner of the selection benchmark (README)
 DEFAULT_STRATEGY = "random"
@@ -178,3 +178,15 @@ def suggest_images(ctx: ProjectContext, *, n: int = 50, model_id: int | None = N
     ranked = rank_by_strategy(strategy, candidates, n, chooser)
     return [{**s.as_dict(), "rank": i + 1, "strategy": strategy, "model_id": model.id, "model_round": model.round}
             for i, s in enumerate(ranked)]
+
+
+def still_unlabelled(ctx: ProjectContext, suggestions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``suggestions`` (of an earlier suggest job) whose images are still waiting for labels, in order:
+    an image labelled, reviewed or deleted since is no longer a suggestion."""
+    ids = [int(s["image_id"]) for s in suggestions if "image_id" in s]
+    if not ids:
+        return []
+    with ctx.store.session() as s:
+        waiting = set(s.scalars(select(Image.id).where(Image.project_id == ctx.id, Image.id.in_(ids),
+                                                       Image.status.in_(UNLABELLED_STATUSES))))
+    return [s for s in suggestions if s.get("image_id") in waiting]

@@ -1,4 +1,5 @@
-"""What to do next: suggestions (latest suggest job), QA findings (latest qa job), the effort report."""
+"""What to do next: suggestions (latest suggest job, less the images labelled since), QA findings (latest qa
+job), the effort report."""
 
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ def _latest(st: ServerState, slug: str, kind: str, key: str) -> dict[str, Any]:
 @router.get("/suggestions", response_model=rs.LatestSuggestions,
             summary="The latest suggestions: images worth annotating next, with reasons")
 def suggestions(slug: str, ctx: Project, st: State) -> dict[str, Any]:
-    return _latest(st, slug, "suggest", "suggestions")
+    from labelloop.services.suggest import still_unlabelled
+
+    latest = _latest(st, slug, "suggest", "suggestions")
+    return {**latest, "suggestions": still_unlabelled(ctx, latest["suggestions"])}
 
 
 @router.get("/qa", response_model=rs.LatestIssues, summary="The latest QA findings: likely label errors")
