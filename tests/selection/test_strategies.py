@@ -96,7 +96,8 @@ def test_every_strategy_says_what_the_benchmarks_measured() -> None:
     notes = {name: strategy_note(name) for name in STRATEGIES}
     assert all("random" in note for note in notes.values())
     assert notes["mixed"] != notes["random"] and "beaten" in notes["mixed"]
-    assert "worse than it on Penn-Fudan" in notes["mixed"] and "worse" not in notes["diversity"]
+    assert "worse than it on Penn-Fudan" in notes["mixed"] and "worse" not in notes["uncertainty"]
+    assert "came closest" in notes["class-deficit"] and notes["uncertainty"] != notes["class-deficit"]
     with pytest.raises(InvalidInputError, match="unknown selection strategy"):
         strategy_note("clairvoyant")
 

@@ -297,7 +297,7 @@ def next_steps(stats: dict[str, Any], model: dict[str, Any] | None, new_since_mo
     if not steps and unlabeled:
         steps.append({"action": "annotate", "text": f"Annotate some of the {unlabeled} unlabelled images"})
     steps.append({"action": "next", "text": "See which images to annotate next (a random sample, each image "
-                                            "with what it brings: no smarter pick has done better so far)"})
+                                            "with what it brings: no smarter pick has clearly done better so far)"})
     return steps
 
 

@@ -3,10 +3,10 @@
 For each candidate the model predicts on the image and on its horizontal mirror (test-time
 augmentation) and embeds it, and the image's expected review seconds are estimated from its
 predictions; a strategy of :mod:`labelloop.selection.strategies` picks them. The default is a
-random sample, because that is what the selection benchmark found best so far (no strategy beat
-it; the blended ``mixed`` -- uncertainty, mirror disagreement, class ambiguity and class deficit
-with novelty on the embeddings -- was worse on one dataset by more than the seed spread); each
-pick still says what it brings, by which strategy and with which model round.
+random sample, because no strategy clearly beat it in the selection benchmark (paired by seed,
+every lead was within its spread; ``mixed``, ``diversity`` and ``hybrid`` were worse on Penn-Fudan
+by more than the spread); each pick still says what it brings, by which strategy and with which
+model round.
 """
 
 from __future__ import annotations
