@@ -91,10 +91,21 @@ BAD = [
     ({"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 1]}, "bbox"),
     ({"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 1, 5, 5],
       "segmentation": {"size": [10, 10], "counts": "abc"}}, "does not match image"),
+    # strings would be joined, not added ("10" + "3" is "103"): numbers only
+    ({"id": 1, "image_id": 7, "category_id": 3, "bbox": ["10", "20", "3", "4"]}, "as 4 numbers"),
+    ({"id": 1, "image_id": 7, "category_id": 3, "bbox": 5}, "expected bbox [x, y, w, h] as 4 numbers, got 5"),
+    ({"id": 1, "image_id": 7, "category_id": 3, "bbox": [5, 5, -3, 10]}, "zero or negative area (w=-3, h=10)"),
+    ({"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 1, 5, 5], "segmentation": [["a", 1]]},
+     "lists of numbers"),
+    ({"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 1, 5, 5], "score": "high"}, "score as a number"),
+    ({"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 1, 5, 5], "attributes": ["occluded"]},
+     "attributes as an object"),
 ]
 
 
-@pytest.mark.parametrize(("ann", "message"), BAD, ids=["category", "image", "bbox", "rle-size"])
+@pytest.mark.parametrize(("ann", "message"), BAD, ids=["category", "image", "bbox", "rle-size", "bbox-strings",
+                                                        "bbox-number", "bbox-negative", "polygon-strings",
+                                                        "score-string", "attributes-list"])
 def test_bad_annotation_names_file_and_record(tmp_path: Path, ann: dict[str, Any], message: str) -> None:
     good = {"id": 2, "image_id": 7, "category_id": 9, "bbox": [2, 2, 10, 10]}
     path = _write(tmp_path, _doc([good, ann]))
@@ -106,6 +117,23 @@ def test_bad_annotation_names_file_and_record(tmp_path: Path, ann: dict[str, Any
     ds = COCO.read(tmp_path, ReadOptions(skip_invalid=True))
     assert [a.label for a in ds.images[0].annotations] == ["dog"]
     assert len(ds.skipped) == 1 and message in str(ds.skipped[0])
+
+
+def test_a_flat_polygon_is_read_as_one_ring(tmp_path: Path) -> None:
+    _write(tmp_path, _doc([{"id": 1, "image_id": 7, "category_id": 3, "bbox": [5, 5, 10, 10],
+                            "segmentation": [5, 5, 15, 5, 15, 15]}]))
+    assert COCO.read(tmp_path, ReadOptions()).images[0].annotations[0].polygons == [[5, 5, 15, 5, 15, 15]]
+
+
+def test_duplicate_image_ids_are_refused_not_merged(tmp_path: Path) -> None:
+    doc = _doc([{"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 1, 5, 5]}])
+    doc["images"].append({"id": 7, "file_name": "b.jpg", "width": 50, "height": 40})
+    _write(tmp_path, doc)
+    with pytest.raises(FormatError, match=r"duplicate image id 7 \(also 'a.jpg'\)") as err:
+        COCO.read(tmp_path, ReadOptions())
+    assert "images[1]" in str(err.value) and "its own id" in str(err.value)
+    kept = COCO.read(tmp_path, ReadOptions(skip_invalid=True))  # the first keeps its id and its annotation
+    assert [(i.file_name, len(i.annotations)) for i in kept.images] == [("a.jpg", 1)]
 
 
 def test_truncated_json_is_a_format_error(tmp_path: Path) -> None:

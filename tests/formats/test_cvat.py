@@ -115,6 +115,9 @@ def test_reads_project_layout_rotation_ellipse_and_groups(tmp_path: Path) -> Non
      "expected points"),
     ('<image id="0" name="a.png" width="10" height="10"><mask label="cat" rle="5, 5" left="0" top="0" '
      'width="3" height="3"/></image>', "expected 3x3"),
+    # refused before 37 GiB of pixels are allocated
+    ('<image id="0" name="a.png" width="10" height="10"><mask label="cat" rle="5" left="0" top="0" '
+     'width="200000" height="200000"/></image>', "mask 200000x200000 at 0,0 does not fit in the image 10x10"),
 ])
 def test_bad_records_name_file_and_record_or_are_skipped(tmp_path: Path, body: str, reason: str) -> None:
     path = _xml(tmp_path, body + '<image id="1" name="ok.png" width="10" height="10">'

@@ -74,10 +74,15 @@ def test_image_urls_map_back_to_file_names(tmp_path: Path) -> None:
              {"id": 2, "data": {"image": "/data/upload/3/1234abcd-kept.jpg"}},
              {"id": 3, "data": {"image": "/data/local-files/?d=dataset/imgs/p%20q.png"}},
              {"id": 4, "data": {"image": "https://example.com/a/b/remote.png?sig=1"}},
-             {"id": 5, "data": {"image": "plain/relative.png"}}]
+             {"id": 5, "data": {"image": "plain/relative.png"}},
+             # URLs are percent-encoded: the file is 'my cat.png'
+             {"id": 6, "data": {"image": "https://example.com/x/my%20cat.png"}},
+             {"id": 7, "data": {"image": "s3://bucket/dir/caf%C3%A9.png"}},
+             {"id": 8, "data": {"image": "/data/upload/3/abcdef12-my%20dog.png"}}]
     ds = LS.read(_write(tmp_path, tasks), ReadOptions())
     names = [i.file_name for i in ds.images]
-    assert names == ["photo.jpg", "1234abcd-kept.jpg", "dataset/imgs/p q.png", "remote.png", "plain/relative.png"]
+    assert names == ["photo.jpg", "1234abcd-kept.jpg", "dataset/imgs/p q.png", "remote.png", "plain/relative.png",
+                     "my cat.png", "café.png", "my dog.png"]
     assert ds.images[0].path == tmp_path / "images/photo.jpg"
 
 
@@ -161,6 +166,12 @@ def test_bad_regions_name_file_and_record_or_are_skipped(tmp_path: Path, result:
     assert info.value.record == "task 9 annotations[0].result[0]"
     ds = LS.read(path, ReadOptions(skip_invalid=True))
     assert len(ds.skipped) == 1 and reason in ds.skipped[0] and len(ds.images[0].annotations) == 1
+
+
+def test_a_foreign_labelloop_field_is_ignored_not_a_crash(tmp_path: Path) -> None:
+    region = {**_rect(1, 1, 5, 5), "labelloop": [["group", "g"]]}  # not the object our writer puts there
+    tasks = [{"id": 1, "data": {"image": "a.png"}, "annotations": [{"result": [region]}]}]
+    assert len(LS.read(_write(tmp_path, tasks), ReadOptions()).images[0].annotations) == 1
 
 
 def test_path_traversal_and_truncated_json(tmp_path: Path) -> None:

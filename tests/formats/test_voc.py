@@ -184,3 +184,10 @@ def test_an_image_in_two_folders_is_an_error_naming_both(tmp_path: Path) -> None
     assert "img_000.png" in str(err.value) and "pics" in str(err.value) and "backup" in str(err.value)
     ds = _voc().read(root, ReadOptions(skip_invalid=True))  # --skip-invalid: that record, not the whole import
     assert [i.file_name for i in ds.images] == ["img_001.png"] and "img_000.png" in " ".join(ds.skipped)
+
+
+def test_an_infinite_size_is_read_as_unknown_not_a_crash(tmp_path: Path) -> None:
+    root = _voc_folder(tmp_path, _doc(f"<filename>a.jpg</filename><size><width>inf</width><height>1e999</height>"
+                                      f"</size>{OBJECT}"))
+    image = _voc().read(root, ReadOptions()).images[0]
+    assert (image.width, image.height) == (None, None) and image.annotations[0].bbox == (1, 2, 30, 40)

@@ -142,6 +142,18 @@ def test_refuses_data_yaml_pointing_outside_the_dataset(tmp_path: Path) -> None:
         _yolo().read(root, ReadOptions())
 
 
+def test_data_yaml_whose_splits_are_all_missing_is_refused_not_scanned(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    _save_image(root / "imgs" / "a.jpg")
+    (root / "lbls").mkdir(parents=True)
+    (root / "lbls" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text("train: pics/train\nval: pics/val\nnames: [a]\n")
+    with pytest.raises(FormatError, match="the splits data.yaml names do not exist") as err:
+        _yolo().read(root, ReadOptions())
+    assert "'train' points to 'pics/train'; 'val' points to 'pics/val'" in str(err.value)
+    assert "fix the paths in data.yaml" in str(err.value)
+
+
 BAD_LINES = [
     ("7 0.5 0.5 0.2 0.2", "unknown class index 7"),
     ("0 0.5 abc 0.2 0.2", "expected a number, got 'abc'"),

@@ -66,6 +66,9 @@ def _write(coco: Path, doc: dict) -> None:
     (lambda d: d["images"][1].update(file_name=d["images"][2]["file_name"]), "duplicate file name"),
     (lambda d: d["images"][3].update(file_name="missing.png"), "image file not found"),
     (lambda d: d["annotations"][0].update(review_state="hacked"), "unknown review state 'hacked'"),
+    (lambda d: d["images"][1].update(id=d["images"][0]["id"]), "duplicate image id"),
+    (lambda d: d["annotations"][0].update(bbox=[str(v) for v in d["annotations"][0]["bbox"]]), "as 4 numbers"),
+    (lambda d: d.pop("images"), "expected COCO 'images'"),
 ])
 def test_bad_record_fails_whole_import_and_names_it(tmp_path, project, breakage, message):
     coco, doc = _coco_dir(tmp_path)
@@ -139,3 +142,33 @@ def test_missing_images_allowed_when_asked(tmp_path, project):
         p.unlink()
     report = import_path(project, coco, allow_missing_images=True)
     assert report.images_added == 6
+
+
+def test_a_dataset_without_images_is_an_error_not_an_empty_success(tmp_path, project):
+    coco, doc = _coco_dir(tmp_path)
+    _write(coco, {**doc, "images": [], "annotations": []})
+    with pytest.raises(FormatError, match="no images found in this coco dataset, so nothing was imported") as err:
+        import_path(project, coco)
+    assert "check the path and the format" in str(err.value)
+    _write(coco, {**doc, "images": [{"id": 1}], "annotations": []})  # every image invalid, skipped
+    with pytest.raises(FormatError, match=r"\(1 record\(s\) skipped as invalid\)"):
+        import_path(project, coco, skip_invalid=True)
+    assert _counts(project) == (0, 0)
+
+
+def test_class_names_with_stray_spaces_join_the_class_they_name(tmp_path, project):
+    from labelloop.services.labels import list_labels
+
+    coco, doc = _coco_dir(tmp_path)
+    first = import_path(project, coco)
+    names = [c["name"] for c in list_labels(project)]
+    for cat in doc["categories"]:
+        cat["name"] = f"  {cat['name']} "
+    for img in doc["images"]:  # the same pictures under other names: new images, the same classes
+        old = coco / "images" / img["file_name"]
+        img["file_name"] = "again-" + img["file_name"]
+        (coco / "images" / img["file_name"]).write_bytes(old.read_bytes())
+    _write(coco, doc)
+    again = import_path(project, coco)
+    assert again.labels_added == [] and [c["name"] for c in list_labels(project)] == names
+    assert again.annotations_added == first.annotations_added

@@ -95,6 +95,10 @@ def _split_from_name(file: Path) -> str | None:
 
 
 def _expect(doc: Any, key: str, kind: type, file: Path) -> Any:
+    if key == "images" and key not in doc:
+        raise FormatError("expected COCO 'images' (a list of {id, file_name, width, height}), found no such key",
+                          "is this a results file? labelloop imports datasets: images, categories, annotations",
+                          file=str(file))
     value = doc.get(key, [] if kind is list else None)
     if not isinstance(value, kind):
         hint = "is this a Label Studio export? try --format labelstudio" if isinstance(doc, dict) else None
@@ -127,6 +131,10 @@ def _read_file(file: Path, recorder: Recorder, split: str | None) -> DatasetReco
         rec = _read_image(img, i, file, recorder, finder, seen_names, split)
         if rec is not None and not _is_id(img.get("id")):
             recorder.invalid(file, f"images[{i}]", f"image id {img.get('id')!r}: expected a number or a string")
+        elif rec is not None and img["id"] in by_id:
+            recorder.invalid(file, f"images[{i}]",
+                             f"duplicate image id {img['id']!r} (also {by_id[img['id']].file_name!r})",
+                             "each image needs its own id: annotations find their image by it")
         elif rec is not None:
             by_id[img["id"]] = rec
     for i, ann in enumerate(annotations):
@@ -190,23 +198,41 @@ def _read_annotation(ann: Any, i: int, file: Path, recorder: Recorder, names: di
         image.annotations.append(rec)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _polygons(seg: list[Any]) -> list[list[float]]:
+    if seg and all(_number(v) for v in seg):  # one flat ring [x1, y1, ...]: some tools write it so
+        seg = [seg]
+    if not all(isinstance(ring, list) and all(_number(v) for v in ring) for ring in seg):
+        raise ValueError("expected segmentation polygons as lists of numbers [[x1, y1, x2, y2, ...], ...]")
+    return [[float(v) for v in ring] for ring in seg]
+
+
 def _annotation(ann: dict[str, Any], label: str, image: ImageRecord) -> AnnotationRecord:
     seg = ann.get("segmentation")
     polygons = rle = None
     if seg:
         if isinstance(seg, list):
-            polygons = [[float(v) for v in ring] for ring in seg]
+            polygons = _polygons(seg)
         elif isinstance(seg, dict):
             rle = _normalise_rle(seg, image)
         else:
             raise ValueError(f"expected segmentation as polygons [[x, y, ...]] or an RLE {{size, counts}}, "
                              f"got {type(seg).__name__}")
     bbox = ann.get("bbox")
-    if bbox is None or len(bbox) != 4:
-        raise ValueError(f"expected bbox [x, y, w, h], got {bbox!r}")
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_number(v) for v in bbox):
+        raise ValueError(f"expected bbox [x, y, w, h] as 4 numbers, got {bbox!r}")
     x, y, w, h = bbox
-    score = ann.get("score")
-    attributes = ann.get("attributes")
+    if w <= 0 or h <= 0:
+        raise ValueError(f"bbox [x, y, w, h] has zero or negative area (w={w}, h={h}): expected a positive width "
+                         "and height")
+    score, attributes = ann.get("score"), ann.get("attributes")
+    if score is not None and not _number(score):
+        raise ValueError(f"expected score as a number in [0, 1], got {score!r}")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise ValueError(f"expected attributes as an object {{name: value}}, got {type(attributes).__name__}")
     return AnnotationRecord(
         label=label, bbox=(x, y, x + w, y + h), polygons=polygons, rle=rle, iscrowd=bool(ann.get("iscrowd")),
         score=None if score is None else float(score), source=ann.get("source") or "human",

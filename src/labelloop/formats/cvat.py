@@ -37,6 +37,7 @@ from xml.etree.ElementTree import Element
 import numpy as np
 
 from labelloop.core.geometry import (
+    check_mask_size,
     cvat_rle_to_mask,
     ellipse_to_polygon,
     mask_to_cvat_rle,
@@ -343,6 +344,10 @@ def _mask(el: Element, image: ImageRecord) -> dict[str, Any]:
         raise ValueError("expected rle as comma-separated non-negative run lengths")
     if image.height is None or image.width is None:
         raise ValueError("a mask needs the image's width and height")
+    if left + width > image.width or top + height > image.height:  # (checked before any pixel is allocated)
+        raise ValueError(f"mask {width}x{height} at {left},{top} does not fit in the image "
+                         f"{image.width}x{image.height}")
+    check_mask_size(image.height, image.width)
     full = cvat_rle_to_mask(runs, left, top, width, height, image.height, image.width)
     if not full.any():
         raise ValueError("mask is empty")

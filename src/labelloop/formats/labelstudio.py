@@ -34,7 +34,7 @@ import re
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import numpy as np
 
@@ -278,9 +278,9 @@ def _image_name(ref: str, roots: list[Path], file: Path, record: str) -> tuple[s
     """Map a Label Studio image reference to ``(file_name, path)``."""
     url = urlparse(ref)
     if url.path.startswith("/data/local-files") and "d" in parse_qs(url.query):
-        name = parse_qs(url.query)["d"][0]
+        name = parse_qs(url.query)["d"][0]  # (parse_qs decodes it)
     elif url.scheme in ("http", "https", "s3", "gs", "azure-blob") or url.path.startswith("/data/upload"):
-        name = PurePosixPath(url.path).name
+        name = unquote(PurePosixPath(url.path).name)  # 'my%20cat.jpg' is the file 'my cat.jpg'
         if url.path.startswith("/data/upload") and _UPLOAD_HASH.match(name):
             found = find_image(name, roots)
             return (name, found) if found else (name[9:], find_image(name[9:], roots))
@@ -378,7 +378,8 @@ def _read_results(results: list[Any], where: str, prediction: dict[str, Any], im
                               partial(_region, result, kind, labels_by_id, prediction, image))
         if ann is None:
             continue
-        group = (result.get("labelloop") or {}).get("group")
+        ours = result.get("labelloop")
+        group = ours.get("group") if isinstance(ours, dict) else None
         if group is not None and group in groups:
             target = groups[group]
             target.polygons = (target.polygons or []) + (ann.polygons or [])

@@ -281,7 +281,7 @@ def _size(root: ET.Element, path: Path | None) -> tuple[int | None, int | None]:
     try:
         width = int(float(root.findtext("size/width") or 0))
         height = int(float(root.findtext("size/height") or 0))
-    except ValueError:
+    except (ValueError, OverflowError):  # text, or inf
         width = height = 0
     if width > 0 and height > 0:
         return width, height

@@ -281,6 +281,7 @@ def _yaml_layout(file: Path) -> _Layout:
     base = _dataset_base(doc.get("path"), root)
     sources: list[_Source] = []
     seen: set[Path] = set()
+    missing: list[str] = []
     for key, value in doc.items():
         if key in _META_KEYS or not isinstance(value, str | list):
             continue
@@ -288,9 +289,15 @@ def _yaml_layout(file: Path) -> _Layout:
             continue
         for entry in value if isinstance(value, list) else [value]:
             source = _yaml_source(str(entry), str(key), base, root, file)
-            if source is not None and (source.files or source.images not in seen):
+            if source is None:
+                missing.append(f"{key!r} points to {entry!r}")
+            elif source.files or source.images not in seen:
                 seen.add(source.images)
                 sources.append(source)
+    if not sources and missing:  # (one missing split of several, e.g. an empty 'test', is fine)
+        raise FormatError(f"the splits data.yaml names do not exist under {base}: {'; '.join(missing)}",
+                          "fix the paths in data.yaml (relative to its folder), or remove them to import every "
+                          "image under the folder", file=str(file))
     if not sources:
         sources = _scan_sources(root)
     return _Layout(root, names, tuple(sources))

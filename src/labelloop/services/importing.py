@@ -90,6 +90,10 @@ def import_path(ctx: ProjectContext, source: Path, *, format: str | None = None,
     if progress:
         progress("read", 0, 1)
     dataset = fmt.read(source, ReadOptions(skip_invalid=skip_invalid))
+    if not dataset.images:  # "imported 0 images" would read as success
+        skipped = f" ({len(dataset.skipped)} record(s) skipped as invalid)" if dataset.skipped else ""
+        raise FormatError(f"no images found in this {fmt.name} dataset{skipped}, so nothing was imported",
+                          f"check the path and the format ({fmt.name}: {fmt.description})", file=str(source))
     for label in dataset.labels:
         try:
             clean_class_name(label)
@@ -258,14 +262,17 @@ def _class_ids(session: Any, ctx: ProjectContext, labels: list[str], report: Imp
     ids = {name: (merged or cid) for name, cid, merged in rows}
     position = len(rows)
     for label in labels:
-        if label not in ids:
-            clean_class_name(label)  # a bad name fails the import, which rolls back: nothing is stored
-            cls = LabelClass(project_id=ctx.id, name=label, color=palette_color(position), position=position)
+        if label in ids:
+            continue
+        name = clean_class_name(label)  # a bad name fails the import, which rolls back: nothing is stored
+        if name not in ids:  # "car " is the class "car": the name is stored as the project shows it
+            cls = LabelClass(project_id=ctx.id, name=name, color=palette_color(position), position=position)
             session.add(cls)
             session.flush()
-            ids[label] = cls.id
-            report.labels_added.append(label)
+            ids[name] = cls.id
+            report.labels_added.append(name)
             position += 1
+        ids[label] = ids[name]
     return ids
 
 
