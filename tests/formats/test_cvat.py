@@ -115,6 +115,14 @@ def test_reads_project_layout_rotation_ellipse_and_groups(tmp_path: Path) -> Non
      "expected points"),
     ('<image id="0" name="a.png" width="10" height="10"><mask label="cat" rle="5, 5" left="0" top="0" '
      'width="3" height="3"/></image>', "expected 3x3"),
+    ('<image id="0" name="a.png" width="10" height="10"><mask label="cat" rle="a,b" left="0" top="0" '
+     'width="3" height="3"/></image>', "expected rle as comma-separated non-negative run lengths, got 'a,b'"),
+    ('<image id="0" name="a.png" width="10" height="10"><box label="cat" xtl="1" ytl="1" xbr="5"/></image>',
+     "<box> has no 'ybr' attribute"),
+    ('<image id="0" name="a.png" width="10" height="10"><box label="cat" xtl="1" ytl="1" xbr="5" ybr="5" '
+     'z_order="1.5"/></image>', "expected <box> 'z_order' as an integer, got '1.5'"),
+    ('<image id="0" name="a.png" width="10" height="10"><box label="cat" xtl="one" ytl="1" xbr="5" ybr="5"/>'
+     '</image>', "expected <box> 'xtl' as a number, got 'one'"),
     # refused before 37 GiB of pixels are allocated
     ('<image id="0" name="a.png" width="10" height="10"><mask label="cat" rle="5" left="0" top="0" '
      'width="200000" height="200000"/></image>', "mask 200000x200000 at 0,0 does not fit in the image 10x10"),

@@ -155,6 +155,10 @@ def test_brush_region_is_read(tmp_path: Path) -> None:
       "value": {"points": [[0, 0], [150, 0], [5, 5]], "polygonlabels": ["cat"]}}, "points[1].x=150"),
     ({"id": "n", "type": "rectanglelabels", "original_width": 10, "original_height": 10,
       "value": {"x": 1, "y": 1, "width": 5, "height": 5}}, "region has no label"),
+    ({**_rect(10, 10, 5, 5), "value": {**_rect(10, 10, 5, 5)["value"], "x": None}},
+     "expected x as a number (a percentage of the image size), got None"),
+    ({"id": "q", "type": "polygonlabels", "original_width": 10, "original_height": 10,
+      "value": {"points": [{"x": 1, "y": 1}] * 3, "polygonlabels": ["cat"]}}, "expected value.points[0] as an [x, y]"),
 ])
 def test_bad_regions_name_file_and_record_or_are_skipped(tmp_path: Path, result: dict[str, Any],
                                                          reason: str) -> None:

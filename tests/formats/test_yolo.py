@@ -154,6 +154,23 @@ def test_data_yaml_whose_splits_are_all_missing_is_refused_not_scanned(tmp_path:
     assert "fix the paths in data.yaml" in str(err.value)
 
 
+def test_box_edges_a_little_past_the_border_are_kept_and_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    _save_image(root / "images" / "a.jpg")
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / "a.txt").write_text("0 0.95 0.5 0.12 0.2\n")  # right edge 1.01
+    (root / "classes.txt").write_text("a\n")
+    ann = _yolo().read(root, ReadOptions()).images[0].annotations[0]
+    assert ann.bbox[2] == pytest.approx(101.0)  # the image is 100 px wide
+    (root / "labels" / "a.txt").write_text("\ufeff0 0.5 0.5 0.2 0.2\n", encoding="utf-8")  # Notepad's BOM
+    (root / "classes.txt").write_text("\ufeffa\n", encoding="utf-8")
+    ds = _yolo().read(root, ReadOptions())
+    assert ds.labels == ["a"] and len(ds.images[0].annotations) == 1
+    (root / "labels" / "a.txt").write_text("0 0.95 0.5 0.2 0.2\n")  # right edge 1.05: a wrong box
+    with pytest.raises(FormatError, match=r"box edge 1.05 \(cx \+- w/2\) is more than 2% outside \[0, 1\]"):
+        _yolo().read(root, ReadOptions())
+
+
 BAD_LINES = [
     ("7 0.5 0.5 0.2 0.2", "unknown class index 7"),
     ("0 0.5 abc 0.2 0.2", "expected a number, got 'abc'"),

@@ -273,9 +273,9 @@ def _shape(el: Element, image: ImageRecord) -> AnnotationRecord:
     if el.get("occluded") == "1":
         extra["occluded"] = True
     if el.get("z_order") not in (None, "", "0"):
-        extra["z_order"] = int(el.get("z_order") or 0)
+        extra["z_order"] = int(_attr(el, "z_order", integer=True))
     if el.get("group_id") not in (None, "", "0"):
-        extra["group_id"] = int(el.get("group_id") or 0)
+        extra["group_id"] = int(_attr(el, "group_id", integer=True))
     polygons = rle = None
     if el.tag == "box":
         bbox = _box(el, extra)
@@ -303,10 +303,27 @@ def _provenance(cvat_source: str | None, attrs: dict[str, str]) -> tuple[str, fl
     return "human", score, review
 
 
+def _attr(el: Element, key: str, *, default: float | None = None, integer: bool = False) -> float:
+    """The number in attribute ``key`` of ``el`` (``default`` when absent), else a ValueError naming it."""
+    raw = el.get(key)
+    if raw is None or raw.strip() == "":
+        if default is None:
+            raise ValueError(f"<{el.tag}> has no {key!r} attribute")
+        return default
+    try:
+        value = float(raw) if not integer else int(raw)
+    except ValueError:
+        raise ValueError(f"expected <{el.tag}> {key!r} as {'an integer' if integer else 'a number'}, "
+                         f"got {raw[:40]!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected <{el.tag}> {key!r} as a finite number, got {raw[:40]!r}")
+    return value
+
+
 def _box(el: Element, extra: dict[str, Any]) -> tuple[float, float, float, float]:
     """``(x1, y1, x2, y2)`` of a box; a rotated box becomes its enclosing axis-aligned box."""
-    x1, y1, x2, y2 = (float(el.get(k) or "nan") for k in ("xtl", "ytl", "xbr", "ybr"))
-    angle = float(el.get("rotation") or 0.0)
+    x1, y1, x2, y2 = (_attr(el, k) for k in ("xtl", "ytl", "xbr", "ybr"))
+    angle = _attr(el, "rotation", default=0.0)
     if angle % 360.0 == 0.0:
         return (x1, y1, x2, y2)
     # CVAT rotates about the box centre, clockwise in degrees; keep the enclosing box.
@@ -330,17 +347,21 @@ def _points(text: str) -> list[float]:
 
 
 def _ellipse(el: Element) -> list[float]:
-    cx, cy, rx, ry = (float(el.get(k) or "nan") for k in ("cx", "cy", "rx", "ry"))
-    return ellipse_to_polygon(cx, cy, rx, ry, math.radians(float(el.get("rotation") or 0.0)))
+    cx, cy, rx, ry = (_attr(el, k) for k in ("cx", "cy", "rx", "ry"))
+    return ellipse_to_polygon(cx, cy, rx, ry, math.radians(_attr(el, "rotation", default=0.0)))
 
 
 def _mask(el: Element, image: ImageRecord) -> dict[str, Any]:
     """CVAT mask RLE (crop at left/top) into a full-image COCO RLE."""
-    left, top, width, height = (int(el.get(k) or -1) for k in ("left", "top", "width", "height"))
+    left, top, width, height = (int(_attr(el, k, integer=True)) for k in ("left", "top", "width", "height"))
     if left < 0 or top < 0 or width <= 0 or height <= 0:
         raise ValueError(f"expected mask left/top >= 0 and width/height > 0, got {left}, {top}, {width}x{height}")
-    runs = [int(v) for v in (el.get("rle") or "").replace(" ", "").split(",") if v]
-    if not runs or min(runs) < 0:
+    text = el.get("rle") or ""
+    parts = text.replace(" ", "").split(",")
+    if not all(v.isdigit() for v in parts if v):
+        raise ValueError(f"expected rle as comma-separated non-negative run lengths, got {text[:40]!r}")
+    runs = [int(v) for v in parts if v]
+    if not runs:
         raise ValueError("expected rle as comma-separated non-negative run lengths")
     if image.height is None or image.width is None:
         raise ValueError("a mask needs the image's width and height")

@@ -399,6 +399,8 @@ def _set_size(image: ImageRecord, result: dict[str, Any]) -> None:
 
 def _pct(value: Any, name: str) -> float:
     """A percentage, checked to be within 0..100."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"expected {name} as a number (a percentage of the image size), got {value!r}")
     v = float(value)
     if not (-PCT_TOL <= v <= 100.0 + PCT_TOL) or not math.isfinite(v):
         raise ValueError(f"{name}={value!r} is outside 0..100 (Label Studio values are percentages of the "
@@ -478,6 +480,8 @@ def _polygon(value: dict[str, Any], width: int, height: int) -> list[float]:
         raise ValueError("expected value.points as >= 3 [x, y] pairs in percent")
     ring: list[float] = []
     for k, point in enumerate(points):
+        if not isinstance(point, list | tuple) or len(point) != 2:
+            raise ValueError(f"expected value.points[{k}] as an [x, y] pair in percent, got {point!r}")
         ring += [_pct(point[0], f"points[{k}].x") * width / 100.0, _pct(point[1], f"points[{k}].y") * height / 100.0]
     return ring
 

@@ -59,6 +59,9 @@ SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "
 #: data.yaml keys that never name an image folder
 _META_KEYS = frozenset({"path", "names", "nc", "download", "kpt_shape", "flip_idx", "channels"})
 _EPS = 1e-6  # tolerance on [0, 1] for normalised coordinates written by other tools
+#: a box's edges (cx +- w/2) may overshoot the image by this share of it, as pixel formats may by 2 %
+#: (the import service's rule): tools round a box at the border outwards
+_EDGE_SLACK = 0.02
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -174,7 +177,7 @@ def _names_from_obj_data(root: Path) -> Path | None:
     data = root / "obj.data"
     if not data.is_file():
         return None
-    for line in data.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in data.read_text(encoding="utf-8-sig", errors="replace").splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "names" and value.strip():
             rel = PurePosixPath(value.strip().replace("\\", "/"))
@@ -186,7 +189,7 @@ def _names_from_obj_data(root: Path) -> Path | None:
 
 def _read_names_file(path: Path) -> dict[int, str]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(f"cannot read class names: {exc}", file=str(path)) from exc
     while lines and not lines[-1].strip():
@@ -229,7 +232,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         if path.stat().st_size > MAX_YAML_BYTES:
             raise FormatError(f"{path.stat().st_size} bytes is too big for a data.yaml (limit {MAX_YAML_BYTES})",
                               "is this the right file?", file=str(path))
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # a SafeLoader subclass
+        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -332,7 +335,7 @@ def _yaml_source(entry: str, key: str, base: Path, root: Path, file: Path) -> _S
 
 
 def _read_image_list(list_file: Path, base: Path, root: Path) -> Iterator[Path]:
-    for n, line in enumerate(list_file.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+    for n, line in enumerate(list_file.read_text(encoding="utf-8-sig", errors="replace").splitlines(), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
@@ -460,7 +463,7 @@ def _read_image(path: Path, file_name: str, label: Path | None, split: str | Non
 
 def _read_label_file(label: Path, image: ImageRecord, names: dict[int, str], recorder: Recorder) -> None:
     try:
-        text = label.read_text(encoding="utf-8")
+        text = label.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         recorder.invalid(label, "file", f"cannot read label file: {exc}", "is this a YOLO .txt label file?")
         return
@@ -523,10 +526,12 @@ def _number(text: str) -> float:
     return value
 
 
-def _check_normalised(values: list[float], width: int, height: int) -> None:
-    bad = next((v for v in values if not -_EPS <= v <= 1.0 + _EPS), None)
+def _check_normalised(values: list[float], width: int, height: int, slack: float = _EPS) -> None:
+    bad = next((v for v in values if not -slack <= v <= 1.0 + slack), None)
     if bad is not None:
-        raise _LineError(f"coordinate {bad!r} is outside [0, 1] (the image is {width}x{height} px)",
+        what = f"box edge {bad!r} (cx +- w/2) is more than {slack:.0%} outside [0, 1]" if slack > _EPS else \
+            f"coordinate {bad!r} is outside [0, 1]"
+        raise _LineError(f"{what} (the image is {width}x{height} px)",
                          "YOLO coordinates are normalised: divide x by the image width and y by its height")
 
 
@@ -534,7 +539,8 @@ def _box_record(values: list[float], width: int, height: int) -> AnnotationRecor
     cx, cy, bw, bh = values
     if bw <= 0 or bh <= 0:
         raise _LineError(f"zero-area box (w={bw!r}, h={bh!r})", "remove the line or give the box a size")
-    _check_normalised([cx, cy, bw, bh, cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], width, height)
+    _check_normalised([cx, cy, bw, bh], width, height)
+    _check_normalised([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], width, height, _EDGE_SLACK)
     box = ((cx - bw / 2) * width, (cy - bh / 2) * height, (cx + bw / 2) * width, (cy + bh / 2) * height)
     return AnnotationRecord(label="?", bbox=box)
 

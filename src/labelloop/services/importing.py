@@ -197,7 +197,8 @@ def _prepare_one(rec: ImageRecord, recorder: Recorder, allow_missing: bool, max_
                 return None
             return _Prepared(record=rec, width=rec.width, height=rec.height, sha="")
         recorder.invalid(rec.file_name, "image", "image file not found next to the annotations",
-                         "put the images beside the annotation file (or in images/), or use --skip-invalid")
+                         "put the images beside the annotation file (or in images/); or import with "
+                         "--allow-missing-images to add their files later, or --skip-invalid to leave them out")
         return None
     try:
         info = inspect_image(rec.path, max_pixels=max_pixels, max_bytes=max_bytes)
