@@ -82,3 +82,56 @@ def test_bad_arguments_and_data(trained, tmp_path):
     with pytest.raises(ConfigError, match="is for task 'segment'.*fcos-lite0"):
         train_project(empty, args="base=maskrcnn-lite0")
     empty.close()
+
+
+def test_mistakes_found_before_a_model_record_exists(trained, tmp_path):
+    import torch
+
+    from labelloop.errors import InvalidInputError
+    from labelloop.services.models import list_models
+    from labelloop.services.training import train_project
+    from labelloop.store.tables import TrainedModel
+
+    ctx, record, _ = trained
+    before = [m["id"] for m in list_models(ctx)]
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="does not exist"):
+        train_project(ctx, args=f"{TINY};weights={tmp_path / 'missing.pt'}")
+    with pytest.raises(ConfigError, match="cannot read weights file"):
+        train_project(ctx, args=f"{TINY};weights={tmp_path / 'notes.pt'}")
+    with pytest.raises(ConfigError, match=r"weight_decay: expected a number in \[0, 1\), got -1"):
+        train_project(ctx, args=f"{TINY};weight_decay=-1")
+    with pytest.raises(ConfigError, match="image_size: expected at most 8192, got 100000"):
+        train_project(ctx, args="image_size=100000")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device 'cuda' is not available on this machine"):
+            train_project(ctx, args=f"{TINY};device=cuda")
+    with ctx.store.session() as s:  # a run that failed is nothing to fine-tune from
+        s.get(TrainedModel, record["id"]).status = "failed"
+    try:
+        with pytest.raises(InvalidInputError, match=f"model {record['id']} is failed, so there is nothing"):
+            train_project(ctx, args=TINY, from_model=record["id"])
+    finally:
+        with ctx.store.session() as s:
+            s.get(TrainedModel, record["id"]).status = "ready"
+    assert [m["id"] for m in list_models(ctx)] == before  # no failed rows (and so no empty model folders)
+
+
+def test_flipbook_and_model_files_written_whole_or_explained(trained, tmp_path):
+    from labelloop.errors import InvalidInputError
+    from labelloop.services.models import export_model, render_model_flipbook
+
+    ctx, record, _ = trained
+    book = render_model_flipbook(ctx, record["id"], tmp_path / "book.gif")
+    assert book.read_bytes()[:6] == b"GIF89a" and [p.name for p in tmp_path.iterdir()] == ["book.gif"]
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile" / "f.gif", tmp_path / "afile" / "m.onnx"):
+        with pytest.raises(InvalidInputError, match=f"cannot write the .* to {out}"):
+            if out.suffix == ".gif":
+                render_model_flipbook(ctx, record["id"], out)
+            else:
+                export_model(ctx, record["id"], format="onnx", out=out)
+    with pytest.raises(InvalidInputError, match="it is a folder"):
+        export_model(ctx, record["id"], format="onnx", out=tmp_path)
+    onnx = export_model(ctx, record["id"], format="onnx", out=tmp_path / "m.onnx")
+    assert onnx.stat().st_size > 1000 and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "book.gif", "m.onnx"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from labelloop.core.output import output_file
 from labelloop.errors import InvalidInputError
 from labelloop.services.datasets import sample_for_images
 from labelloop.services.training import model_record, model_row
@@ -139,11 +140,11 @@ def export_model(ctx: ProjectContext, model_id: int, *, format: str, out: Path) 
 
         from labelloop.inference import export_onnx
 
-        onnx = folder / "model.onnx"
-        if not onnx.is_file():
-            onnx = export_onnx(folder)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(onnx, out)
+        with output_file(out, "ONNX model") as tmp:  # (checked before the export runs)
+            onnx = folder / "model.onnx"
+            if not onnx.is_file():
+                onnx = export_onnx(folder)
+            shutil.copyfile(onnx, tmp)
         return out
     from labelloop.integrations.cvat import write_cvat_function
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import select
 
 from labelloop.core.progress import TrainEvent, TrainProgress
-from labelloop.errors import LabelloopError, NotFoundError, TrainingError
+from labelloop.errors import ConfigError, InvalidInputError, LabelloopError, NotFoundError, TrainingError
 from labelloop.services.datasets import snapshot, training_data
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import ModelEpoch, TrainedModel, utcnow
@@ -75,6 +75,22 @@ def _check_request(ctx: ProjectContext, base: str | None, args: str) -> None:
     name = given.get("base", base)
     if name is not None:
         base_model_for_task(name, ctx.task)
+    _check_device(str(given.get("device", "auto")))
+    if given.get("weights"):
+        from labelloop.models.weights import read_state_dict
+
+        read_state_dict(str(given["weights"]))  # a missing or unreadable file, before a model record exists
+
+
+def _check_device(device: str) -> None:
+    """A device this machine has (``auto`` always is)."""
+    if device.startswith("cuda") or device == "mps":
+        import torch
+
+        found = torch.cuda.is_available() if device.startswith("cuda") else torch.backends.mps.is_available()
+        if not found:
+            raise ConfigError(f"device {device!r} is not available on this machine",
+                              "leave device out (auto: a GPU when there is one, else the CPU) or use device=cpu")
 
 
 def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_model: int | None,
@@ -84,6 +100,9 @@ def _create_record(ctx: ProjectContext, *, base: str | None, args: str, from_mod
 
     _check_request(ctx, base, args)  # a typo is reported before the data is gathered
     parent = model_row(ctx, from_model) if from_model is not None else None
+    if parent is not None and parent.status != "ready":
+        raise InvalidInputError(f"model {parent.id} is {parent.status}, so there is nothing to fine-tune from",
+                                "pass --from a ready model (`labelloop models list`), or leave --from out")
     data = training_data(ctx, seed=seed)
     if parent is not None and base is None:
         base = parent.base

@@ -127,6 +127,13 @@ class TrainConfig:
             raise ConfigError(f"epochs={self.epochs} but the stages add up to "
                               f"{sum(getattr(self, n) for n in STAGES)}",
                               "give the stages' epochs only: epochs is their sum")
+        for name, most in (("image_size", 8192), ("batch_size", 4096), ("workers", 64), ("num_clones", 64)):
+            if getattr(self, name) > most:
+                raise ConfigError(f"{name}: expected at most {most}, got {getattr(self, name)}",
+                                  "leave it out for the default derived from the data and the machine")
+        if not 0.0 <= self.weight_decay < 1.0 or not math.isfinite(self.weight_decay):
+            raise ConfigError(f"weight_decay: expected a number in [0, 1), got {self.weight_decay}",
+                              "e.g. weight_decay=0.0001")
         if not 0.0 <= self.object_balance <= 1.0:
             raise ConfigError(f"object_balance: expected a number in [0, 1], got {self.object_balance}")
         if not 0.0 <= self.copy_paste <= 1.0:

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from labelloop.core.geometry import rle_to_mask
+from labelloop.core.output import output_file
 from labelloop.core.samples import Sample
 from labelloop.errors import ConfigError, NotFoundError
 from labelloop.training.data import load_rgb
@@ -92,15 +93,15 @@ def render_flipbook(model_dir: str | Path, samples_by_id: Mapping[int, Sample], 
     cache: dict[int, np.ndarray] = {}
     frames_json = [json.loads(p.read_text()) for p in files]
     frames = [_frame(f, samples_by_id, cache) for f in frames_json]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".gif":
-        frames[0].save(out, save_all=True, append_images=frames[1:], duration=700, loop=0)
-        return out
-    encoded = []
-    for frame in frames:
-        buf = io.BytesIO()
-        frame.save(buf, format="PNG")
-        encoded.append(base64.b64encode(buf.getvalue()).decode("ascii"))
-    out.write_text(_HTML.format(last=len(frames) - 1, frames=json.dumps(encoded),
-                                epochs=json.dumps([f["epoch"] for f in frames_json])))
+    with output_file(out, "flipbook") as tmp:
+        if out.suffix.lower() == ".gif":
+            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=700, loop=0)
+            return out
+        encoded = []
+        for frame in frames:
+            buf = io.BytesIO()
+            frame.save(buf, format="PNG")
+            encoded.append(base64.b64encode(buf.getvalue()).decode("ascii"))
+        tmp.write_text(_HTML.format(last=len(frames) - 1, frames=json.dumps(encoded),
+                                    epochs=json.dumps([f["epoch"] for f in frames_json])))
     return out
