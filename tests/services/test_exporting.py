@@ -48,6 +48,12 @@ def test_export_errors(tmp_path, project):
     assert (tmp_path / "taken.json").read_text() == "{}"
     with pytest.raises(InvalidInputError, match="cannot write the export"):  # a file where a folder must go
         export_project(project, tmp_path / "taken.json" / "out", format="coco")
+    for inside in (project.root, project.root / "images", project.root / "models" / "x"):
+        with pytest.raises(InvalidInputError, match="is the project folder or one of its own") as err:
+            export_project(project, inside, format="yolo")
+        assert "export to a new folder" in (err.value.hint or "")
+    assert not (project.root / "labels").exists() and not (project.root / "images" / "labels").exists()
+    assert export_project(project, project.root / "exports" / "coco", format="coco").format == "coco"  # a new one
 
 
 def test_an_image_gone_from_disk_is_reported_not_a_failed_export(tmp_path, project):

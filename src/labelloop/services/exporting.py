@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,20 @@ def _annotation_record(ann: Any, label: str) -> AnnotationRecord:
                             review_state=ann.review_state, attributes=dict(ann.attributes or {}))
 
 
+#: the folders of a project that are its own: an export there would mix with (or overwrite) them
+PROJECT_FOLDERS = ("images", "models", "cache", "tmp", "sweeps", "qa-folds", ".thumbs")
+
+
+def _refuse_project_folders(ctx: ProjectContext, out: Path) -> None:
+    """The project folder itself and its own folders are no place for an export (a new folder inside
+    the project, e.g. ``exports/``, is fine)."""
+    target, root = Path(os.path.abspath(out)).resolve(), ctx.root.resolve()
+    if target == root or any(target.is_relative_to(root / name) for name in PROJECT_FOLDERS):
+        raise InvalidInputError(f"{out} is the project folder or one of its own ({', '.join(PROJECT_FOLDERS)}): "
+                                "the export would mix with the project's files",
+                                "export to a new folder, e.g. exports/coco")
+
+
 def export_project(ctx: ProjectContext, out: Path, *, format: str, split: str | None = None,
                    include_proposals: bool = False, images: str = "copy") -> ExportReport:
     """Write the project into folder ``out`` in ``format``; images copied, linked or left out. An image
@@ -106,6 +121,7 @@ def export_project(ctx: ProjectContext, out: Path, *, format: str, split: str | 
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"{out} is a file, and an export is a folder",
                                 "pass the path of a new or existing folder")
+    _refuse_project_folders(ctx, out)
     dataset = project_dataset(ctx, split=split, include_proposals=include_proposals)
     missing = _drop_missing_files(dataset) if images != "none" else []
     try:
