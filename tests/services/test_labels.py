@@ -32,6 +32,24 @@ def test_add_rename_merge_keep_history(tmp_path, project, database):
         rename_label(project, "cat", "x")
 
 
+def test_label_commands_that_would_do_nothing_say_why(tmp_path, project):
+    from labelloop.errors import InvalidInputError
+    from labelloop.store.project import find_project_root
+
+    add_labels(project, ["kestrel", "heron"])
+    before = [r["name"] for r in list_labels(project)]
+    with pytest.raises(InvalidInputError, match="'owl' is given twice"):
+        add_labels(project, ["owl", "owl"])
+    with pytest.raises(InvalidInputError, match="'kestrel' is already called 'kestrel'"):
+        rename_label(project, "kestrel", " kestrel ")
+    with pytest.raises(InvalidInputError, match="no class to merge was given"):
+        merge_labels(project, ["", " "], "heron")
+    assert [r["name"] for r in list_labels(project)] == before  # nothing added, renamed or merged
+    with pytest.raises(NotFoundError, match="does not exist") as err:
+        find_project_root(tmp_path / "nowhere")
+    assert "labelloop init" in (err.value.hint or "")
+
+
 def test_stats_count_against_target(tmp_path, project):
     ds = make_dataset(tmp_path / "a", n_images=8, labels=("cat", "dog", "bird"), with_proposals=True)
     import_dataset(project, ds)

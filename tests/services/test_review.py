@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from labelloop.errors import InvalidInputError
+from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.services.annotations import AnnotationInput, create_annotation, image_annotations
 from labelloop.services.review import review_proposals
 from labelloop.store.tables import AnnotationEvent
@@ -42,4 +42,6 @@ def test_review_arguments_are_checked(tmp_path):
         review_proposals(ctx, accept_above=0.3, reject_below=0.6)
     with pytest.raises(InvalidInputError, match=r"\[0, 1\]"):
         review_proposals(ctx, accept_above=3)
+    with pytest.raises(NotFoundError, match="model 9999 is not in project"):
+        review_proposals(ctx, accept_above=0.9, model_id=9999)
     ctx.close()

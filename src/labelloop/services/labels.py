@@ -42,6 +42,8 @@ def add_labels(ctx: ProjectContext, names: list[str], actor: str = "") -> list[s
         position = len(existing)
         for raw in names:
             name = clean_class_name(raw)
+            if name in added:
+                raise InvalidInputError(f"class {name!r} is given twice", "name each new class once")
             if name in existing:
                 raise ConflictError(f"class {name!r} already exists", "pick another name")
             cls = LabelClass(project_id=ctx.id, name=name, color=palette_color(position), position=position)
@@ -59,6 +61,8 @@ def rename_label(ctx: ProjectContext, old: str, new: str, actor: str = "") -> No
     new = clean_class_name(new)
     with ctx.store.session() as s:
         cls = _get(s, ctx, old)
+        if new == cls.name:
+            raise InvalidInputError(f"class {old!r} is already called {new!r}", "give the new name")
         taken = s.scalars(select(LabelClass.id).where(LabelClass.project_id == ctx.id,
                                                       LabelClass.name == new)).first()
         if taken is not None:
@@ -71,6 +75,10 @@ def rename_label(ctx: ProjectContext, old: str, new: str, actor: str = "") -> No
 def merge_labels(ctx: ProjectContext, sources: list[str], target: str, actor: str = "") -> int:
     """Move every annotation of ``sources`` to ``target``; the sources stay in history as merged."""
     moved = 0
+    sources = [name.strip() for name in sources if name.strip()]
+    if not sources:
+        raise InvalidInputError("no class to merge was given", f"name the classes to merge into {target!r}, "
+                                "e.g. labels merge kitten,cub cat")
     with ctx.store.session() as s:
         dst = _get(s, ctx, target)
         for name in sources:

@@ -40,6 +40,9 @@ def open_proposals(ctx: ProjectContext, *, image_id: int | None = None, model_id
                 raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
             q = q.where(Annotation.image_id == image_id)
         if model_id is not None:
+            model = s.get(TrainedModel, model_id)
+            if model is None or model.project_id != ctx.id:
+                raise NotFoundError(f"model {model_id} is not in project {ctx.name!r}", "see `labelloop models list`")
             q = q.where(Annotation.model_id == model_id)
         return [(a, sc, m, i) for a, sc, m, i in s.execute(q).all()]
 

@@ -116,6 +116,9 @@ class ProjectContext:
 def find_project_root(start: Path) -> Path:
     """``start`` or the nearest parent holding ``labelloop.json``."""
     start = start.resolve()
+    if not start.exists():
+        raise NotFoundError(f"the folder {start} does not exist",
+                            f"pass --project the folder of an existing project, or create one: labelloop init {start}")
     for folder in (start, *start.parents):
         if (folder / MARKER).is_file():
             return folder
