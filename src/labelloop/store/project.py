@@ -172,7 +172,12 @@ def open_project(path: Path | None = None, *, database: Database | None = None) 
         uid = meta["uid"]
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"{root / MARKER} is damaged ({exc})", "restore it from a backup") from exc
-    store = (database or Database()).open(root)
+    database = database or Database()
+    if not database.url and not (root / "labelloop.db").is_file():  # opening it would make an empty one
+        raise NotFoundError(f"the project's database {root / 'labelloop.db'} is missing",
+                            "restore it from a backup (the images are still in images/), or set "
+                            "LABELLOOP_DATABASE_URL if the project lives in a database server")
+    store = database.open(root)
     with store.session() as s:
         project = s.scalars(select(Project).where(Project.uid == uid)).first()
         if project is None:
