@@ -105,6 +105,12 @@ def test_weights_file_round_trip_and_mismatch(tmp_path) -> None:
         spec.build(5, pretrained=False, weights_path=path)
     with pytest.raises(ConfigError, match="does not exist"):
         spec.build(2, pretrained=False, weights_path=tmp_path / "nope.pt")
+    with pytest.raises(ConfigError, match="is a folder"):
+        spec.build(2, pretrained=False, weights_path=tmp_path)
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot read weights file") as err:
+        spec.build(2, pretrained=False, weights_path=tmp_path / "notes.pt")
+    assert "\n" not in err.value.message and "weights_only=False" not in str(err.value)  # one line, no bad advice
 
 
 def test_transfer_state_matches_classes_by_name() -> None:

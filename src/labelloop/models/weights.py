@@ -22,12 +22,15 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     ``model`` / ``state_dict``; a DDP ``module.`` prefix is stripped."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"weights file {path} does not exist", "pass --weights with a .pt/.pth file")
+        raise ConfigError(f"weights file {path} {'is a folder' if path.is_dir() else 'does not exist'}",
+                          "pass --weights with a .pt/.pth file")
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise ConfigError(f"cannot read weights file {path}: {exc}",
-                          "expected a torch state_dict saved with torch.save") from exc
+    except Exception as exc:  # torch raises many types for a bad file; its first line says which
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"cannot read weights file {path}: {first[:200]}",
+                          "expected a torch state_dict saved with torch.save (tensors only: weights are loaded "
+                          "without running code from the file)") from exc
     for key in _NESTED_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
