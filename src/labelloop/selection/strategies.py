@@ -116,14 +116,15 @@ def _hybrid(cands: Sequence[Candidate], n: int, ctx: SelectionContext) -> list[S
     position = {c.image_id: k for k, c in enumerate(cands)}
     best: dict[int, Suggestion] = {}
     size = np.bincount(clusters)
-    for s in _values(cands, ctx):  # best value first: the first seen of a cluster is its pick
+    values = _values(cands, ctx)
+    for s in values:  # best value first: the first seen of a cluster is its pick
         cluster = int(clusters[position[s.image_id]])
         if cluster not in best:
             best[cluster] = replace(s, reasons=[*s.reasons, f"the most valuable of {size[cluster]} similar images"])
     picks = sorted(best.values(), key=lambda s: -s.score)[:n]
     if len(picks) < n:  # fewer distinct clusters than wanted (duplicate images): the most valuable of the rest
         taken = {p.image_id for p in picks}
-        picks += [s for s in _values(cands, ctx) if s.image_id not in taken][: n - len(picks)]
+        picks += [s for s in values if s.image_id not in taken][: n - len(picks)]
     return picks
 
 
@@ -142,11 +143,14 @@ def _effort(cands: Sequence[Candidate], n: int, ctx: SelectionContext) -> list[S
     return ranked[:n]
 
 
+_deficit_only = _only(SuggestWeights(uncertainty=0.0, flip=0.0, ambiguity=0.0, deficit=1.0, diversity=0.0))
+
+
 def _class_deficit(cands: Sequence[Candidate], n: int, ctx: SelectionContext) -> list[Suggestion]:
     if not any(count < ctx.target for count in ctx.counts.values()):  # no class to make up for: say so
         note = f"no class is below its target of {ctx.target} labelled objects"
         return [replace(s, reasons=[note, *s.reasons]) for s in _random(cands, n, ctx)]
-    return _only(SuggestWeights(uncertainty=0.0, flip=0.0, ambiguity=0.0, deficit=1.0, diversity=0.0))(cands, n, ctx)
+    return _deficit_only(cands, n, ctx)
 
 
 def _random(cands: Sequence[Candidate], n: int, ctx: SelectionContext) -> list[Suggestion]:
