@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,20 @@ def dataset_path(name: str, cache: Path) -> tuple[Path, str | None]:
     return path, fmt
 
 
+@contextmanager
+def run_folder(prefix: str, keep: bool) -> Iterator[Path]:
+    """A temporary project folder for one run, removed afterwards unless ``keep`` (a run's models and
+    image copies take gigabytes: a few benchmarks would otherwise fill the disk)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        if keep:
+            print(f"    project kept in {folder}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(name: str, config: str, args: argparse.Namespace, cache: Path) -> dict[str, Any]:
     from labelloop.services.simulate import simulate
 
@@ -74,9 +91,10 @@ def run(name: str, config: str, args: argparse.Namespace, cache: Path) -> dict[s
     started = time.monotonic()
     options = dict(CONFIGS[config])
     train_args = ";".join(a for a in (options.pop("args", ""), args.train_args) if a)
-    result = simulate(path, format=fmt, seed_per_class=args.seed_per_class, round_size=args.round_size,
-                      rounds=args.rounds, strategy=args.strategy, args=train_args, seed=args.seed,
-                      project_dir=Path(tempfile.mkdtemp(prefix=f"loop-{name}-{config}-")), **options)
+    with run_folder(f"loop-{name}-{config}-", args.keep) as folder:
+        result = simulate(path, format=fmt, seed_per_class=args.seed_per_class, round_size=args.round_size,
+                          rounds=args.rounds, strategy=args.strategy, args=train_args, seed=args.seed,
+                          project_dir=folder, **options)
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -127,6 +145,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "labelloop-bench")
     ap.add_argument("--json", type=Path, help="also write every result here")
+    ap.add_argument("--keep", action="store_true", help="keep each run's project folder (default: removed)")
     ap.add_argument("--quick", action="store_true", help="1 round of 8 images, 1 epoch at 256 px")
     args = ap.parse_args()
     if args.quick:

@@ -70,14 +70,16 @@ def dataset_path(name: str, cache: Path) -> tuple[Path, str | None]:
 
 def run_seed(name: str, strategies: list[str], seed: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every strategy on one seed; they share round 0's labels and the model trained on them."""
+    from loop_value import run_folder
+
     from labelloop.services.simulate import simulate_strategies
 
     path, fmt = dataset_path(name, args.cache)
     started = time.monotonic()
-    results = simulate_strategies(path, format=fmt, strategies=strategies, seed_per_class=args.seed_per_class,
-                                  round_size=args.round_size, rounds=args.rounds, args=args.train_args, seed=seed,
-                                  final_model=True,
-                                  project_dir=Path(tempfile.mkdtemp(prefix=f"select-{name}-{seed}-")))
+    with run_folder(f"select-{name}-{seed}-", args.keep) as folder:
+        results = simulate_strategies(path, format=fmt, strategies=strategies, seed_per_class=args.seed_per_class,
+                                      round_size=args.round_size, rounds=args.rounds, args=args.train_args,
+                                      seed=seed, final_model=True, project_dir=folder)
     wall = round(time.monotonic() - started, 1)
     return {strategy: {"seed": seed, **_curve(result), "wall": wall} for strategy, result in results.items()}
 
@@ -207,6 +209,7 @@ def main() -> None:
     ap.add_argument("--train-args", default="")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "labelloop-bench")
     ap.add_argument("--json", type=Path, help="also write every run here")
+    ap.add_argument("--keep", action="store_true", help="keep each seed's project folder (default: removed)")
     ap.add_argument("--quick", action="store_true", help="generated shapes, 1 seed, 2 rounds of 4, 1 epoch")
     ap.add_argument("--report", type=Path, nargs="+", metavar="JSON",
                     help="run nothing: print the tables of runs saved with --json (several files are merged)")
