@@ -98,6 +98,7 @@ def test_every_strategy_says_what_the_benchmarks_measured() -> None:
     assert notes["mixed"] != notes["random"] and "beaten" in notes["mixed"]
     assert "worse than it on Penn-Fudan" in notes["mixed"] and "worse" not in notes["uncertainty"]
     assert "came closest" in notes["class-deficit"] and notes["uncertainty"] != notes["class-deficit"]
+    assert "on the crowded set (-0.016" in notes["hybrid"] and "on every seed" not in notes["mixed"]
     with pytest.raises(InvalidInputError, match="unknown selection strategy"):
         strategy_note("clairvoyant")
 

@@ -196,14 +196,17 @@ def rank_by_strategy(name: str, candidates: Sequence[Candidate], n: int, ctx: Se
 #: 0.824 +- 0.041, class-deficit 0.814 +- 0.016, random 0.806 +- 0.057, ..., uncertainty 0.786 +- 0.060.
 #: No strategy clearly beat random picking (paired by seed, every lead is within its spread), so the product
 #: says so.
-_EVIDENCE = ("Measured so far (benchmarks/selection.py: every strategy on Penn-Fudan and raccoon over 3 seeds), no "
-             "selection strategy has clearly beaten a random sample in the first rounds{detail}; these picks explain "
-             "themselves, but expect a model about as good as from a random sample (the default).")
+_EVIDENCE = ("Measured so far (benchmarks/selection.py: every strategy on Penn-Fudan, raccoon and a crowded 3-class "
+             "set over 3 seeds), no selection strategy has clearly beaten a random sample in the first "
+             "rounds{detail}; these picks explain themselves, but expect a model about as good as from a random "
+             "sample (the default).")
 _WORSE = ", and this one was worse than it on Penn-Fudan by more than the seed spread"
 #: what was measured of one strategy in particular
-_DETAIL = {"mixed": _WORSE, "diversity": _WORSE, "hybrid": _WORSE,
+_DETAIL = {"mixed": _WORSE, "diversity": _WORSE,
+           "hybrid": ", and this one was worse than it by more than the seed spread on Penn-Fudan and on the crowded "
+                     "set (-0.016 mAP@.5 there, on every seed)",
            "class-deficit": ": this one came closest, +0.013 mAP@.5 on Penn-Fudan and +0.008 on raccoon, ahead on 2 of "
-                            "3 seeds on each"}
+                            "3 seeds on each (-0.005 on the crowded set)"}
 
 
 def strategy_note(name: str) -> str:

@@ -4,8 +4,9 @@ For each candidate the model predicts on the image and on its horizontal mirror 
 augmentation) and embeds it, and the image's expected review seconds are estimated from its
 predictions; a strategy of :mod:`labelloop.selection.strategies` picks them. The default is a
 random sample, because no strategy clearly beat it in the selection benchmark (paired by seed,
-every lead was within its spread; ``mixed``, ``diversity`` and ``hybrid`` were worse on Penn-Fudan
-by more than the spread); each pick still says what it brings, by which strategy and with which
+every lead was within its spread on Penn-Fudan, raccoon and a crowded 3-class set; ``mixed``,
+``diversity`` and ``hybrid`` were worse on Penn-Fudan by more than the spread, ``hybrid`` on the
+crowded set too); each pick still says what it brings, by which strategy and with which
 model round.
 """
 
