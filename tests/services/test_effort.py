@@ -76,6 +76,8 @@ def test_scripted_actions_priced_exactly(tmp_path):
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(InvalidInputError, match="e.g. report.png"):
         plot_effort(report, tmp_path / "out" / "report.txt")
+    with pytest.raises(InvalidInputError, match="cannot write the plot to .*report.png/again.png"):
+        plot_effort(report, tmp_path / "out" / "report.png" / "again.png")  # under a file, not a folder
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.png"]  # nothing half-written
     ctx.close()
 

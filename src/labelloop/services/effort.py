@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from labelloop.core.output import output_file
 from labelloop.errors import InvalidInputError
 from labelloop.selection.effort import (
     ActionCounts,
@@ -180,13 +181,8 @@ def plot_effort(report: Mapping[str, Any], out: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp{out.suffix}")  # never a half-written plot under the real name
-        fig.savefig(tmp, dpi=100)
-        tmp.replace(out)
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write the plot {out}: {exc.strerror or exc}",
-                                "pick a writable folder") from exc
+        with output_file(out, "plot") as tmp:  # never a half-written plot under either name
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
     return out
