@@ -53,6 +53,20 @@ def test_two_rounds_json_shape_and_history(tmp_path):
         ctx.close()
 
 
+def test_without_project_dir_the_simulated_project_is_removed(tmp_path):
+    data = make_shapes_dataset(tmp_path / "shapes", n_images=16, size=(96, 128), seed=6, with_polygons=False)
+    get_format("coco").write(data, tmp_path / "coco", WriteOptions())
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    r = subprocess.run([LABELLOOP, "simulate", str(tmp_path / "coco"), "--seed-per-class", "2", "--round-size", "4",
+                        "--rounds", "1", "--strategy", "random", "--args", TINY_ARGS], capture_output=True,
+                       text=True, timeout=900, env={**os.environ, "LABELLOOP_DEBUG": "", "TMPDIR": str(scratch)})
+    assert r.returncode == 0, r.stderr
+    assert "give --project-dir to keep it" in r.stdout.replace("\n", " ")
+    # models and image copies of every round: gone
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("labelloop-simulate-")]
+
+
 def test_strategies_share_round_zero_and_the_first_model(tmp_path):
     """Several strategies in one simulation: the same seed labels and the same first model (trained
     once), each strategy then in its own copy of the project, with its own real history."""

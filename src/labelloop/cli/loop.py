@@ -220,8 +220,8 @@ def simulate(
     task: Annotated[str, typer.Option("--task", help="detect | segment")] = "detect",
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="fixed validation share")] = 0.15,
     seed: Annotated[int, typer.Option("--seed", help="shuffling seed")] = 0,
-    project_dir: Annotated[Path | None, typer.Option("--project-dir", help="keep the project here "
-                                                                          "(default: a temporary folder)")] = None,
+    project_dir: Annotated[Path | None, typer.Option("--project-dir", help="keep the project here (default: a "
+                                                     "temporary folder, removed at the end)")] = None,
     threshold: Annotated[str, typer.Option("--threshold", help="as for preannotate: auto | best-f1 | 0.4 | ...")
                          ] = "auto",
     click: Annotated[bool, typer.Option("--click/--no-click", help="the annotator uses click-to-box on misses")
@@ -231,13 +231,20 @@ def simulate(
     json_out: JsonOpt = False,
 ) -> None:
     """Replay the whole loop on a labelled dataset and measure the human time it saves."""
+    import tempfile
+
     from labelloop.services.simulate import simulate as run
 
-    with progress_bar(not json_out) as bar:
-        result = run(dataset, format=format, seed_per_class=seed_per_class, round_size=round_size, rounds=rounds,
-                     strategy=strategy, base=base, args=args, project_dir=project_dir, task=task,
-                     val_fraction=val_fraction, seed=seed, threshold=threshold, use_click=click,
-                     final_model=final_model, progress=bar)
+    with ExitStack() as stack:
+        # a simulated project holds a model per round (gigabytes on big data): temporary unless asked to keep it
+        where = project_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="labelloop-simulate-")))
+        with progress_bar(not json_out) as bar:
+            result = run(dataset, format=format, seed_per_class=seed_per_class, round_size=round_size,
+                         rounds=rounds, strategy=strategy, base=base, args=args, project_dir=where, task=task,
+                         val_fraction=val_fraction, seed=seed, threshold=threshold, use_click=click,
+                         final_model=final_model, progress=bar)
+    if project_dir is None:
+        result["project"] = None
     output(result, json_out, _print_simulation)
 
 
@@ -248,7 +255,8 @@ def _print_simulation(result: dict[str, Any]) -> None:
               f"({_minutes(s['seconds_loop'])} vs {_minutes(s['seconds_scratch'])}; a perfect model "
               f"{_minutes(s['seconds_perfect'])}: {_fmt(s['share_of_saving'], 2)} of the achievable saving); "
               f"final mAP@.5 {_fmt(s['final_map50'])}")
-    out.print(f"project kept in {result['project']}")
+    out.print(f"project kept in {result['project']}" if result["project"] else
+              "the simulated project was temporary and is removed (give --project-dir to keep it)")
 
 
 def register(app: typer.Typer) -> None:
