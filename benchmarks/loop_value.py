@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,18 +67,14 @@ def dataset_path(name: str, cache: Path) -> tuple[Path, str | None]:
     return path, fmt
 
 
-@contextmanager
-def run_folder(prefix: str, keep: bool) -> Iterator[Path]:
-    """A temporary project folder for one run, removed afterwards unless ``keep`` (a run's models and
-    image copies take gigabytes: a few benchmarks would otherwise fill the disk)."""
+def kept_folder(prefix: str, keep: bool) -> Path | None:
+    """With ``--keep``, a folder to keep a run's project in (said on stderr); else ``None``: simulate then
+    works in a temporary folder it removes (a run's models and image copies take gigabytes)."""
+    if not keep:
+        return None
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield folder
-    finally:
-        if keep:
-            print(f"    project kept in {folder}", file=sys.stderr, flush=True)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+    print(f"    project kept in {folder}", file=sys.stderr, flush=True)
+    return folder
 
 
 def run(name: str, config: str, args: argparse.Namespace, cache: Path) -> dict[str, Any]:
@@ -91,10 +84,9 @@ def run(name: str, config: str, args: argparse.Namespace, cache: Path) -> dict[s
     started = time.monotonic()
     options = dict(CONFIGS[config])
     train_args = ";".join(a for a in (options.pop("args", ""), args.train_args) if a)
-    with run_folder(f"loop-{name}-{config}-", args.keep) as folder:
-        result = simulate(path, format=fmt, seed_per_class=args.seed_per_class, round_size=args.round_size,
-                          rounds=args.rounds, strategy=args.strategy, args=train_args, seed=args.seed,
-                          project_dir=folder, **options)
+    result = simulate(path, format=fmt, seed_per_class=args.seed_per_class, round_size=args.round_size,
+                      rounds=args.rounds, strategy=args.strategy, args=train_args, seed=args.seed,
+                      project_dir=kept_folder(f"loop-{name}-{config}-", args.keep), **options)
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     return result
 

@@ -70,16 +70,15 @@ def dataset_path(name: str, cache: Path) -> tuple[Path, str | None]:
 
 def run_seed(name: str, strategies: list[str], seed: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every strategy on one seed; they share round 0's labels and the model trained on them."""
-    from loop_value import run_folder
+    from loop_value import kept_folder
 
     from labelloop.services.simulate import simulate_strategies
 
     path, fmt = dataset_path(name, args.cache)
     started = time.monotonic()
-    with run_folder(f"select-{name}-{seed}-", args.keep) as folder:
-        results = simulate_strategies(path, format=fmt, strategies=strategies, seed_per_class=args.seed_per_class,
-                                      round_size=args.round_size, rounds=args.rounds, args=args.train_args,
-                                      seed=seed, final_model=True, project_dir=folder)
+    results = simulate_strategies(path, format=fmt, strategies=strategies, seed_per_class=args.seed_per_class,
+                                  round_size=args.round_size, rounds=args.rounds, args=args.train_args, seed=seed,
+                                  final_model=True, project_dir=kept_folder(f"select-{name}-{seed}-", args.keep))
     wall = round(time.monotonic() - started, 1)
     return {strategy: {"seed": seed, **_curve(result), "wall": wall} for strategy, result in results.items()}
 

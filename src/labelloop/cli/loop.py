@@ -231,20 +231,13 @@ def simulate(
     json_out: JsonOpt = False,
 ) -> None:
     """Replay the whole loop on a labelled dataset and measure the human time it saves."""
-    import tempfile
-
     from labelloop.services.simulate import simulate as run
 
-    with ExitStack() as stack:
-        # a simulated project holds a model per round (gigabytes on big data): temporary unless asked to keep it
-        where = project_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="labelloop-simulate-")))
-        with progress_bar(not json_out) as bar:
-            result = run(dataset, format=format, seed_per_class=seed_per_class, round_size=round_size,
-                         rounds=rounds, strategy=strategy, base=base, args=args, project_dir=where, task=task,
-                         val_fraction=val_fraction, seed=seed, threshold=threshold, use_click=click,
-                         final_model=final_model, progress=bar)
-    if project_dir is None:
-        result["project"] = None
+    with progress_bar(not json_out) as bar:
+        result = run(dataset, format=format, seed_per_class=seed_per_class, round_size=round_size, rounds=rounds,
+                     strategy=strategy, base=base, args=args, project_dir=project_dir, task=task,
+                     val_fraction=val_fraction, seed=seed, threshold=threshold, use_click=click,
+                     final_model=final_model, progress=bar)
     output(result, json_out, _print_simulation)
 
 

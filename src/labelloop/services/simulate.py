@@ -1,6 +1,7 @@
 """Replay the annotation loop on a labelled dataset, with its ground truth as the annotator.
 
-In a fresh project (a temporary folder, or ``project_dir``):
+In a fresh project (``project_dir``, or a temporary folder removed at the end; the results'
+``project`` is then ``None``):
 
 1. A fixed validation set (``val_fraction`` of the images, at least 4) is imported *with*
    its labels and stays the same in every round, so the rounds' mAPs are comparable. Its
@@ -30,7 +31,8 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -245,6 +247,17 @@ def _train(ctx: ProjectContext, rnd: int, base: str | None, args: str, parent: i
     return model
 
 
+@contextmanager
+def _project_root(project_dir: Path | None) -> Iterator[Path]:
+    """``project_dir``, or a temporary folder removed at the end: a simulated project holds a model per
+    round and a copy of every image (gigabytes on big data), which nobody asked to keep."""
+    if project_dir is not None:
+        yield project_dir.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="labelloop-simulate-") as folder:
+        yield Path(folder).resolve()
+
+
 def simulate(dataset: Path, *, strategy: str = "suggest", **options: Any) -> dict[str, Any]:
     """Run the loop; returns ``{"dataset", "project", "strategy", ..., "rounds": [...], "summary": {...}}``.
 
@@ -272,7 +285,8 @@ def simulate_strategies(dataset: Path, *, strategies: Sequence[str], format: str
     The seed images, their labels and the first model (trained once, on round 0's labels) are
     the same for every strategy, so the strategies' first picks differ only by how they pick,
     not by training noise; each strategy then goes on in its own copy of the project
-    (``project_dir/<strategy>``; with one strategy, ``project_dir`` itself).
+    (``project_dir/<strategy>``; with one strategy, ``project_dir`` itself; without ``project_dir``, a
+    temporary folder that is removed on return).
     ``threshold``: as ``preannotate --threshold``; ``use_click=False`` draws every miss.
     ``final_model``: also train on the labels of the last round and report its validation mAP@.5
     as ``summary.after_last_round_map50`` (what the last round's picks bought; ``None`` otherwise).
@@ -291,39 +305,42 @@ def simulate_strategies(dataset: Path, *, strategies: Sequence[str], format: str
         raise InvalidInputError("several strategies in one simulation copy the project, which needs its own "
                                 "SQLite database", "unset LABELLOOP_DATABASE_URL, or simulate one strategy at a time")
     record = _read(dataset, format)
-    root = (project_dir or Path(tempfile.mkdtemp(prefix="labelloop-simulate-"))).resolve()
-    trunk_root = root / "round-0" if branching else root
-    ctx, ids, truth, pool = _setup(record, trunk_root, task, val_fraction, seed)
-    trunk = _Trunk(record, ids, truth, pool, seed)
-    try:
-        seed_names = _seed_images(pool, truth, record.labels, seed_per_class)
-        for n, name in enumerate(seed_names, 1):
-            annotate_from_scratch(ctx, ids[name], truth[name], round_=0)
-            if progress:
-                progress("round 0 seed", n, len(seed_names))
-        taken = set(seed_names)
-        trunk.pool = [f for f in pool if f not in taken]
-        if trunk.pool:
-            started = time.monotonic()
-            trunk.first = _train(ctx, 1, base, args, None, progress)
-            trunk.first_seconds = time.monotonic() - started
-    except BaseException:
-        ctx.close()
-        raise
-    if branching:
-        ctx.close()  # each strategy goes on in its own copy
-    out = {}
-    for strategy in strategies:
-        here = ctx
-        if branching:
-            shutil.copytree(trunk_root, root / strategy)
-            here = load_project(root / strategy)
+    with _project_root(project_dir) as root:
+        trunk_root = root / "round-0" if branching else root
+        ctx, ids, truth, pool = _setup(record, trunk_root, task, val_fraction, seed)
+        trunk = _Trunk(record, ids, truth, pool, seed)
         try:
-            out[strategy] = _rounds(here, trunk, dataset, strategy, round_size=round_size, rounds=rounds, base=base,
-                                    args=args, threshold=threshold, use_click=use_click, final_model=final_model,
-                                    progress=progress)
-        finally:
-            here.close()
+            seed_names = _seed_images(pool, truth, record.labels, seed_per_class)
+            for n, name in enumerate(seed_names, 1):
+                annotate_from_scratch(ctx, ids[name], truth[name], round_=0)
+                if progress:
+                    progress("round 0 seed", n, len(seed_names))
+            taken = set(seed_names)
+            trunk.pool = [f for f in pool if f not in taken]
+            if trunk.pool:
+                started = time.monotonic()
+                trunk.first = _train(ctx, 1, base, args, None, progress)
+                trunk.first_seconds = time.monotonic() - started
+        except BaseException:
+            ctx.close()
+            raise
+        if branching:
+            ctx.close()  # each strategy goes on in its own copy
+        out = {}
+        for strategy in strategies:
+            here = ctx
+            if branching:
+                shutil.copytree(trunk_root, root / strategy)
+                here = load_project(root / strategy)
+            try:
+                out[strategy] = _rounds(here, trunk, dataset, strategy, round_size=round_size, rounds=rounds,
+                                        base=base, args=args, threshold=threshold, use_click=use_click,
+                                        final_model=final_model, progress=progress)
+            finally:
+                here.close()
+    if project_dir is None:  # removed with its folder
+        for result in out.values():
+            result["project"] = None
     return out
 
 
