@@ -96,12 +96,13 @@ def render_flipbook(model_dir: str | Path, samples_by_id: Mapping[int, Sample], 
     with output_file(out, "flipbook") as tmp:
         if out.suffix.lower() == ".gif":
             frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=700, loop=0)
-            return out
-        encoded = []
-        for frame in frames:
-            buf = io.BytesIO()
-            frame.save(buf, format="PNG")
-            encoded.append(base64.b64encode(buf.getvalue()).decode("ascii"))
-        tmp.write_text(_HTML.format(last=len(frames) - 1, frames=json.dumps(encoded),
-                                    epochs=json.dumps([f["epoch"] for f in frames_json])))
+        else:
+            tmp.write_text(_HTML.format(last=len(frames) - 1, frames=json.dumps([_png_b64(f) for f in frames]),
+                                        epochs=json.dumps([f["epoch"] for f in frames_json])))
     return out
+
+
+def _png_b64(frame: Image.Image) -> str:
+    buf = io.BytesIO()
+    frame.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
