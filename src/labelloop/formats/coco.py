@@ -94,9 +94,10 @@ def _split_from_name(file: Path) -> str | None:
     return None
 
 
-def _expect(doc: Any, key: str, kind: type, file: Path) -> Any:
-    if key == "images" and key not in doc:
-        raise FormatError("expected COCO 'images' (a list of {id, file_name, width, height}), found no such key",
+def _expect(doc: Any, key: str, kind: type, file: Path, *, required: str | None = None) -> Any:
+    """``doc[key]``, checked to be a ``kind``; absent, an empty one, unless ``required`` (what it should hold)."""
+    if required and isinstance(doc, dict) and key not in doc:
+        raise FormatError(f"expected COCO {key!r} ({required}), found no such key",
                           "is this a results file? labelloop imports datasets: images, categories, annotations",
                           file=str(file))
     value = doc.get(key, [] if kind is list else None)
@@ -113,7 +114,7 @@ def _read_file(file: Path, recorder: Recorder, split: str | None) -> DatasetReco
         raise FormatError(f"expected a COCO JSON object, got a {type(doc).__name__}",
                           "is this a Label Studio export? try --format labelstudio", file=str(file))
     categories = _expect(doc, "categories", list, file)
-    images = _expect(doc, "images", list, file)
+    images = _expect(doc, "images", list, file, required="a list of {id, file_name, width, height}")
     annotations = _expect(doc, "annotations", list, file)
     names: dict[Any, str] = {}
     for i, cat in enumerate(categories):
