@@ -93,6 +93,10 @@ def fraction_inside(region: np.ndarray, box: Sequence[float] | np.ndarray) -> fl
     return float(region[y0:y1, x0:x1].mean())
 
 
+#: a box may overshoot its image by this share of the image's size (tools round a box at the border
+#: outwards); the importer and the YOLO reader both allow it
+EDGE_SLACK = 0.02
+
 #: an object at least this share inside an area (training regions, a parent layer's regions) is in it
 INSIDE_SHARE = 0.5
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from labelloop.core.geometry import mask_to_polygons, polygon_area, polygons_bbox, rle_to_mask
+from labelloop.core.geometry import EDGE_SLACK, mask_to_polygons, polygon_area, polygons_bbox, rle_to_mask
 from labelloop.core.records import IMAGE_EXTENSIONS, AnnotationRecord, DatasetRecord, ImageRecord
 from labelloop.errors import ConfigError, FormatError
 from labelloop.formats.base import (
@@ -59,9 +59,6 @@ SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "
 #: data.yaml keys that never name an image folder
 _META_KEYS = frozenset({"path", "names", "nc", "download", "kpt_shape", "flip_idx", "channels"})
 _EPS = 1e-6  # tolerance on [0, 1] for normalised coordinates written by other tools
-#: a box's edges (cx +- w/2) may overshoot the image by this share of it, as pixel formats may by 2 %
-#: (the import service's rule): tools round a box at the border outwards
-_EDGE_SLACK = 0.02
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -540,7 +537,7 @@ def _box_record(values: list[float], width: int, height: int) -> AnnotationRecor
     if bw <= 0 or bh <= 0:
         raise _LineError(f"zero-area box (w={bw!r}, h={bh!r})", "remove the line or give the box a size")
     _check_normalised([cx, cy, bw, bh], width, height)
-    _check_normalised([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], width, height, _EDGE_SLACK)
+    _check_normalised([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], width, height, EDGE_SLACK)
     box = ((cx - bw / 2) * width, (cy - bh / 2) * height, (cx + bw / 2) * width, (cy + bh / 2) * height)
     return AnnotationRecord(label="?", bbox=box)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Table, insert, select
 
-from labelloop.core.geometry import check_mask_size, check_polygons, check_rle
+from labelloop.core.geometry import EDGE_SLACK, check_mask_size, check_polygons, check_rle
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import (
     GROUND_TRUTH_STATES,
@@ -219,7 +219,7 @@ def _prepare_one(rec: ImageRecord, recorder: Recorder, allow_missing: bool, max_
 
 def _valid_annotations(rec: ImageRecord, prepared: _Prepared, recorder: Recorder) -> list[AnnotationRecord]:
     w, h = prepared.width, prepared.height
-    tol_x, tol_y = max(2.0, 0.02 * w), max(2.0, 0.02 * h)
+    tol_x, tol_y = max(2.0, EDGE_SLACK * w), max(2.0, EDGE_SLACK * h)
     kept: list[AnnotationRecord] = []
     for j, ann in enumerate(rec.annotations):
         x1, y1, x2, y2 = ann.bbox
