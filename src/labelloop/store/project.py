@@ -27,6 +27,8 @@ __all__ = ["TASKS", "Database", "ProjectContext", "clean_labels", "context_for",
 
 TASKS = ("detect", "segment", "regions")
 MARKER = "labelloop.json"
+#: the project's SQLite database in its folder (unless LABELLOOP_DATABASE_URL names a server)
+DB_FILE = "labelloop.db"
 _PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
             "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000"]
 
@@ -54,7 +56,7 @@ class Database:
     sqlite_synchronous: str = "NORMAL"
 
     def url_for(self, root: Path) -> str:
-        return self.url or sqlite_url(root / "labelloop.db")
+        return self.url or sqlite_url(root / DB_FILE)
 
     def open(self, root: Path) -> Store:
         return Store(self.url_for(root), sqlite_synchronous=self.sqlite_synchronous)
@@ -173,8 +175,8 @@ def open_project(path: Path | None = None, *, database: Database | None = None) 
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"{root / MARKER} is damaged ({exc})", "restore it from a backup") from exc
     database = database or Database()
-    if not database.url and not (root / "labelloop.db").is_file():  # opening it would make an empty one
-        raise NotFoundError(f"the project's database {root / 'labelloop.db'} is missing",
+    if not database.url and not (root / DB_FILE).is_file():  # opening it would make an empty one
+        raise NotFoundError(f"the project's database {root / DB_FILE} is missing",
                             "restore it from a backup (the images are still in images/), or set "
                             "LABELLOOP_DATABASE_URL if the project lives in a database server")
     store = database.open(root)
