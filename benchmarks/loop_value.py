@@ -9,9 +9,13 @@ the default here) the same images in every round, so the differences are the lev
 
 Configurations (``--configs``, comma-separated):
 
-- ``old``: the earlier defaults -- best-F1 thresholds, every missed object drawn;
+- ``old``: the earlier defaults -- best-F1 thresholds, every missed object drawn, predictions at the
+  training size;
 - ``min-time``: thresholds that minimise expected review time, misses drawn;
-- ``click``: min-time thresholds + click-to-box on misses;
+- ``click-1x``: min-time thresholds + click-to-box on misses, predictions at the training size
+  (``predict_scale=1``: the defaults before the prediction size was chosen);
+- ``click``: the defaults -- min-time thresholds, click-to-box, and the prediction size chosen on the
+  validation split (``predict_scale=auto``);
 - ``copy-paste``, ``balanced``, ``tta``: ``click`` + one training lever (``copy_paste=0.5``:
   class-balanced copy-paste of objects; ``balanced=true``: repeat-factor sampling;
   ``tta=true``: mirror test-time augmentation with box fusion at pre-annotation);
@@ -43,8 +47,9 @@ from dense_data import SHARED
 from dense_data import build as build_dense
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "old": {"threshold": "best-f1", "use_click": False},
+    "old": {"threshold": "best-f1", "use_click": False, "args": "predict_scale=1"},
     "min-time": {"threshold": "auto", "use_click": False},
+    "click-1x": {"threshold": "auto", "use_click": True, "args": "predict_scale=1"},
     "click": {"threshold": "auto", "use_click": True},
     "copy-paste": {"threshold": "auto", "use_click": True, "args": "copy_paste=0.5"},
     "balanced": {"threshold": "auto", "use_click": True, "args": "balanced=true"},
@@ -113,14 +118,14 @@ def table(results: dict[tuple[str, str], dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def ratios(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
-    """Each configuration's overall time ratio against ``old`` measured in the same run."""
+def ratios(results: dict[tuple[str, str], dict[str, Any]], baseline: str = "old") -> list[str]:
+    """Each configuration's human time against ``baseline``'s, measured in the same run."""
     out = []
     for (name, config), r in results.items():
-        base = results.get((name, "old"))
-        if base is None or config == "old" or not base["summary"]["time_ratio"]:
+        base = results.get((name, baseline))
+        if base is None or config == baseline or not base["summary"]["time_ratio"]:
             continue
-        out.append(f"{name}: {config} human time / old human time = "
+        out.append(f"{name}: {config} human time / {baseline} human time = "
                    f"{r['summary']['seconds_loop'] / base['summary']['seconds_loop']:.2f}")
     return out
 
@@ -128,7 +133,8 @@ def ratios(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="dense,raccoon,pennfudan")
-    ap.add_argument("--configs", default="old,min-time,click")
+    ap.add_argument("--configs", default="old,min-time,click-1x,click")
+    ap.add_argument("--baseline", default="old", help="the configuration the others' human time is divided by")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--round-size", type=int, default=50)
     ap.add_argument("--seed-per-class", type=int, default=20)
@@ -152,7 +158,7 @@ def main() -> None:
             results[(name, config)] = run(name, config, args, args.cache)
             print(table({(name, config): results[(name, config)]}), file=sys.stderr, flush=True)
     print(table(results))
-    for line in ratios(results):
+    for line in ratios(results, args.baseline):
         print(line)
     if args.json:
         args.json.write_text(json.dumps({f"{k[0]}/{k[1]}": v for k, v in results.items()}, indent=2))

@@ -91,3 +91,20 @@ def test_mirror_tta_fuses_both_views(model_dir: Path, tmp_path: Path) -> None:
     got = with_tta.predict(image)
     assert len(got) == len(expected) > 0
     assert np.allclose(got.boxes, expected.boxes, atol=1e-3) and np.allclose(got.scores, expected.scores, atol=1e-5)
+
+
+def test_both_backends_predict_at_the_models_prediction_size(model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bigger = tmp_path / "bigger"
+    shutil.copytree(model_dir, bigger, ignore=shutil.ignore_patterns("*.onnx"))
+    meta = json.loads((bigger / "model.json").read_text())
+    (bigger / "model.json").write_text(json.dumps({**meta, "predict_size": 2 * meta["input_size"]}))
+    image = load_rgb(make_sample(tmp_path, 98, size=(96, 96), seed=3).path)
+    at_training_size = load_predictor(model_dir, "torch").predict(image)
+    onnx, eager = load_predictor(bigger, "onnx"), load_predictor(bigger, "torch")
+    a, b = onnx.predict(image), eager.predict(image)
+    assert len(a) == len(b) > 0
+    assert np.allclose(np.sort(a.scores), np.sort(b.scores), atol=1e-4)  # the ONNX graph resizes to 192 px too
+    assert len(a) != len(at_training_size) or not np.allclose(np.sort(a.scores), np.sort(at_training_size.scores),
+                                                             atol=1e-3)

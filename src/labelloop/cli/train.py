@@ -53,10 +53,19 @@ def training_display(enabled: bool) -> Iterator[TrainProgress]:
             bars.reset(ids["step"], info="")
             bars.console.print(f"epoch {event['epoch']:>3}  loss {event['losses'].get('loss', 0):.4f}  {score}  "
                                f"({event['seconds']:.0f}s)")
-        elif event["type"] == "end":
+        elif event["type"] == "predict_size" and ids:
             if "step" in ids:
                 bars.remove_task(ids.pop("step"))
-            bars.console.print(f"stopped: {event['reason']}; best epoch {event['best_epoch']}")
+            if "size" not in ids:
+                ids["size"] = bars.add_task("pred. size", total=event["total"], info="")
+            bars.update(ids["size"], completed=event["done"],
+                        info=f"{event['size']} px: {event['seconds_per_image']:.1f} s of review per image")
+        elif event["type"] == "end":
+            for task in ("step", "size"):
+                if task in ids:
+                    bars.remove_task(ids.pop(task))
+            size = f"; predicts at {event['predict_size']} px" if "predict_size" in event else ""
+            bars.console.print(f"stopped: {event['reason']}; best epoch {event['best_epoch']}{size}")
 
     try:
         yield on_event

@@ -5,7 +5,7 @@ Two shapes, one each:
 - :data:`StageProgress` ``(stage, done, total)``: every service that walks a list of items
   (import, pre-annotation, suggestions, QA, review, doctor, pseudo-labels, simulate);
 - :data:`TrainProgress`: one :data:`TrainEvent` at a time from training (``start``, ``step``,
-  ``epoch``, ``end``, ``skipped``), typed below. The training service adds ``model_id``; a sweep's
+  ``epoch``, ``predict_size``, ``end``, ``skipped``), typed below. The training service adds ``model_id``; a sweep's
   job adds ``variant``.
 
 :class:`EpochStages` turns training events into stage progress for callers that only show a bar
@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
-__all__ = ["EndEvent", "EpochEvent", "EpochStages", "SkippedEvent", "StageProgress", "StartEvent", "StepEvent",
-           "TrainEvent", "TrainProgress", "tag_engine"]
+__all__ = ["EndEvent", "EpochEvent", "EpochStages", "PredictSizeEvent", "SkippedEvent", "StageProgress", "StartEvent",
+           "StepEvent", "TrainEvent", "TrainProgress", "tag_engine"]
 
 #: ``progress("pre-annotate", 12, 50)``: 12 of 50 items of stage "pre-annotate" done
 StageProgress = Callable[[str, int, int], None]
@@ -63,10 +63,25 @@ class EpochEvent(TypedDict):
     variant: NotRequired[str]
 
 
+class PredictSizeEvent(TypedDict):
+    """After training, one of the prediction sizes compared on the validation split
+    (:mod:`labelloop.training.predict_scale`): ``done`` of ``total``."""
+
+    type: Literal["predict_size"]
+    done: int
+    total: int
+    size: int
+    seconds_per_image: float
+    model_id: NotRequired[int]
+    variant: NotRequired[str]
+
+
 class EndEvent(TypedDict):
     type: Literal["end"]
     reason: str  # completed, early_stopped, interrupted
     best_epoch: int
+    #: the longest side the model predicts at (absent when the run was interrupted)
+    predict_size: NotRequired[int]
     model_id: NotRequired[int]
     variant: NotRequired[str]
 
@@ -80,7 +95,7 @@ class SkippedEvent(TypedDict):
     variant: NotRequired[str]
 
 
-TrainEvent = StartEvent | StepEvent | EpochEvent | EndEvent | SkippedEvent
+TrainEvent = StartEvent | StepEvent | EpochEvent | PredictSizeEvent | EndEvent | SkippedEvent
 TrainProgress = Callable[[TrainEvent], None]
 
 

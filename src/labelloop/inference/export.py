@@ -73,11 +73,11 @@ def _output_names(task: str) -> list[str]:
 
 def export_onnx(model_dir: str | Path, *, weights: str = "best.pt") -> Path:
     """Write ``model.onnx`` and ``embed.onnx`` into ``model_dir``; returns the ``model.onnx`` path."""
-    from labelloop.models.artifacts import load_model_dir
+    from labelloop.models.artifacts import load_model_dir, predict_size
 
     model_dir = Path(model_dir)
     model, meta = load_model_dir(model_dir, weights)
-    size = int(meta["input_size"])
+    size = predict_size(meta)
     dummy = torch.randint(0, 255, (max(64, size * 3 // 4), size, 3), dtype=torch.uint8)
     dynamic = {"image": {0: "height", 1: "width"}}
     names = _output_names(meta["task"])

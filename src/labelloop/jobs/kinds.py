@@ -60,8 +60,12 @@ class _TrainProgress:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in list(metrics.items())[:3] if isinstance(v, (int, float)))
             self._report(epoch / self.epochs, f"epoch {epoch}/{self.epochs} done" + (f": {shown}" if shown else ""))
             self.job.log(f"{self.prefix}epoch {epoch}: losses {event['losses']} metrics {metrics}")
+        elif event["type"] == "predict_size":
+            self._report(1.0, f"choosing the prediction size: {event['size']} px gives {event['seconds_per_image']:.1f}"
+                              f" s of review per image ({event['done']}/{event['total']})")
         elif event["type"] == "end":
-            self._report(1.0, f"finished ({event['reason']}), best epoch {event['best_epoch']}")
+            size = f", predicts at {event['predict_size']} px" if "predict_size" in event else ""
+            self._report(1.0, f"finished ({event['reason']}), best epoch {event['best_epoch']}{size}")
 
     def _report(self, fraction: float, message: str) -> None:
         self.job.raise_on_cancel = False  # training stops itself through stop_event, cleanly

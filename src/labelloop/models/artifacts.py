@@ -14,7 +14,7 @@ from labelloop.models import get_base_model
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["MODEL_FORMAT", "load_model_dir", "read_model_json"]
+__all__ = ["MODEL_FORMAT", "load_model_dir", "predict_size", "read_model_json"]
 
 MODEL_FORMAT = "labelloop-model/1"
 
@@ -30,8 +30,15 @@ def read_model_json(model_dir: str | Path) -> dict[str, Any]:
     return meta
 
 
+def predict_size(meta: dict[str, Any]) -> int:
+    """The longest side a model predicts at: the ``predict_size`` its training chose on the validation
+    split (``predict_scale``), else the size it trained at (models trained before it existed)."""
+    return int(meta.get("predict_size") or meta["input_size"])
+
+
 def load_model_dir(model_dir: str | Path, weights: str = "best.pt") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a trained model (eval mode, CPU) from ``model_dir``: ``(model, model.json)``."""
+    """Rebuild a trained model (eval mode, CPU, predicting at :func:`predict_size`) from ``model_dir``:
+    ``(model, model.json)``."""
     import torch
 
     from labelloop.models.builders import set_input_size
@@ -44,5 +51,5 @@ def load_model_dir(model_dir: str | Path, weights: str = "best.pt") -> tuple[nn.
         raise NotFoundError(f"{path} not found", "the run may have been interrupted before its first epoch")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["model"])
-    set_input_size(model, int(meta["input_size"]))
+    set_input_size(model, predict_size(meta))
     return model.eval(), meta

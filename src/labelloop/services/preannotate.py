@@ -42,14 +42,12 @@ from labelloop.core.unreadable import Unreadable
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import REPEAT_IOU
 from labelloop.selection.effort import CostModel
-from labelloop.selection.matching import match_detections
-from labelloop.selection.review_cost import review_deltas
+from labelloop.selection.review_curves import ReviewCurves
 from labelloop.selection.thresholds import (
     NEVER,
     RULES,
     ClassThreshold,
     parse_threshold,
-    pick_min_time,
     pick_threshold,
     seconds_at,
 )
@@ -219,34 +217,22 @@ def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: Predi
     cached = _read_cached(path, key, predictor.classes) if cache else None
     if cached is not None:
         return cached
-    curves, n_images = _validation_curves(ctx, model, predictor, costs, progress)
-    chosen = {name: _pick(curves[k], rule, target_precision, n_images) for k, name in enumerate(predictor.classes)}
+    curves = _validation_curves(ctx, model, predictor, costs, progress)
+    chosen = {name: _pick(curves, k, rule, target_precision) for k, name in enumerate(predictor.classes)}
     if not cache:
         return chosen
     expected = costs.inspect + sum(t.expected_seconds or 0.0 for t in chosen.values())
-    write_json_atomic(path, {**key, "val_images": n_images, "expected_seconds_per_image": round(expected, 4),
+    write_json_atomic(path, {**key, "val_images": curves.n_images, "expected_seconds_per_image": round(expected, 4),
                              "classes": {n: t.as_dict() for n, t in chosen.items()}})
     return chosen
 
 
-@dataclass
-class _Curve:
-    """One class's validation candidates: scores, IoU-.5 hits, review deltas; its objects' miss seconds."""
-
-    scores: list[float]
-    tp: list[bool]
-    delta: list[float]
-    n_gt: int = 0
-    miss: float = 0.0
-
-
 def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, costs: CostModel,
-                       progress: StageProgress | None) -> tuple[list[_Curve], int]:
+                       progress: StageProgress | None) -> ReviewCurves:
     samples = sample_for_images(ctx, _val_image_ids(ctx, model))
     project_classes = project_class_names(ctx)
     to_model = {i: predictor.classes.index(n) for i, n in enumerate(project_classes) if n in predictor.classes}
-    curves = [_Curve([], [], []) for _ in predictor.classes]
-    n_images = 0
+    curves = ReviewCurves(len(predictor.classes), costs)
     for done, smp in enumerate(samples, 1):
         if progress:
             progress("thresholds", done, len(samples))
@@ -254,29 +240,20 @@ def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: Pred
             preds = predictor.predict(read_rgb(smp.path))
         except InvalidInputError:
             continue
-        n_images += 1
         [smp], kept = inside_areas([smp], {smp.image_id: preds})  # training regions, a parent's regions
-        preds = kept[smp.image_id]
         gt_labels = np.array([to_model.get(int(lab), -1) for lab in smp.labels], dtype=np.int64)
-        truth = Truth(smp.boxes, gt_labels)
-        tp = match_detections(preds, truth)
-        cost = review_deltas(preds, truth, costs)
-        for k, curve in enumerate(curves):
-            sel = preds.labels == k
-            curve.n_gt += int((gt_labels == k).sum())
-            curve.miss += float(cost.miss[gt_labels == k].sum())
-            curve.scores.extend(preds.scores[sel].tolist())
-            curve.tp.extend(tp[sel].tolist())
-            curve.delta.extend(cost.delta[sel].tolist())
-    return curves, n_images
+        curves.add(kept[smp.image_id], Truth(smp.boxes, gt_labels))
+    return curves
 
 
-def _pick(c: _Curve, rule: str, target_precision: float | None, n_images: int) -> ClassThreshold:
-    scores, tp = np.array(c.scores, dtype=np.float64), np.array(c.tp, dtype=bool)
+def _pick(curves: ReviewCurves, k: int, rule: str, target_precision: float | None) -> ClassThreshold:
     if target_precision is None and rule == "min-time":
-        return pick_min_time(scores, tp, c.n_gt, np.array(c.delta), c.miss, n_images)
+        return curves.min_time(k)
+    c = curves.curves[k]
+    scores, tp = np.array(c.scores, dtype=np.float64), np.array(c.tp, dtype=bool)
     chosen = pick_threshold(scores, tp, c.n_gt, target_precision)
-    return replace(chosen, expected_seconds=seconds_at(chosen.threshold, scores, np.array(c.delta), c.miss, n_images))
+    return replace(chosen, expected_seconds=seconds_at(chosen.threshold, scores, np.array(c.delta), c.miss,
+                                                       curves.n_images))
 
 
 def _read_cached(path: Path, key: dict[str, Any], classes: Sequence[str]) -> dict[str, ClassThreshold] | None:

@@ -69,6 +69,10 @@ class TrainConfig:
             (``sqrt(f_max / f_class)``, at most 4x).
         tta: predict on the image and its mirror and fuse the two (boxes averaged where both
             views agree): ~2x inference time, tighter boxes and fewer misses.
+        predict_scale: the size the model predicts at, as a multiple of ``image_size``: ``auto``
+            (stored as 0) compares 1, 1.25, 1.5 and 2 on the validation split after training and
+            keeps the one with the least expected review time (:mod:`labelloop.training.predict_scale`);
+            a number fixes it (1 = predict at the training size).
         object_balance: FCOS bases only: each object's positive locations share a loss weight
             ``1 / positives ** object_balance`` (0 = every location alike, so big objects dominate;
             0.5 lets small ones count for more).
@@ -104,6 +108,7 @@ class TrainConfig:
     copy_paste: float = 0.0
     balanced: bool = False
     tta: bool = False
+    predict_scale: float = 0.0
     object_balance: float = 0.0
     self_train: bool = False
     num_steps: int = 0
@@ -136,6 +141,9 @@ class TrainConfig:
                               "e.g. weight_decay=0.0001")
         if not 0.0 <= self.object_balance <= 1.0:
             raise ConfigError(f"object_balance: expected a number in [0, 1], got {self.object_balance}")
+        if self.predict_scale and not 0.25 <= self.predict_scale <= 4.0:
+            raise ConfigError(f"predict_scale: expected auto or a multiple of image_size in [0.25, 4], "
+                              f"got {self.predict_scale}", "e.g. predict_scale=1.5, or predict_scale=1 to turn it off")
         if not 0.0 <= self.copy_paste <= 1.0:
             raise ConfigError(f"copy_paste: expected a probability in [0, 1], got {self.copy_paste}")
         if not self.lr > 0 or not math.isfinite(self.lr):
@@ -188,6 +196,8 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
         if text.lower() in {"", "none", "null"}:
             return None
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if key == "predict_scale" and text.lower() == "auto":
+        return 0.0
     if key == "augment":
         low = text.lower()
         if low in _TRUE | _FALSE:
@@ -212,6 +222,7 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
             return value
     except ValueError:
         name = {bool: "true/false", int: "an integer", float: "a number"}[kind]
+        name = "auto or a number" if key == "predict_scale" else name
         raise ConfigError(f"{key}: expected {name}, got {text!r}", f"e.g. {key}={_EXAMPLES[key]}") from None
     return text
 
@@ -220,7 +231,7 @@ _EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.0004", "backbone_lr": "
              "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
              "pretrained": "true", "ema": "false", "copy_paste": "0.5", "balanced": "true", "object_balance": "0.5",
-             "tta": "true", "eval_every": "2", "device": "cpu", "precision": "fp32",
+             "tta": "true", "predict_scale": "1.5", "eval_every": "2", "device": "cpu", "precision": "fp32",
              "self_train": "true", "num_steps": "15000",
              "stage1_epochs": "4", "stage2_epochs": "2", "stage3_epochs": "2"}
 

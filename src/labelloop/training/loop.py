@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
 
 from labelloop.core.predictions import Predictions
-from labelloop.core.progress import EpochEvent, StartEvent, TrainProgress, tag_engine
+from labelloop.core.progress import EndEvent, EpochEvent, PredictSizeEvent, StartEvent, TrainProgress, tag_engine
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.core.unreadable import Unreadable
 from labelloop.errors import ConfigError, InvalidInputError, TrainingError
@@ -41,6 +41,7 @@ from labelloop.training.config import TrainConfig, base_model_for_task
 from labelloop.training.data import SampleDataset, collate, load_rgb, repeat_factors
 from labelloop.training.ema import WeightEma
 from labelloop.training.metrics import evaluate_predictions
+from labelloop.training.predict_scale import ScaleChoice, choose_predict_size
 from labelloop.training.report import choose_flipbook_ids, write_flipbook_frame, write_plots
 
 __all__ = ["STAGE_NAMES", "TrainProgress", "TrainResult", "set_stage", "train_model", "train_step"]
@@ -287,14 +288,36 @@ def _checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, sc
                  "config": job.config.to_dict()}, path)
 
 
-def _write_model_json(job: _Job, spec: BaseModelSpec, state: TrainState) -> None:
+def _write_model_json(job: _Job, spec: BaseModelSpec, state: TrainState,
+                      prediction: ScaleChoice | None = None) -> None:
     metrics = {k: v for k, v in state.best_metrics.items() if k != "pr"}
     write_json({"format": MODEL_FORMAT, "base": spec.name, "task": job.data.task,
                 "classes": list(job.data.classes), "config": job.config.to_dict(),
                 "input_size": job.config.image_size, "tile_size": job.config.tile_size,
                 "mean": list(spec.mean), "std": list(spec.std), "label_offset": 1,
                 "best_epoch": state.best_epoch, "metrics": metrics, "weights": "best.pt",
-                "flipbook_ids": job.flipbook_ids}, job.out_dir / "model.json")
+                "flipbook_ids": job.flipbook_ids, **(prediction.as_meta() if prediction else {})},
+               job.out_dir / "model.json")
+
+
+def _choose_prediction(job: _Job, kept: nn.Module, device: torch.device, report: TrainProgress) -> ScaleChoice:
+    """The best weights' prediction size (:mod:`labelloop.training.predict_scale`); leaves ``kept`` holding them."""
+    cfg = job.config
+    if job.data.task == "regions":
+        return ScaleChoice(cfg.image_size, 1.0, [])
+    kept.load_state_dict(torch.load(job.out_dir / "best.pt", map_location=device, weights_only=False)["model"])
+
+    def progress(done: int, total: int, size: int, seconds: float) -> None:
+        report(PredictSizeEvent(type="predict_size", done=done, total=total, size=size,
+                                seconds_per_image=round(seconds, 3)))
+
+    choice = choose_predict_size(kept, job.data.val, len(job.data.classes), cfg.image_size, cfg.predict_scale,
+                                 device=device, tile_size=cfg.tile_size, progress=progress)
+    if choice.compared:
+        log.info("prediction size %s px (%sx the training size): expected review seconds per image %s",
+                 choice.predict_size, choice.scale,
+                 ", ".join(f"{c['size']:.0f} px {c['seconds_per_image']}" for c in choice.compared))
+    return choice
 
 
 # ------------------------------------------------------------------ the loop
@@ -421,14 +444,20 @@ def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: 
         if _any_rank(stop_early, world, device):
             reason = "early_stopped"
             break
+    prediction: ScaleChoice | None = None
     if lead:
         if reason == "interrupted":
             _checkpoint(out / "last.pt", model, optimizer, scheduler, scaler, state, job, ema)
         if state.history:
             write_plots(out, state.history, _read_pr(out))
         if state.best_epoch:
-            _write_model_json(job, spec, state)
-    report({"type": "end", "reason": reason, "best_epoch": state.best_epoch})
+            if reason != "interrupted":
+                prediction = _choose_prediction(job, ema.module if ema is not None else model, device, report)
+            _write_model_json(job, spec, state, prediction)
+    end = EndEvent(type="end", reason=reason, best_epoch=state.best_epoch)
+    if prediction is not None:
+        end["predict_size"] = prediction.predict_size
+    report(end)
     return TrainResult(out, state.best_epoch, {k: v for k, v in state.best_metrics.items() if k != "pr"},
                        state.history, reason)
 
