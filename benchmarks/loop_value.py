@@ -11,7 +11,8 @@ Configurations (``--configs``, comma-separated):
 
 - ``old``: the earlier defaults -- best-F1 thresholds, every missed object drawn, predictions at the
   training size;
-- ``min-time``: thresholds that minimise expected review time, misses drawn;
+- ``min-time``: thresholds that minimise expected review time, misses drawn, predictions at the training
+  size;
 - ``click-1x``: min-time thresholds + click-to-box on misses, predictions at the training size
   (``predict_scale=1``: the defaults before the prediction size was chosen);
 - ``click``: the defaults -- min-time thresholds, click-to-box, and the prediction size chosen on the
@@ -48,7 +49,7 @@ from dense_data import build as build_dense
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "old": {"threshold": "best-f1", "use_click": False, "args": "predict_scale=1"},
-    "min-time": {"threshold": "auto", "use_click": False},
+    "min-time": {"threshold": "auto", "use_click": False, "args": "predict_scale=1"},
     "click-1x": {"threshold": "auto", "use_click": True, "args": "predict_scale=1"},
     "click": {"threshold": "auto", "use_click": True},
     "copy-paste": {"threshold": "auto", "use_click": True, "args": "copy_paste=0.5"},
@@ -101,19 +102,20 @@ def _f(v: Any, digits: int = 3) -> str:
 
 
 def table(results: dict[tuple[str, str], dict[str, Any]]) -> str:
-    lines = ["| dataset | config | round | mAP@.5 | accepted | fixed | clicked | drawn | rejected | time ratio "
-             "| share of saving | wall (s) |", "|" + "---|" * 12]
+    lines = ["| dataset | config | round | mAP@.5 | predicts at (px) | accepted | fixed | clicked | drawn | rejected "
+             "| time ratio | share of saving | wall (s) |", "|" + "---|" * 13]
     for (name, config), r in results.items():
         for row in r["rounds"]:
             if row["round"] == 0:
                 continue
             a = row["actions"]
-            lines.append(f"| {name} | {config} | {row['round']} | {_f(row['map50'])} | {a['accept']} | "
+            lines.append(f"| {name} | {config} | {row['round']} | {_f(row['map50'])} | {_f(row.get('predict_size'))} | "
+                         f"{a['accept']} | "
                          f"{a['fix'] + a['class_change']} | {a.get('click', 0)} | {a['draw']} | {a['delete']} | "
                          f"{_f(row['ratio'])} | {_f(row['share_of_saving'], 2)} | "
                          f"{_f((row.get('wall_seconds') or {}).get('total'), 0)} |")
         s = r["summary"]
-        lines.append(f"| {name} | {config} | all | {_f(s['final_map50'])} | | | | | | {_f(s['time_ratio'])} | "
+        lines.append(f"| {name} | {config} | all | {_f(s['final_map50'])} | | | | | | | {_f(s['time_ratio'])} | "
                      f"{_f(s['share_of_saving'], 2)} | {_f(r['wall_seconds'], 0)} |")
     return "\n".join(lines)
 

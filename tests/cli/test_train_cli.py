@@ -41,6 +41,11 @@ def test_train_then_models_and_flipbook(tmp_path):
     assert [m["id"] for m in listed] == [model["id"]]
     shown = json.loads(run("models", "show", str(model["id"]), "--json", "-p", str(proj)).stdout)
     assert len(shown["epochs"]) == 2
+    prediction = shown["prediction"]  # the size chosen after training on the validation split
+    assert prediction["compared"][0]["size"] == prediction["input_size"]
+    assert prediction["predict_size"] in [c["size"] for c in prediction["compared"]]
+    text = run("models", "show", str(model["id"]), "-p", str(proj)).stdout
+    assert f"predicts at {prediction['predict_size']} px (trained at {prediction['input_size']})" in text
     r = run("flipbook", str(model["id"]), "--out", str(tmp_path / "flip.gif"), "-p", str(proj))
     assert r.returncode == 0, r.stderr
     from PIL import Image

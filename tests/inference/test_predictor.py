@@ -108,3 +108,21 @@ def test_both_backends_predict_at_the_models_prediction_size(model_dir: Path, tm
     assert np.allclose(np.sort(a.scores), np.sort(b.scores), atol=1e-4)  # the ONNX graph resizes to 192 px too
     assert len(a) != len(at_training_size) or not np.allclose(np.sort(a.scores), np.sort(at_training_size.scores),
                                                              atol=1e-3)
+
+
+def test_an_onnx_export_is_redone_when_the_prediction_size_or_the_weights_change(model_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    import shutil
+
+    from labelloop.inference.export import current_onnx
+
+    folder = tmp_path / "m"
+    shutil.copytree(model_dir, folder)
+    first = current_onnx(folder).stat().st_mtime_ns
+    assert current_onnx(folder).stat().st_mtime_ns == first  # up to date: not exported again
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "predict_size": 2 * meta["input_size"]}))
+    second = current_onnx(folder).stat().st_mtime_ns
+    assert second > first and json.loads((folder / "onnx.json").read_text())["predict_size"] == 2 * meta["input_size"]
+    (folder / "best.pt").write_bytes((folder / "best.pt").read_bytes())  # resumed training rewrote the weights
+    assert current_onnx(folder).stat().st_mtime_ns > second

@@ -38,3 +38,11 @@ def test_a_missed_object_with_a_candidate_at_its_centre_costs_a_click() -> None:
     dearer_clicks = ReviewCurves(1, CostModel(click=5.0))
     dearer_clicks.add(_preds([OBJECT, *wrong], [0.9, 0.95, 0.95], [0, 0, 0]), truth)
     assert dearer_clicks.expected_seconds() == 2.0 + 0.5 + 1.0 + 1.0  # now accepting and deleting two wins
+
+
+def test_proposals_of_a_class_without_validation_objects_cost_their_deletes() -> None:
+    curves = ReviewCurves(2)
+    curves.add(_preds([OBJECT, (0.0, 0.0, 8.0, 8.0)], [0.9, 0.8], [0, 1]), Truth(np.array([OBJECT]), np.array([0])))
+    unseen = curves.min_time(1)
+    assert unseen.method == "fallback" and unseen.expected_seconds == 1.0  # the 0.8 box is above 0.5: deleted
+    assert curves.expected_seconds() == 2.0 + 0.5 + 1.0

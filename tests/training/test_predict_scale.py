@@ -16,9 +16,11 @@ from torch import nn
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.errors import ConfigError
 from labelloop.models.artifacts import load_model_dir, predict_size
+from labelloop.selection.effort import CostModel
 from labelloop.training import TrainConfig, train_model
+from labelloop.training import loop as training_loop
 from labelloop.training.config import parse_args_string
-from labelloop.training.predict_scale import MARGIN, candidate_sizes, choose_predict_size
+from labelloop.training.predict_scale import MARGIN, MAX_INPUT_PIXELS, _subset, candidate_sizes, choose_predict_size
 
 OBJECT = (20.0, 20.0, 36.0, 36.0)  # one 16 px object per 64 px image
 
@@ -59,10 +61,13 @@ def samples(tmp_path: Path) -> list[Sample]:
     return out
 
 
-def test_candidate_sizes_are_the_scales_of_the_training_size_in_multiples_of_32() -> None:
+def test_candidate_sizes_are_the_training_size_then_its_scales_in_multiples_of_32() -> None:
     assert candidate_sizes(640, 0.0) == [640, 800, 960, 1280]
-    assert candidate_sizes(640, 1.5) == [960]
-    assert candidate_sizes(1600, 0.0) == [1600, 1984, 2048]  # capped at MAX_PREDICT_SIZE
+    assert candidate_sizes(96, 0.0) == [96, 128, 160, 192]
+    assert candidate_sizes(500, 0.0) == [500, 640, 736, 992]  # the training size itself, not 512
+    assert candidate_sizes(640, 1.5) == [960] and candidate_sizes(500, 1.0) == [500]
+    assert candidate_sizes(1600, 0.0) == [1600, 2016]  # 2048 (capped) is too close to 2016 to compare
+    assert candidate_sizes(2560, 0.0) == [2560] and candidate_sizes(2560, 1.0) == [2560]  # never below training
 
 
 def test_the_size_that_finds_the_object_is_chosen_and_bigger_ones_stop_once_worse(samples: list[Sample]) -> None:
@@ -93,6 +98,29 @@ def test_a_fixed_scale_is_taken_without_predicting(samples: list[Sample]) -> Non
     assert choose_predict_size(model, [], 1, 64, 0.0).predict_size == 64  # no validation images
 
 
+def test_the_projects_costs_price_the_review_and_a_stop_keeps_the_best_so_far(samples: list[Sample]) -> None:
+    model = SizeDependent(sees_from=96)
+    # drawing is as quick as accepting: no size is worth more than the margin over the training size
+    flat = choose_predict_size(model, samples, 1, 64, 0.0, costs=CostModel(draw=0.5, click=0.5))
+    assert flat.predict_size == 64 and [c["seconds_per_image"] for c in flat.compared] == [2.5, 2.5]
+    calls = iter([False, True])
+    stopped = choose_predict_size(SizeDependent(sees_from=96), samples, 1, 64, 0.0, stopped=lambda: next(calls))
+    assert stopped.predict_size == 64 and [c["size"] for c in stopped.compared] == [64]
+
+
+def test_the_choice_predicts_a_bounded_number_of_input_pixels(tmp_path: Path) -> None:
+    def sample(i: int, w: int, h: int) -> Sample:
+        return Sample(i, tmp_path / f"{i}.png", w, h, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+
+    small = [sample(i, 640, 480) for i in range(100)]
+    assert len(_subset(small, 640, 0)) == MAX_INPUT_PIXELS // (640 * 480) == 40
+    assert [s.image_id for s in _subset(small[:5], 640, 0)] == [0, 1, 2, 3, 4]
+    # tiled at 1000 px, each tile shown at 640: a 4000 x 3000 image is 12e6 * 0.64 ** 2 = 4.9e6 input pixels
+    picked = _subset([sample(i, 4000, 3000) for i in range(100)], 640, 1000)
+    assert len(picked) == MAX_INPUT_PIXELS // int(12e6 * 0.64**2) == 2
+    assert [p.image_id for p in picked] == [0, 99]
+
+
 def test_predict_scale_argument() -> None:
     assert parse_args_string("predict_scale=auto") == {"predict_scale": 0.0}
     assert parse_args_string("predict_scale=1.5") == {"predict_scale": 1.5}
@@ -111,7 +139,7 @@ def test_training_chooses_a_size_and_the_model_predicts_at_it(detect_data: Train
     meta = json.loads((out / "model.json").read_text())
     sizes = [c["size"] for c in meta["predict_sizes"]]
     assert sizes[0] == 96 and meta["predict_size"] in sizes and meta["input_size"] == 96
-    assert meta["predict_scale"] == meta["predict_size"] / 96
+    assert [c["scale"] for c in meta["predict_sizes"]] == [pytest.approx(s / 96, abs=1e-4) for s in sizes]
     compared = [e for e in events if e["type"] == "predict_size"]
     assert [e["size"] for e in compared] == sizes and events[-1]["predict_size"] == meta["predict_size"]
     model, _ = load_model_dir(out)
@@ -127,3 +155,18 @@ def test_fixed_scale_training_and_old_models_without_a_prediction_size(detect_da
     assert (meta["predict_size"], meta["predict_sizes"]) == (96, [])
     del meta["predict_size"]  # a model trained before the prediction size existed
     assert predict_size(meta) == 96
+
+
+def test_a_failed_choice_keeps_the_model_at_its_training_size(detect_data: TrainingData, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    def out_of_memory(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(training_loop, "choose_predict_size", out_of_memory)
+    out = tmp_path / "run"
+    result = train_model(detect_data, TrainConfig(epochs=1, image_size=96, batch_size=4, workers=0, device="cpu",
+                                                  augment="light"), out)
+    meta = json.loads((out / "model.json").read_text())
+    assert result.reason == "completed" and (meta["predict_size"], meta["predict_sizes"]) == (96, [])
+    assert "could not compare prediction sizes (CUDA out of memory)" in caplog.text

@@ -193,7 +193,10 @@ def test_bfloat16_training_computes_in_bfloat16_and_learns(detect_data: Training
 def test_stop_event_saves_checkpoint_and_returns_interrupted(detect_data: TrainingData, tmp_path: Path) -> None:
     stop = threading.Event()
 
+    events: list[dict[str, Any]] = []
+
     def progress(event: dict[str, Any]) -> None:
+        events.append(event)
         if event["type"] == "step" and event["epoch"] == 2 and event["step"] == 2:
             stop.set()
 
@@ -202,6 +205,9 @@ def test_stop_event_saves_checkpoint_and_returns_interrupted(detect_data: Traini
     assert result.reason == "interrupted" and len(result.epochs) == 1
     ckpt = torch.load(tmp_path / "run/last.pt", weights_only=False)
     assert ckpt["state"]["epoch"] == 1
+    # a stopped run compares no prediction sizes: it predicts at its training size until resumed
+    assert "predict_size" not in json.loads((tmp_path / "run/model.json").read_text())
+    assert not [e for e in events if e["type"] == "predict_size"] and "predict_size" not in events[-1]
 
 
 _KILLED_RUN = """

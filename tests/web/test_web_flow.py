@@ -139,6 +139,11 @@ def test_train_and_watch_the_flipbook(page, web_server: LiveServer) -> None:
     page.goto(f"{web_server.url}/#/p/{SLUG}/models")
     page.wait_for_selector("[data-testid=models-table] tbody tr")
     page.wait_for_selector("text=Lineage")
+    # the prediction size its training chose: one bar per size compared, the chosen one marked
+    sizes = page.locator(".prediction-size .bar-row")
+    assert sizes.count() >= 2 and page.locator(".prediction-size .bar-row.current").count() == 1
+    chosen = page.locator(".prediction-size .bar-row.current .bar-label").inner_text()
+    assert f"Predicts at {chosen}" in page.locator(".prediction-size").inner_text()
     shot(page, "06-models")
 
 

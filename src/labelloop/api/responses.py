@@ -540,10 +540,27 @@ class LineageStep(Out):
     train_images: int | None
 
 
+class PredictSizeTried(Out):
+    size: int = Field(description="longest image side at the model input, pixels")
+    scale: float = Field(description="that size over the training size")
+    seconds_per_image: float = Field(description="expected review seconds per validation image at it")
+
+
+class Prediction(Out):
+    predict_size: int = Field(description="the longest side the model predicts at")
+    input_size: int = Field(description="the longest side it trained at")
+    compared: list[PredictSizeTried] = Field(description="the sizes its training compared on the validation split "
+                                                         "(empty: the size was given with predict_scale=N, or "
+                                                         "nothing was compared: an interrupted run, a regions "
+                                                         "model, no validation images)")
+
+
 class ModelDetail(ModelRecord):
     epochs: list[ModelEpoch]
     lineage: list[LineageStep] = Field(description="the model's ancestors and itself, oldest first")
     plots: list[str]
+    prediction: Prediction | None = Field(None, description="the size the model predicts at (None: no finished "
+                                                            "model folder)")
 
 
 class Lineage(Out):

@@ -200,7 +200,12 @@ def show(model: int,
 def _print_model(r: dict[str, Any]) -> None:
     out.print(f"[bold]model {r['id']}[/] {r['name']} — {r['base']}, round {r['round']}, {r['status']}")
     out.print("lineage: " + " → ".join(f"{x['id']} (r{x['round']}, mAP@.5 {_fmt(x['map50'])})" for x in r["lineage"]))
-    out.print("arguments: " + ";".join(f"{k}={v}" for k, v in r["args"].items() if v is not None))
+    shown = {k: ("auto" if k == "predict_scale" and not v else v) for k, v in r["args"].items() if v is not None}
+    out.print("arguments: " + ";".join(f"{k}={v}" for k, v in shown.items()))
+    if p := r.get("prediction"):
+        compared = ", ".join(f"{c['size']} px {c['seconds_per_image']:.1f} s" for c in p["compared"])
+        out.print(f"predicts at {p['predict_size']} px (trained at {p['input_size']})"
+                  + (f"; review per validation image: {compared}" if compared else ""))
     t = Table("epoch", "loss", "mAP@.5", "mAP", "seconds")
     for e in r["epochs"]:
         t.add_row(str(e["epoch"]), _fmt(e["losses"].get("loss", "")), _fmt(e["metrics"].get("map50", "")),

@@ -4,12 +4,17 @@
 ``scores (N,)``, ``labels (N,)`` (0 = background) [+ ``masks (N, 1, H, W)``] for detectors,
 or ``semantic (H, W)``, ``scores (H, W)`` for regions models.
 ``embed.onnx``: same input, output ``embedding (D,)`` (pooled backbone features).
+``onnx.json``: what the two were exported from -- the size the graph resizes images to (the model's
+prediction size) and the weights file's size and time -- so :func:`current_onnx` exports again when
+either changed (a resumed training, a prediction size chosen after an early export).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +22,7 @@ from torch import Tensor, nn
 
 from labelloop.errors import TrainingError
 
-__all__ = ["EMBED_SIZE", "EmbedWrapper", "PredictWrapper", "embed_tensor", "export_onnx"]
+__all__ = ["EMBED_SIZE", "EmbedWrapper", "PredictWrapper", "current_onnx", "embed_tensor", "export_onnx"]
 
 OPSET = 17
 EMBED_SIZE = 224
@@ -71,6 +76,32 @@ def _output_names(task: str) -> list[str]:
     return ["boxes", "scores", "labels"]
 
 
+ONNX_INFO = "onnx.json"
+
+
+def _source(model_dir: Path, weights: str) -> dict[str, Any]:
+    from labelloop.models.artifacts import predict_size, read_model_json
+
+    stat = (model_dir / weights).stat()
+    return {"predict_size": predict_size(read_model_json(model_dir)), "weights": weights,
+            "weights_bytes": stat.st_size, "weights_mtime_ns": stat.st_mtime_ns}
+
+
+def current_onnx(model_dir: str | Path, *, weights: str = "best.pt") -> Path:
+    """``model.onnx`` (and ``embed.onnx``) of ``model_dir``, exported first when missing or exported
+    from other weights or at another size than the model now predicts at (``onnx.json``)."""
+    model_dir = Path(model_dir)
+    out = model_dir / "model.onnx"
+    info = model_dir / ONNX_INFO
+    if out.is_file() and (model_dir / "embed.onnx").is_file():
+        try:
+            if json.loads(info.read_text()) == _source(model_dir, weights):
+                return out
+        except (OSError, ValueError):
+            pass  # no record (exported before it existed) or a damaged one: export again
+    return export_onnx(model_dir, weights=weights)
+
+
 def export_onnx(model_dir: str | Path, *, weights: str = "best.pt") -> Path:
     """Write ``model.onnx`` and ``embed.onnx`` into ``model_dir``; returns the ``model.onnx`` path."""
     from labelloop.models.artifacts import load_model_dir, predict_size
@@ -94,4 +125,5 @@ def export_onnx(model_dir: str | Path, *, weights: str = "best.pt") -> Path:
         except Exception as exc:  # the exporter raises many types
             raise TrainingError(f"ONNX export of {model_dir} failed: {exc}",
                                 "use backend='torch' for this model") from exc
+    (model_dir / ONNX_INFO).write_text(json.dumps(_source(model_dir, weights)))
     return out

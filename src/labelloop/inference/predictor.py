@@ -87,10 +87,9 @@ class Predictor:
 def _onnx_runner(model_dir: Path, meta: dict[str, Any], threads: int | None = None) -> tuple[Any, Any]:
     import onnxruntime as ort
 
-    from labelloop.inference.export import export_onnx
+    from labelloop.inference.export import current_onnx
 
-    if not (model_dir / "model.onnx").is_file() or not (model_dir / "embed.onnx").is_file():
-        export_onnx(model_dir)
+    current_onnx(model_dir)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or max(1, min(4, os.cpu_count() or 1))
     opts.log_severity_level = 3

@@ -227,11 +227,9 @@ def write_cvat_function(model_dir: Path, out_path: Path) -> Path:
     if out_path.suffix != ".py":
         raise InvalidInputError(f"the CVAT function must be a .py file, got {out_path.name}",
                                 "e.g. --out labelloop_model.py")
-    onnx = model_dir / "model.onnx"
-    if not onnx.is_file():
-        from labelloop.inference import export_onnx
+    from labelloop.inference.export import current_onnx
 
-        onnx = export_onnx(model_dir)
+    onnx = current_onnx(model_dir)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model_file = out_path.with_suffix(".onnx").name
     shutil.copyfile(onnx, out_path.with_suffix(".onnx"))

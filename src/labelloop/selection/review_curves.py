@@ -10,7 +10,7 @@ time-optimal threshold of every class (:func:`~labelloop.selection.thresholds.pi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from labelloop.core.predictions import Predictions, Truth
 from labelloop.selection.effort import CostModel
 from labelloop.selection.matching import match_detections
 from labelloop.selection.review_cost import review_deltas
-from labelloop.selection.thresholds import ClassThreshold, pick_min_time
+from labelloop.selection.thresholds import ClassThreshold, pick_min_time, seconds_at
 
 __all__ = ["ClassCurve", "ReviewCurves"]
 
@@ -61,10 +61,14 @@ class ReviewCurves:
             curve.delta.extend(cost.delta[sel].tolist())
 
     def min_time(self, k: int) -> ClassThreshold:
-        """Class ``k``'s time-optimal threshold and the seconds per image it gives."""
+        """Class ``k``'s time-optimal threshold and the seconds per image it gives (a class without
+        validation objects keeps the fallback threshold, and its proposals above it cost deletes)."""
         c = self.curves[k]
-        return pick_min_time(np.array(c.scores, dtype=np.float64), np.array(c.tp, dtype=bool), c.n_gt,
-                             np.array(c.delta, dtype=np.float64), c.miss, self.n_images)
+        scores, delta = np.array(c.scores, dtype=np.float64), np.array(c.delta, dtype=np.float64)
+        chosen = pick_min_time(scores, np.array(c.tp, dtype=bool), c.n_gt, delta, c.miss, self.n_images)
+        if chosen.expected_seconds is None:
+            return replace(chosen, expected_seconds=seconds_at(chosen.threshold, scores, delta, c.miss, self.n_images))
+        return chosen
 
     def expected_seconds(self) -> float:
         """Review seconds per image (inspecting it included) at every class's time-optimal threshold."""

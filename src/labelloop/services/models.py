@@ -9,14 +9,15 @@ from typing import Any
 from sqlalchemy import select
 
 from labelloop.core.output import output_file
-from labelloop.errors import InvalidInputError
+from labelloop.errors import ConfigError, InvalidInputError, NotFoundError
+from labelloop.models.artifacts import predict_size, read_model_json
 from labelloop.services.datasets import sample_for_images
 from labelloop.services.training import model_record, model_row
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Image, ModelEpoch, TrainedModel
 
 __all__ = ["base_model_catalog", "compare_models", "export_model", "flipbook", "get_model", "list_models",
-           "model_dir", "model_epochs", "model_lineage", "render_model_flipbook"]
+           "model_dir", "model_epochs", "model_lineage", "model_prediction", "render_model_flipbook"]
 
 EXPORT_FORMATS = ("onnx", "cvat-function")
 
@@ -44,7 +45,20 @@ def get_model(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
     record["lineage"] = _lineage(ctx, model_id)
     plots = ctx.root / record["directory"] / "plots"
     record["plots"] = sorted(str(p) for p in plots.glob("*.png")) if plots.is_dir() else []
+    record["prediction"] = model_prediction(ctx, record["directory"])
     return record
+
+
+def model_prediction(ctx: ProjectContext, directory: str) -> dict[str, Any] | None:
+    """The size a model folder predicts at (``predict_size``), the size it trained at (``input_size``)
+    and the sizes its training compared (``compared``: size, scale, review seconds per validation image);
+    ``None`` when the folder holds no finished model."""
+    try:
+        meta = read_model_json(ctx.root / directory)
+        return {"predict_size": predict_size(meta), "input_size": int(meta["input_size"]),
+                "compared": list(meta.get("predict_sizes") or [])}
+    except (NotFoundError, ConfigError, ValueError, KeyError, TypeError):
+        return None
 
 
 def model_epochs(ctx: ProjectContext, model_id: int) -> list[dict[str, Any]]:
@@ -138,13 +152,10 @@ def export_model(ctx: ProjectContext, model_id: int, *, format: str, out: Path) 
     if format == "onnx":
         import shutil
 
-        from labelloop.inference import export_onnx
+        from labelloop.inference.export import current_onnx
 
         with output_file(out, "ONNX model") as tmp:  # (checked before the export runs)
-            onnx = folder / "model.onnx"
-            if not onnx.is_file():
-                onnx = export_onnx(folder)
-            shutil.copyfile(onnx, tmp)
+            shutil.copyfile(current_onnx(folder), tmp)
         return out
     from labelloop.integrations.cvat import write_cvat_function
 

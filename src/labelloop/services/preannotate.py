@@ -39,7 +39,7 @@ from labelloop.core.predictions import Predictions, Truth
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import UNLABELLED_STATUSES, Proposal, ReviewState
 from labelloop.core.unreadable import Unreadable
-from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.errors import InvalidInputError, LabelloopError, NotFoundError
 from labelloop.inference.click import REPEAT_IOU
 from labelloop.selection.effort import CostModel
 from labelloop.selection.review_curves import ReviewCurves
@@ -212,7 +212,8 @@ def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: Predi
     if rule not in RULES:
         raise InvalidInputError(f"unknown threshold rule {rule!r}", f"expected one of: {', '.join(RULES)}")
     costs = cost_model(ctx)
-    key = {"target_precision": target_precision, "rule": rule, "costs": costs.as_dict()}
+    key = {"target_precision": target_precision, "rule": rule, "costs": costs.as_dict(),
+           "predict_size": _predict_size(ctx, model)}
     path = ctx.root / model.directory / THRESHOLDS_FILE
     cached = _read_cached(path, key, predictor.classes) if cache else None
     if cached is not None:
@@ -225,6 +226,16 @@ def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: Predi
     write_json_atomic(path, {**key, "val_images": curves.n_images, "expected_seconds_per_image": round(expected, 4),
                              "classes": {n: t.as_dict() for n, t in chosen.items()}})
     return chosen
+
+
+def _predict_size(ctx: ProjectContext, model: TrainedModel) -> int | None:
+    """The size the model predicts at: thresholds chosen at another size are chosen again."""
+    from labelloop.models.artifacts import predict_size, read_model_json
+
+    try:
+        return predict_size(read_model_json(ctx.root / model.directory))
+    except (LabelloopError, OSError, ValueError, KeyError):
+        return None  # a model folder without model.json (a planted predictor's)
 
 
 def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, costs: CostModel,

@@ -59,6 +59,7 @@ from labelloop.services.annotations import (
 from labelloop.services.click import add_candidate, candidate_at
 from labelloop.services.effort import effort_report
 from labelloop.services.importing import import_dataset
+from labelloop.services.models import model_prediction
 from labelloop.services.preannotate import preannotate
 from labelloop.services.projects import load_project, new_project
 from labelloop.settings import get_settings
@@ -262,7 +263,8 @@ def simulate(dataset: Path, *, strategy: str = "suggest", **options: Any) -> dic
     """Run the loop; returns ``{"dataset", "project", "strategy", ..., "rounds": [...], "summary": {...}}``.
 
     Each round: ``round``, ``model_id``, ``map50`` (validation mAP@.5 of the model used in the
-    round), ``images``, ``objects``, ``actions``, ``seconds_by_action``, ``seconds_loop``,
+    round), ``predict_size`` (the longest side that model predicts at), ``images``, ``objects``,
+    ``actions``, ``seconds_by_action``, ``seconds_loop``,
     ``seconds_scratch``, ``seconds_perfect`` (inspect + accept every object), ``ratio``,
     ``share_of_saving`` ((scratch - loop) / (scratch - perfect)), ``cumulative_ratio`` (rounds
     1..r), ``thresholds`` and ``recall_at_threshold`` (per class, on the validation split), and
@@ -409,7 +411,9 @@ def _summarise(ctx: ProjectContext, dataset: Path, strategy: str, classes: Seque
             perfect += r["seconds_perfect"]
         m = models.get(r["round"])
         rows.append({"round": r["round"], "model_id": m["id"] if m else None,
-                     "map50": (m["metrics"] or {}).get("map50") if m else None, **{k: r[k] for k in keys},
+                     "map50": (m["metrics"] or {}).get("map50") if m else None,
+                     "predict_size": (model_prediction(ctx, m["directory"]) or {}).get("predict_size") if m else None,
+                     **{k: r[k] for k in keys},
                      "cumulative_ratio": round(loop / scratch, 4) if r["round"] > 0 and scratch else None,
                      **extra.get(r["round"], {})})
     last = models[max(models)] if models else None

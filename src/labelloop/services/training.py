@@ -14,6 +14,7 @@ from sqlalchemy import select
 from labelloop.core.progress import TrainEvent, TrainProgress
 from labelloop.errors import ConfigError, InvalidInputError, LabelloopError, NotFoundError, TrainingError
 from labelloop.services.datasets import snapshot, training_data
+from labelloop.services.effort import cost_model
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import ModelEpoch, TrainedModel, utcnow
 
@@ -161,7 +162,8 @@ def train_project(ctx: ProjectContext, *, base: str | None = None, args: str = "
     init_from = (ctx.root / parent.directory) if parent is not None else None
     try:
         result = train_model(data, config, out, progress=_epoch_recorder(ctx, model_id, progress),
-                             init_from=init_from, resume=resume, flipbook_ids=flipbook_ids, stop_event=stop_event)
+                             init_from=init_from, resume=resume, flipbook_ids=flipbook_ids, stop_event=stop_event,
+                             costs=cost_model(ctx))
     except LabelloopError as err:
         _finish(ctx, model_id, status="failed", error=str(err))
         raise

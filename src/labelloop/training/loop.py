@@ -36,6 +36,7 @@ from labelloop.models import BaseModelSpec, get_base_model
 from labelloop.models.artifacts import MODEL_FORMAT, read_model_json
 from labelloop.models.builders import set_input_size
 from labelloop.models.weights import transfer_state
+from labelloop.selection.effort import CostModel
 from labelloop.training.checkpoint import TrainState, atomic_save, rng_state, set_rng_state, write_json
 from labelloop.training.config import TrainConfig, base_model_for_task
 from labelloop.training.data import SampleDataset, collate, load_rgb, repeat_factors
@@ -74,6 +75,8 @@ class _Job:
     init_from: Path | None
     resume: bool
     flipbook_ids: list[int]
+    #: what the prediction size is chosen by (:mod:`labelloop.training.predict_scale`): the project's cost model
+    costs: CostModel | None = None
 
 
 # ------------------------------------------------------------------ step
@@ -300,19 +303,31 @@ def _write_model_json(job: _Job, spec: BaseModelSpec, state: TrainState,
                job.out_dir / "model.json")
 
 
-def _choose_prediction(job: _Job, kept: nn.Module, device: torch.device, report: TrainProgress) -> ScaleChoice:
-    """The best weights' prediction size (:mod:`labelloop.training.predict_scale`); leaves ``kept`` holding them."""
+def _choose_prediction(job: _Job, kept: nn.Module, device: torch.device, report: TrainProgress,
+                       stopped: StopCheck) -> ScaleChoice:
+    """The best weights' prediction size (:mod:`labelloop.training.predict_scale`); leaves ``kept`` holding them.
+
+    The training size when the task has no choice (regions) or the choice fails (e.g. out of memory at
+    a bigger size): the trained model is kept either way, with a warning.
+    """
     cfg = job.config
+    fallback = ScaleChoice(cfg.image_size, 1.0, [])
     if job.data.task == "regions":
-        return ScaleChoice(cfg.image_size, 1.0, [])
-    kept.load_state_dict(torch.load(job.out_dir / "best.pt", map_location=device, weights_only=False)["model"])
+        return fallback
 
     def progress(done: int, total: int, size: int, seconds: float) -> None:
         report(PredictSizeEvent(type="predict_size", done=done, total=total, size=size,
                                 seconds_per_image=round(seconds, 3)))
 
-    choice = choose_predict_size(kept, job.data.val, len(job.data.classes), cfg.image_size, cfg.predict_scale,
-                                 device=device, tile_size=cfg.tile_size, progress=progress)
+    try:
+        kept.load_state_dict(torch.load(job.out_dir / "best.pt", map_location=device, weights_only=False)["model"])
+        choice = choose_predict_size(kept, job.data.val, len(job.data.classes), cfg.image_size, cfg.predict_scale,
+                                     costs=job.costs, device=device, tile_size=cfg.tile_size, tta=cfg.tta,
+                                     progress=progress, stopped=stopped)
+    except (RuntimeError, OSError, ValueError) as exc:  # torch reports out-of-memory as RuntimeError
+        log.warning("could not compare prediction sizes (%s): the model predicts at its training size, %s px",
+                    exc, cfg.image_size)
+        return fallback
     if choice.compared:
         log.info("prediction size %s px (%sx the training size): expected review seconds per image %s",
                  choice.predict_size, choice.scale,
@@ -452,7 +467,8 @@ def _run(rank: int, world: int, job: _Job, emit: TrainProgress | None, stopped: 
             write_plots(out, state.history, _read_pr(out))
         if state.best_epoch:
             if reason != "interrupted":
-                prediction = _choose_prediction(job, ema.module if ema is not None else model, device, report)
+                prediction = _choose_prediction(job, ema.module if ema is not None else model, device, report,
+                                                stopped)
             _write_model_json(job, spec, state, prediction)
     end = EndEvent(type="end", reason=reason, best_epoch=state.best_epoch)
     if prediction is not None:
@@ -540,14 +556,16 @@ def drop_unreadable(data: TrainingData, max_share: float | None = None
 def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *, progress: TrainProgress | None = None,
                 init_from: str | Path | None = None, resume: bool = False,
                 flipbook_ids: Sequence[int] | None = None,
-                stop_event: threading.Event | None = None) -> TrainResult:
+                stop_event: threading.Event | None = None, costs: CostModel | None = None) -> TrainResult:
     """Train ``config.base`` on ``data``; artifacts go to ``out_dir`` (see package docs).
 
     ``progress`` receives dict events (start / step / epoch / end). SIGINT, SIGTERM or
     ``stop_event`` save ``last.pt`` and return with ``reason="interrupted"``; ``resume``
     continues from ``out_dir/last.pt``; ``init_from`` fine-tunes an earlier model,
-    matching classes by name. Images that cannot be read are left out (a ``skipped`` progress event,
-    ``TrainResult.skipped``) unless they are more than the ``max_unreadable_share`` setting of all.
+    matching classes by name; ``costs``: the cost model the prediction size is chosen by (default
+    :class:`~labelloop.selection.effort.CostModel`). Images that cannot be read are left out (a
+    ``skipped`` progress event, ``TrainResult.skipped``) unless they are more than the
+    ``max_unreadable_share`` setting of all.
     """
     data, skipped = drop_unreadable(data)
     if skipped and progress:
@@ -559,7 +577,7 @@ def train_model(data: TrainingData, config: TrainConfig, out_dir: str | Path, *,
         config = config.replace(base=read_model_json(init_from)["base"])
     spec = base_model_for_task(config.base, data.task)
     job = _Job(data, config.replace(base=spec.name), out, Path(init_from) if init_from else None, resume,
-               choose_flipbook_ids(data.val, flipbook_ids))
+               choose_flipbook_ids(data.val, flipbook_ids), costs)
     if config.num_clones > 1:
         from labelloop.training import ray_train
 

@@ -6,18 +6,23 @@ the bigger size costs training time in the square of the scale (768 instead of 6
 predicting at it only inference time, which is small beside a round's training. So after
 training, the kept weights predict the validation images at each of :data:`SCALES` times the
 training size, and the size with the least expected review seconds per image (the time-optimal
-per-class thresholds under the default cost model, :class:`~labelloop.selection.review_curves.ReviewCurves`)
-becomes the model's ``predict_size`` in ``model.json``: pre-annotation, click-to-box, QA and the
-ONNX export all predict at it. A bigger size must save :data:`MARGIN` of the review time to be
-chosen over a smaller one (a few validation images are noisy, and it costs inference time), and
-the sizes are tried from the smallest up until one gives no better time than the best so far.
+per-class thresholds under the project's cost model, :class:`~labelloop.selection.review_curves.ReviewCurves`,
+with the mirror view fused in when ``tta`` is on, as the predictor will) becomes the model's
+``predict_size`` in ``model.json``: pre-annotation, click-to-box, QA and the ONNX export all
+predict at it. A bigger size must save :data:`MARGIN` of the review time to be chosen over a
+smaller one (a few validation images are noisy, and it costs inference time), and the sizes are
+tried from the smallest up until one gives no better time than the best so far. At most
+:data:`MAX_INPUT_PIXELS` of model input are predicted per size (evenly spaced validation images):
+the choice costs about as much as a few evaluations of the validation split.
 
 ``predict_scale=1`` keeps the training size; ``predict_scale=1.5`` fixes the scale; ``auto`` (the
-default) chooses. Regions models (one class per pixel) keep the training size.
+default) chooses. Regions models (one class per pixel) keep the training size. The validation
+metrics of training (mAP per epoch) stay measured at the training size.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,25 +30,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from labelloop.core.predictions import Truth
+from labelloop.core.predictions import Predictions, Truth
 from labelloop.core.samples import Sample
+from labelloop.inference.predictions import fuse_views, mirror
 from labelloop.inference.torch_engine import predict_arrays
 from labelloop.models.builders import set_input_size
+from labelloop.selection.effort import CostModel
 from labelloop.selection.review_curves import ReviewCurves
 from labelloop.training.data import load_rgb
 from labelloop.training.metrics import inside_areas
 
-__all__ = ["MARGIN", "MAX_IMAGES", "MAX_PREDICT_SIZE", "SCALES", "ScaleChoice", "candidate_sizes",
+__all__ = ["MARGIN", "MAX_INPUT_PIXELS", "MAX_PREDICT_SIZE", "SCALES", "ScaleChoice", "candidate_sizes",
            "choose_predict_size"]
 
 #: the scales of the training size that ``auto`` compares
 SCALES = (1.0, 1.25, 1.5, 2.0)
-#: validation images the choice predicts (evenly spaced over the split): 4 sizes each
-MAX_IMAGES = 40
+#: model-input pixels predicted per size compared, at the training size (40 images of 640 x 480)
+MAX_INPUT_PIXELS = 40 * 640 * 480
 #: a bigger size is chosen only when it saves this share of the smaller one's review seconds
 MARGIN = 0.02
-#: never predict beyond this longest side (memory and time grow with its square)
+#: never predict beyond this longest side (memory and time grow with its square), unless training did
 MAX_PREDICT_SIZE = 2048
+#: candidate sizes closer than this to the previous one are not compared
+MIN_STEP = 1.1
 
 
 @dataclass(frozen=True)
@@ -55,58 +64,94 @@ class ScaleChoice:
     compared: list[dict[str, float]]
 
     def as_meta(self) -> dict[str, object]:
-        return {"predict_size": self.predict_size, "predict_scale": self.scale, "predict_sizes": self.compared}
+        return {"predict_size": self.predict_size, "predict_sizes": self.compared}
 
 
 def candidate_sizes(image_size: int, predict_scale: float) -> list[int]:
-    """The sizes to compare: ``predict_scale`` fixed (> 0) or :data:`SCALES` (``0`` = auto), multiples of 32."""
-    scales = (predict_scale,) if predict_scale > 0 else SCALES
-    sizes = {min(MAX_PREDICT_SIZE, max(32, round(image_size * s / 32) * 32)) for s in scales}
-    return sorted(sizes | ({image_size} if predict_scale <= 0 else set()))
+    """The sizes to compare: the training size itself, then :data:`SCALES` of it (``predict_scale=0``:
+    auto) rounded to multiples of 32, each at least :data:`MIN_STEP` times the previous one; or the
+    one size ``predict_scale`` fixes."""
+    cap = max(MAX_PREDICT_SIZE, image_size)
+
+    def scaled(scale: float) -> int:
+        return image_size if scale == 1 else min(cap, max(32, int(image_size * scale / 32 + 0.5) * 32))
+
+    if predict_scale > 0:
+        return [scaled(predict_scale)]
+    sizes = [image_size]
+    for size in map(scaled, SCALES[1:]):
+        if size >= sizes[-1] * MIN_STEP:
+            sizes.append(size)
+    return sizes
 
 
-def _subset(samples: Sequence[Sample]) -> list[Sample]:
-    if len(samples) <= MAX_IMAGES:
-        return list(samples)
-    return [samples[int(i)] for i in np.linspace(0, len(samples) - 1, MAX_IMAGES).round()]
+def _input_pixels(sample: Sample, image_size: int, tile_size: int) -> float:
+    """Pixels of model input ``sample`` takes at ``image_size`` (each tile resized to it when tiled)."""
+    longest = max(sample.width, sample.height)
+    if tile_size and longest > 1.25 * tile_size:
+        return sample.width * sample.height * (image_size / tile_size) ** 2
+    return sample.width * sample.height * (image_size / longest) ** 2
 
 
-def _review_seconds(model: nn.Module, size: int, samples: Sequence[Sample], n_classes: int,
-                    device: torch.device | str, tile_size: int, batch: int = 4) -> float:
+def _subset(samples: Sequence[Sample], image_size: int, tile_size: int) -> list[Sample]:
+    """Evenly spaced samples whose model input is at most :data:`MAX_INPUT_PIXELS` (at least one)."""
+    if not samples:
+        return []
+    per_image = float(np.mean([_input_pixels(s, image_size, tile_size) for s in samples]))
+    n = max(1, min(len(samples), math.floor(MAX_INPUT_PIXELS / max(per_image, 1.0))))
+    return [samples[int(i)] for i in np.unique(np.linspace(0, len(samples) - 1, n).round())]
+
+
+def _predict(model: nn.Module, images: list[np.ndarray], device: torch.device | str, tile_size: int,
+             tta: bool) -> list[Predictions]:
+    preds = predict_arrays(model, images, device, tile_size, len(images))
+    if not tta:
+        return preds
+    flipped = predict_arrays(model, [np.ascontiguousarray(im[:, ::-1]) for im in images], device, tile_size,
+                             len(images))
+    return [fuse_views([p, mirror(f, im.shape[1])]) for p, f, im in zip(preds, flipped, images, strict=True)]
+
+
+def _review_seconds(model: nn.Module, size: int, samples: Sequence[Sample], n_classes: int, costs: CostModel,
+                    device: torch.device | str, tile_size: int, tta: bool, batch: int = 4) -> float:
     """Expected review seconds per image when ``model`` predicts ``samples`` at ``size`` (decoded a
     batch at a time: big images are not all held at once)."""
     set_input_size(model, size)
     preds = {}
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
-        out = predict_arrays(model, [load_rgb(s.path) for s in chunk], device, tile_size, batch)
+        out = _predict(model, [load_rgb(s.path) for s in chunk], device, tile_size, tta)
         preds.update({s.image_id: p for s, p in zip(chunk, out, strict=True)})
     kept_samples, kept = inside_areas(samples, preds)
-    curves = ReviewCurves(n_classes)
+    curves = ReviewCurves(n_classes, costs)
     for smp in kept_samples:
         curves.add(kept[smp.image_id], Truth(smp.boxes, smp.labels))
     return curves.expected_seconds()
 
 
 def choose_predict_size(model: nn.Module, samples: Sequence[Sample], n_classes: int, image_size: int,
-                        predict_scale: float, *, device: torch.device | str = "cpu", tile_size: int = 0,
-                        progress: Callable[[int, int, int, float], None] | None = None) -> ScaleChoice:
+                        predict_scale: float, *, costs: CostModel | None = None, device: torch.device | str = "cpu",
+                        tile_size: int = 0, tta: bool = False,
+                        progress: Callable[[int, int, int, float], None] | None = None,
+                        stopped: Callable[[], bool] = lambda: False) -> ScaleChoice:
     """Compare the sizes of :func:`candidate_sizes` on ``samples`` (the validation split) and pick one.
 
-    ``progress(done, total, size, seconds_per_image)`` after each size. ``model`` is left
-    predicting at its training size. With one size to compare (a fixed
-    ``predict_scale``) or no validation images, that size is taken without predicting anything.
+    ``progress(done, total, size, seconds_per_image)`` after each size; once ``stopped()`` the best
+    size so far is kept. ``model`` is left predicting at its training size. With one size to compare
+    (a fixed ``predict_scale``) or no validation images, that size is taken without predicting anything.
     """
     sizes = candidate_sizes(image_size, predict_scale)
-    chosen = _subset(samples)
+    chosen = _subset(samples, image_size, tile_size)
     if len(sizes) == 1 or not chosen:
-        size = sizes[0] if predict_scale > 0 else image_size
-        return ScaleChoice(size, round(size / image_size, 4), [])
+        return ScaleChoice(sizes[0], round(sizes[0] / image_size, 4), [])
     seconds: dict[int, float] = {}
     best = sizes[0]
     try:
         for i, size in enumerate(sizes):
-            seconds[size] = _review_seconds(model, size, chosen, n_classes, device, tile_size)
+            if stopped():
+                break
+            seconds[size] = _review_seconds(model, size, chosen, n_classes, costs or CostModel(), device, tile_size,
+                                            tta)
             if progress:
                 progress(i + 1, len(sizes), size, seconds[size])
             if seconds[size] < seconds[best] * (1 - MARGIN):

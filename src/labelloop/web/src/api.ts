@@ -105,7 +105,7 @@ export type NextStep = Schemas["NextStep"];
 export type Overview = Schemas["Overview"];
 export type BaseModel = Schemas["BaseModelInfo"];
 /** a model as listed, or (from GET /models/{id}) with its epochs, lineage and plots */
-export type ModelRecord = Schemas["ModelRecord"] & Partial<Pick<Schemas["ModelDetail"], "epochs" | "lineage" | "plots">>;
+export type ModelRecord = Schemas["ModelRecord"] & Partial<Pick<Schemas["ModelDetail"], "epochs" | "lineage" | "plots" | "prediction">>;
 export type Flipbook = Schemas["Flipbook"];
 export type Effort = Schemas["Effort"];
 export type LatestSuggestions = Schemas["LatestSuggestions"];

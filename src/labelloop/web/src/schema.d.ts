@@ -2169,6 +2169,8 @@ export interface components {
             parent_id: number | null;
             /** Plots */
             plots: string[];
+            /** @description the size the model predicts at (None: no finished model folder) */
+            prediction?: components["schemas"]["Prediction"] | null;
             /** Round */
             round: number;
             /** Snapshot */
@@ -2328,6 +2330,24 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** Prediction */
+        Prediction: {
+            /**
+             * Compared
+             * @description the sizes its training compared on the validation split (empty: the size was given, predict_scale=N)
+             */
+            compared: components["schemas"]["PredictSizeTried"][];
+            /**
+             * Input Size
+             * @description the longest side it trained at
+             */
+            input_size: number;
+            /**
+             * Predict Size
+             * @description the longest side the model predicts at
+             */
+            predict_size: number;
+        };
         /** PredictOut */
         PredictOut: {
             /**
@@ -2337,6 +2357,24 @@ export interface components {
             results: {
                 [key: string]: unknown;
             }[];
+        };
+        /** PredictSizeTried */
+        PredictSizeTried: {
+            /**
+             * Scale
+             * @description that size over the training size
+             */
+            scale: number;
+            /**
+             * Seconds Per Image
+             * @description expected review seconds per validation image at it
+             */
+            seconds_per_image: number;
+            /**
+             * Size
+             * @description longest image side at the model input, pixels
+             */
+            size: number;
         };
         /** ProjectIn */
         ProjectIn: {

@@ -70,6 +70,7 @@ export async function modelsPage({ root, params }: PageContext): Promise<Cleanup
             Object.keys(perClass).length
               ? h("div", { class: "bars" }, Object.entries(perClass).map(([c, v]) => h("div", { class: "bar-row" }, h("span", { class: "bar-label" }, c), h("div", { class: "bar-track" }, h("div", { class: "bar-fill", style: { width: `${(100 * v) / maxAp}%` } })), h("span", { class: "bar-value" }, num(v)))))
               : h("p", { class: "muted" }, "Not measured yet."),
+            predictionSize(m),
             h("h2", null, "Lineage"),
             h("ol", { class: "lineage" }, (m.lineage ?? []).map((l) => h("li", { class: l.id === m.id ? "current" : "" }, h("b", null, l.name), ` #${l.id} · ${l.base} · mAP@.5 ${num(l.map50)}`, l.train_images != null ? h("span", { class: "muted small" }, ` · ${l.train_images} training images`) : null))),
             h("h2", null, "Export"),
@@ -116,4 +117,24 @@ export async function modelsPage({ root, params }: PageContext): Promise<Cleanup
   const initial = params.model ? Number(params.model) : models[models.length - 1].id;
   await show(initial);
   return () => chart?.destroy();
+}
+
+/** The size the model predicts at, beside the review seconds per validation image of each size its training compared. */
+function predictionSize(m: ModelRecord): HTMLElement | null {
+  const p = m.prediction;
+  if (!p) return null;
+  const most = Math.max(0.01, ...p.compared.map((c) => c.seconds_per_image));
+  return h(
+    "div",
+    { class: "prediction-size" },
+    h("h2", null, "Prediction size"),
+    h("p", { class: "muted small" }, `Predicts at ${p.predict_size} px (trained at ${p.input_size} px)${p.compared.length ? ": the size whose proposals took the least review time per validation image" : ""}.`),
+    p.compared.length
+      ? h(
+          "div",
+          { class: "bars" },
+          p.compared.map((c) => h("div", { class: c.size === p.predict_size ? "bar-row current" : "bar-row" }, h("span", { class: "bar-label" }, `${c.size} px`), h("div", { class: "bar-track" }, h("div", { class: "bar-fill", style: { width: `${(100 * c.seconds_per_image) / most}%` } })), h("span", { class: "bar-value" }, `${c.seconds_per_image.toFixed(1)} s`))),
+        )
+      : null,
+  );
 }
