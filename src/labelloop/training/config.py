@@ -295,7 +295,9 @@ REFERENCE_SIZE = 384
 #: and kept at 1: dense 3-class set (10th percentile of object sides 10 px, 640 px images), round 1 from 12
 #: labelled images, seeds 0 / 1: 768 px (1.2x) raised mAP@.5 0.749 -> 0.799 / 0.706 -> 0.732 and cut the time
 #: ratio 0.410 -> 0.361 / 0.428 -> 0.383 (~330 human seconds a round), but training took 1.7x as long
-#: (~680 CPU seconds more, a 28-minute round): the person waits longer than the model saves them
+#: (~680 CPU seconds more, a 28-minute round): the person waits longer than the model saves them. Predicting
+#: at a bigger size instead (``predict_scale=auto``, :mod:`labelloop.training.predict_scale`) gives most of
+#: that gain for 1.5-2.7 CPU minutes a round: seeds 0 / 1, 0.403 -> 0.358 / 0.436 -> 0.375
 CPU_MAX_UPSCALE = 1.0
 GPU_MAX_UPSCALE = 1.5
 #: evaluation (forward only, ~1/3 of a training image's cost) kept under ~30% of the training time
