@@ -41,6 +41,8 @@ def test_human_labels_never_touched_and_reruns_replace_own_open_proposals(loop):
     humans = _human_view(ctx, ids)
     first = preannotate(ctx, model_id=m1, images="all", predictor=oracle)
     assert first["images"] == 10 and first["skipped"] == []
+    # each image's raw candidates are on disk: the server's clicks on them never predict again
+    assert all((ctx.root / "cache" / "candidates" / f"m{m1}" / f"{iid}.json").is_file() for iid in ids.values())
     expected = sum(len(truth[f"shapes_{i:04d}.jpg"]) for i in range(6, 10)) - 1  # the drawn one is not repeated
     assert first["proposals"] == expected  # labelled images: every prediction repeats a person's box
     assert _human_view(ctx, ids) == humans

@@ -5,8 +5,8 @@ The candidates of an image are the model's raw output (every box above the model
 score floor, below the proposal thresholds too). They are computed on first use and kept in
 memory (the newest :data:`CACHE_IMAGES` images) and on disk under
 ``cache/candidates/m<model>/<image>.json``, so the next click on the same image only runs the
-pick rule of :func:`labelloop.inference.click.click_candidate`. Pre-annotation fills the
-memory cache as it goes.
+pick rule of :func:`labelloop.inference.click.click_candidate`. Pre-annotation fills both as it
+goes (:func:`keep_candidates`), so a click on a pre-annotated image never waits for the model.
 
 The annotation is a person's (``source="human"``, no review needed), with its provenance in
 ``attributes.assisted_by = "model:N"`` and the history action ``click`` (priced by the cost
@@ -35,8 +35,8 @@ from labelloop.store.images import write_json_atomic
 from labelloop.store.project import ProjectContext
 from labelloop.store.tables import Annotation, Image, TrainedModel
 
-__all__ = ["CACHE_IMAGES", "add_candidate", "candidate_at", "click_to_box", "image_candidates", "remember_candidates",
-           "warm_candidates"]
+__all__ = ["CACHE_IMAGES", "add_candidate", "candidate_at", "click_to_box", "image_candidates", "keep_candidates",
+           "remember_candidates", "warm_candidates"]
 
 #: images whose candidates are kept in memory per process
 CACHE_IMAGES = 256
@@ -60,6 +60,14 @@ def remember_candidates(ctx: ProjectContext, model_id: int, image_id: int, preds
 
 def _disk_path(ctx: ProjectContext, model_id: int, image_id: int) -> Path:
     return ctx.root / "cache" / "candidates" / f"m{model_id}" / f"{image_id}.json"
+
+
+def keep_candidates(ctx: ProjectContext, model_id: int, image_id: int, preds: Predictions) -> None:
+    """Keep an image's raw predictions in memory and on disk: pre-annotation runs in a job worker, and
+    the server that answers the clicks finds them there instead of predicting the image again (at a
+    model's bigger prediction size that is most of a second on a CPU)."""
+    write_json_atomic(_disk_path(ctx, model_id, image_id), preds.to_json())
+    remember_candidates(ctx, model_id, image_id, preds)
 
 
 def _read_disk(path: Path) -> Predictions | None:

@@ -52,7 +52,7 @@ from labelloop.selection.thresholds import (
     seconds_at,
 )
 from labelloop.services.annotations import annotation_dict, refresh_image_status
-from labelloop.services.click import remember_candidates
+from labelloop.services.click import keep_candidates
 from labelloop.services.datasets import image_path, sample_for_images
 from labelloop.services.effort import cost_model
 from labelloop.services.layers import area_masks, inside_parent, parent_context
@@ -468,7 +468,7 @@ def preannotate(ctx: ProjectContext, *, model_id: int | None = None, images: str
         if isinstance(preds, str):
             skipped.add(row.id, row.file_name, preds)
         else:
-            remember_candidates(ctx, model.id, row.id, preds)  # a later click on this image is instant
+            keep_candidates(ctx, model.id, row.id, preds)  # a later click on this image is instant
             props = _proposals(preds, per_index, class_ids, row.width, row.height)
             if parent is not None:
                 props, n_out = _in_parent_regions(ctx, parent, row.file_name, props)
