@@ -2334,7 +2334,7 @@ export interface components {
         Prediction: {
             /**
              * Compared
-             * @description the sizes its training compared on the validation split (empty: the size was given, predict_scale=N)
+             * @description the sizes its training compared on the validation split (empty: the size was given with predict_scale=N, or nothing was compared: an interrupted run, a regions model, no validation images)
              */
             compared: components["schemas"]["PredictSizeTried"][];
             /**
