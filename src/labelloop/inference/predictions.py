@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 from labelloop.core.geometry import box_iou, flip_xyxy
 from labelloop.core.predictions import Predictions
 
-__all__ = ["FUSE_IOU", "from_model_output", "fuse_views", "merge_tiles", "mirror",
+__all__ = ["FUSE_IOU", "from_model_output", "fuse_mirrored", "fuse_views", "merge_tiles", "mirror",
            "semantic_to_predictions", "tile_windows"]
 
 #: boxes of two views of one image are the same object at this IoU (weighted box fusion)
@@ -65,6 +65,12 @@ def mirror(p: Predictions, width: int) -> Predictions:
         masks = encode_masks(np.stack([mask_utils.decode(r)[:, ::-1] for r in p.masks]).astype(bool)) \
             if p.masks else []
     return Predictions(flip_xyxy(p.boxes, width), p.scores, p.labels, masks)
+
+
+def fuse_mirrored(direct: Predictions, flipped: Predictions, width: int) -> Predictions:
+    """Mirror test-time augmentation: the predictions on an image and on its horizontal flip (mapped
+    back), fused by :func:`fuse_views`."""
+    return fuse_views([direct, mirror(flipped, width)])
 
 
 def fuse_views(views: list[Predictions], iou: float = FUSE_IOU, max_detections: int = 1000) -> Predictions:

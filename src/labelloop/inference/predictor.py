@@ -13,9 +13,8 @@ from labelloop.core.predictions import Predictions
 from labelloop.errors import ConfigError, InvalidInputError
 from labelloop.inference.predictions import (
     from_model_output,
-    fuse_views,
+    fuse_mirrored,
     merge_tiles,
-    mirror,
     tile_windows,
 )
 
@@ -56,7 +55,7 @@ class Predictor:
         if not self.tta:
             return self._predict_view(image)
         flipped = self._predict_view(np.ascontiguousarray(image[:, ::-1]))
-        return fuse_views([self._predict_view(image), mirror(flipped, image.shape[1])])
+        return fuse_mirrored(self._predict_view(image), flipped, image.shape[1])
 
     def _predict_view(self, image: np.ndarray) -> Predictions:
         from labelloop.inference.torch_engine import TILE_OVERLAP, needs_tiling

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from labelloop.core.predictions import Predictions
-from labelloop.inference.predictions import from_model_output, merge_tiles, tile_windows
+from labelloop.inference.predictions import from_model_output, fuse_mirrored, merge_tiles, tile_windows
 
 __all__ = ["TILE_OVERLAP", "needs_tiling", "predict_arrays"]
 
@@ -33,12 +33,18 @@ def _jobs(images: Sequence[np.ndarray], tile_size: int) -> Iterable[tuple[int, t
 
 @torch.inference_mode()
 def predict_arrays(model: nn.Module, images: Sequence[np.ndarray], device: torch.device | str = "cpu",
-                   tile_size: int = 0, batch_size: int = 4) -> list[Predictions]:
+                   tile_size: int = 0, batch_size: int = 4, tta: bool = False) -> list[Predictions]:
     """Run ``model`` (eval mode) on ``(H, W, 3)`` uint8 images; one :class:`Predictions` each.
 
     Large images are cut into overlapping ``tile_size`` windows whose predictions are
-    merged with class-wise NMS (see :func:`merge_tiles`).
+    merged with class-wise NMS (see :func:`merge_tiles`). ``tta``: each image's mirror too, fused
+    in as the predictor does (:func:`fuse_mirrored`).
     """
+    if tta:
+        direct = predict_arrays(model, images, device, tile_size, batch_size)
+        flipped = predict_arrays(model, [np.ascontiguousarray(im[:, ::-1]) for im in images], device, tile_size,
+                                 batch_size)
+        return [fuse_mirrored(d, f, im.shape[1]) for d, f, im in zip(direct, flipped, images, strict=True)]
     was_training = model.training
     model.eval()
     device = torch.device(device)

@@ -64,11 +64,17 @@ class ReviewCurves:
         """Class ``k``'s time-optimal threshold and the seconds per image it gives (a class without
         validation objects keeps the fallback threshold, and its proposals above it cost deletes)."""
         c = self.curves[k]
-        scores, delta = np.array(c.scores, dtype=np.float64), np.array(c.delta, dtype=np.float64)
-        chosen = pick_min_time(scores, np.array(c.tp, dtype=bool), c.n_gt, delta, c.miss, self.n_images)
+        chosen = pick_min_time(np.array(c.scores, dtype=np.float64), np.array(c.tp, dtype=bool), c.n_gt,
+                               np.array(c.delta, dtype=np.float64), c.miss, self.n_images)
         if chosen.expected_seconds is None:
-            return replace(chosen, expected_seconds=seconds_at(chosen.threshold, scores, delta, c.miss, self.n_images))
+            return replace(chosen, expected_seconds=self.seconds_at(k, chosen.threshold))
         return chosen
+
+    def seconds_at(self, k: int, threshold: float) -> float:
+        """Expected review seconds per image of class ``k`` when proposing its candidates >= ``threshold``."""
+        c = self.curves[k]
+        return seconds_at(threshold, np.array(c.scores, dtype=np.float64), np.array(c.delta, dtype=np.float64),
+                          c.miss, self.n_images)
 
     def expected_seconds(self) -> float:
         """Review seconds per image (inspecting it included) at every class's time-optimal threshold."""

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from labelloop.core.output import output_file
-from labelloop.errors import ConfigError, InvalidInputError, NotFoundError
+from labelloop.errors import InvalidInputError, LabelloopError
 from labelloop.models.artifacts import predict_size, read_model_json
 from labelloop.services.datasets import sample_for_images
 from labelloop.services.training import model_record, model_row
@@ -52,12 +52,12 @@ def get_model(ctx: ProjectContext, model_id: int) -> dict[str, Any]:
 def model_prediction(ctx: ProjectContext, directory: str) -> dict[str, Any] | None:
     """The size a model folder predicts at (``predict_size``), the size it trained at (``input_size``)
     and the sizes its training compared (``compared``: size, scale, review seconds per validation image);
-    ``None`` when the folder holds no finished model."""
+    ``None`` when the folder holds no finished model (or no model.json: a planted test model's)."""
     try:
         meta = read_model_json(ctx.root / directory)
         return {"predict_size": predict_size(meta), "input_size": int(meta["input_size"]),
                 "compared": list(meta.get("predict_sizes") or [])}
-    except (NotFoundError, ConfigError, ValueError, KeyError, TypeError):
+    except (LabelloopError, OSError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -39,7 +39,7 @@ from labelloop.core.predictions import Predictions, Truth
 from labelloop.core.progress import StageProgress
 from labelloop.core.records import UNLABELLED_STATUSES, Proposal, ReviewState
 from labelloop.core.unreadable import Unreadable
-from labelloop.errors import InvalidInputError, LabelloopError, NotFoundError
+from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.inference.click import REPEAT_IOU
 from labelloop.selection.effort import CostModel
 from labelloop.selection.review_curves import ReviewCurves
@@ -49,13 +49,13 @@ from labelloop.selection.thresholds import (
     ClassThreshold,
     parse_threshold,
     pick_threshold,
-    seconds_at,
 )
 from labelloop.services.annotations import annotation_dict, refresh_image_status
 from labelloop.services.click import keep_candidates
 from labelloop.services.datasets import image_path, sample_for_images
 from labelloop.services.effort import cost_model
 from labelloop.services.layers import area_masks, inside_parent, parent_context
+from labelloop.services.models import model_prediction
 from labelloop.settings import get_settings
 from labelloop.store.images import decode_rgb, write_json_atomic
 from labelloop.store.project import ProjectContext
@@ -213,7 +213,8 @@ def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: Predi
         raise InvalidInputError(f"unknown threshold rule {rule!r}", f"expected one of: {', '.join(RULES)}")
     costs = cost_model(ctx)
     key = {"target_precision": target_precision, "rule": rule, "costs": costs.as_dict(),
-           "predict_size": _predict_size(ctx, model)}
+           # thresholds chosen at another prediction size are chosen again
+           "predict_size": (model_prediction(ctx, model.directory) or {}).get("predict_size")}
     path = ctx.root / model.directory / THRESHOLDS_FILE
     cached = _read_cached(path, key, predictor.classes) if cache else None
     if cached is not None:
@@ -226,16 +227,6 @@ def choose_thresholds(ctx: ProjectContext, model: TrainedModel, predictor: Predi
     write_json_atomic(path, {**key, "val_images": curves.n_images, "expected_seconds_per_image": round(expected, 4),
                              "classes": {n: t.as_dict() for n, t in chosen.items()}})
     return chosen
-
-
-def _predict_size(ctx: ProjectContext, model: TrainedModel) -> int | None:
-    """The size the model predicts at: thresholds chosen at another size are chosen again."""
-    from labelloop.models.artifacts import predict_size, read_model_json
-
-    try:
-        return predict_size(read_model_json(ctx.root / model.directory))
-    except (LabelloopError, OSError, ValueError, KeyError):
-        return None  # a model folder without model.json (a planted predictor's)
 
 
 def _validation_curves(ctx: ProjectContext, model: TrainedModel, predictor: PredictorLike, costs: CostModel,
@@ -261,10 +252,9 @@ def _pick(curves: ReviewCurves, k: int, rule: str, target_precision: float | Non
     if target_precision is None and rule == "min-time":
         return curves.min_time(k)
     c = curves.curves[k]
-    scores, tp = np.array(c.scores, dtype=np.float64), np.array(c.tp, dtype=bool)
-    chosen = pick_threshold(scores, tp, c.n_gt, target_precision)
-    return replace(chosen, expected_seconds=seconds_at(chosen.threshold, scores, np.array(c.delta), c.miss,
-                                                       curves.n_images))
+    chosen = pick_threshold(np.array(c.scores, dtype=np.float64), np.array(c.tp, dtype=bool), c.n_gt,
+                            target_precision)
+    return replace(chosen, expected_seconds=curves.seconds_at(k, chosen.threshold))
 
 
 def _read_cached(path: Path, key: dict[str, Any], classes: Sequence[str]) -> dict[str, ClassThreshold] | None:

@@ -24,11 +24,14 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from labelloop.core.geometry import boxes_inside, rle_to_mask
+from labelloop.core.predictions import Predictions
 from labelloop.core.samples import Sample
 from labelloop.errors import InvalidInputError
+from labelloop.inference.torch_engine import predict_arrays
 from labelloop.models.semseg import IGNORE_INDEX
 
-__all__ = ["ObjectBank", "SampleDataset", "build_transforms", "collate", "load_rgb", "paste_objects", "prepare_arrays",
+__all__ = ["ObjectBank", "SampleDataset", "build_transforms", "collate", "load_rgb", "paste_objects", "predict_samples",
+           "prepare_arrays",
            "repeat_factors"]
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,18 @@ def load_rgb(path: str | Path) -> np.ndarray:
     from labelloop.store.images import decode_rgb
 
     return np.asarray(decode_rgb(path, max_pixels=get_settings().max_image_pixels))
+
+
+def predict_samples(model: torch.nn.Module, samples: Sequence[Sample], device: torch.device | str, tile_size: int,
+                    batch: int = 4, tta: bool = False) -> dict[int, Predictions]:
+    """``model``'s predictions on the samples' images by image id (:func:`predict_arrays`), decoded a
+    batch at a time so that big images are not all held at once."""
+    out: dict[int, Predictions] = {}
+    for start in range(0, len(samples), batch):
+        chunk = samples[start : start + batch]
+        preds = predict_arrays(model, [load_rgb(s.path) for s in chunk], device, tile_size, batch, tta=tta)
+        out.update({s.image_id: p for s, p in zip(chunk, preds, strict=True)})
+    return out
 
 
 def _object_masks(sample: Sample, h: int, w: int) -> np.ndarray:

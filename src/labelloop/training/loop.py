@@ -31,7 +31,6 @@ from labelloop.core.progress import EndEvent, EpochEvent, PredictSizeEvent, Star
 from labelloop.core.samples import Sample, TrainingData
 from labelloop.core.unreadable import Unreadable
 from labelloop.errors import ConfigError, InvalidInputError, TrainingError
-from labelloop.inference.torch_engine import predict_arrays
 from labelloop.models import BaseModelSpec, get_base_model
 from labelloop.models.artifacts import MODEL_FORMAT, read_model_json
 from labelloop.models.builders import set_input_size
@@ -39,7 +38,7 @@ from labelloop.models.weights import transfer_state
 from labelloop.selection.effort import CostModel
 from labelloop.training.checkpoint import TrainState, atomic_save, rng_state, set_rng_state, write_json
 from labelloop.training.config import TrainConfig, base_model_for_task
-from labelloop.training.data import SampleDataset, collate, load_rgb, repeat_factors
+from labelloop.training.data import SampleDataset, collate, load_rgb, predict_samples, repeat_factors
 from labelloop.training.ema import WeightEma
 from labelloop.training.metrics import evaluate_predictions
 from labelloop.training.predict_scale import ScaleChoice, choose_predict_size
@@ -265,20 +264,10 @@ def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def _predict_samples(model: nn.Module, samples: Sequence[Sample], device: torch.device, tile: int,
-                     batch: int = 4) -> dict[int, Predictions]:
-    out: dict[int, Predictions] = {}
-    for start in range(0, len(samples), batch):
-        chunk = samples[start : start + batch]
-        preds = predict_arrays(model, [load_rgb(s.path) for s in chunk], device, tile, batch)
-        out.update({s.image_id: p for s, p in zip(chunk, preds, strict=True)})
-    return out
-
-
 def _evaluate(model: nn.Module, job: _Job, device: torch.device) -> tuple[dict[str, Any], dict[int, Predictions]]:
     if not job.data.val:
         return {}, {}
-    preds = _predict_samples(model, job.data.val, device, job.config.tile_size)
+    preds = predict_samples(model, job.data.val, device, job.config.tile_size)
     return evaluate_predictions(job.data.val, preds, job.data.classes, job.data.task), preds
 
 

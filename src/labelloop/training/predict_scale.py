@@ -30,14 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from labelloop.core.predictions import Predictions, Truth
+from labelloop.core.predictions import Truth
 from labelloop.core.samples import Sample
-from labelloop.inference.predictions import fuse_views, mirror
-from labelloop.inference.torch_engine import predict_arrays
 from labelloop.models.builders import set_input_size
 from labelloop.selection.effort import CostModel
 from labelloop.selection.review_curves import ReviewCurves
-from labelloop.training.data import load_rgb
+from labelloop.training.data import predict_samples
 from labelloop.training.metrics import inside_areas
 
 __all__ = ["MARGIN", "MAX_INPUT_PIXELS", "MAX_PREDICT_SIZE", "SCALES", "ScaleChoice", "candidate_sizes",
@@ -102,27 +100,11 @@ def _subset(samples: Sequence[Sample], image_size: int, tile_size: int) -> list[
     return [samples[int(i)] for i in np.unique(np.linspace(0, len(samples) - 1, n).round())]
 
 
-def _predict(model: nn.Module, images: list[np.ndarray], device: torch.device | str, tile_size: int,
-             tta: bool) -> list[Predictions]:
-    preds = predict_arrays(model, images, device, tile_size, len(images))
-    if not tta:
-        return preds
-    flipped = predict_arrays(model, [np.ascontiguousarray(im[:, ::-1]) for im in images], device, tile_size,
-                             len(images))
-    return [fuse_views([p, mirror(f, im.shape[1])]) for p, f, im in zip(preds, flipped, images, strict=True)]
-
-
 def _review_seconds(model: nn.Module, size: int, samples: Sequence[Sample], n_classes: int, costs: CostModel,
-                    device: torch.device | str, tile_size: int, tta: bool, batch: int = 4) -> float:
-    """Expected review seconds per image when ``model`` predicts ``samples`` at ``size`` (decoded a
-    batch at a time: big images are not all held at once)."""
+                    device: torch.device | str, tile_size: int, tta: bool) -> float:
+    """Expected review seconds per image when ``model`` predicts ``samples`` at ``size``."""
     set_input_size(model, size)
-    preds = {}
-    for start in range(0, len(samples), batch):
-        chunk = samples[start : start + batch]
-        out = _predict(model, [load_rgb(s.path) for s in chunk], device, tile_size, tta)
-        preds.update({s.image_id: p for s, p in zip(chunk, out, strict=True)})
-    kept_samples, kept = inside_areas(samples, preds)
+    kept_samples, kept = inside_areas(samples, predict_samples(model, samples, device, tile_size, tta=tta))
     curves = ReviewCurves(n_classes, costs)
     for smp in kept_samples:
         curves.add(kept[smp.image_id], Truth(smp.boxes, smp.labels))
