@@ -300,13 +300,8 @@ REFERENCE_SIZE = 384
 #: that gain for 1.5-2.7 CPU minutes a round: seeds 0 / 1, 0.403 -> 0.358 / 0.436 -> 0.375
 CPU_MAX_UPSCALE = 1.0
 GPU_MAX_UPSCALE = 1.5
-#: evaluation (forward only, ~1/3 of a training image's cost) kept under ~15% of the training time. A first
-#: model from a few images has a validation split several times its training split, and it is evaluated
-#: again after training at every prediction size compared (``predict_scale=auto``). Measured on the dense set's
-#: round 1 (11 training, 33 validation images; 90 epochs of 3 steps): at 0.3 it was evaluated every 4 epochs,
-#: 23 times x ~5.5 s = ~125 s of a 560-620 s round (over the 10 minutes a round should take); at 0.15
-#: every 7 epochs, 13 times (see README, "What to expect")
-EVAL_SHARE = 0.15
+#: evaluation (forward only, ~1/3 of a training image's cost) kept under ~30% of the training time
+EVAL_SHARE = 0.3
 #: AdamW's peak rate at 4 images a step (scaled by sqrt(batch / 4), at most 4x): on a dense 3-class set
 #: from 20 objects per class, 1e-3 gave round-1 mAP@.5 0.50, 4e-4 0.70, 2e-4 0.62; 3e-3 did not learn (0.09)
 BASE_LR = 4e-4
@@ -370,8 +365,8 @@ def derive_defaults(data: TrainingData, base: str | None = None,
       many), 4..100 epochs (200 images at 384 px -> 8, 20 -> 75); a first model (not
       ``fine_tune``) takes at least :data:`MIN_FRESH_STEPS` optimiser steps (12 images at 640 px:
       90 epochs, not 45).
-    * ``eval_every``: evaluation kept under ~15% of the training time (9 training and 33
-      validation images -> every 9 epochs; balanced splits -> every epoch).
+    * ``eval_every``: evaluation kept under ~30% of the training time (9 training and 33
+      validation images -> every 5 epochs; balanced splits -> every epoch).
     * ``batch_size``: 4 on CPU (2 above 768 px), by memory on a GPU; ``lr`` scales with it.
     * ``num_steps``: converted to epochs of ``ceil(train images / (batch_size x num_clones))``
       steps; an ``epochs`` above :data:`MAX_EPOCHS` is refused as a step count (use ``num_steps``).
