@@ -57,6 +57,8 @@ def unseen_images(project: Path, model_id: int) -> tuple[Path, list[tuple[str, P
     ctx = open_project(project)
     with ctx.store.session() as s:
         trained_at = s.scalar(select(TrainedModel.created_at).where(TrainedModel.id == model_id))
+        if trained_at is None:
+            raise SystemExit(f"{project} has no model {model_id}: give --model with an id `labelloop models` lists")
         seen = set(s.scalars(select(Annotation.image_id).where(Annotation.created_at < trained_at)))
         rows = s.execute(select(Image.id, Image.file_name, Image.storage_path, Image.split)).all()
     images = [(name, image_path(ctx, sp), split == "val") for iid, name, sp, split in rows
@@ -82,6 +84,10 @@ def main() -> None:
     truth = coco_truth(args.truth, meta["classes"])
     costs, n_classes = CostModel(), len(meta["classes"])
     curves, pool = ReviewCurves(n_classes, costs), []
+    missing = [name for name, _, _ in images if name not in truth]
+    if missing:
+        raise SystemExit(f"{len(missing)} images of the project (e.g. {missing[0]!r}) are not in {args.truth}: "
+                         "give the COCO file the project was simulated from")
     for name, path, is_val in images:
         preds = predict_arrays(model, [load_rgb(path)], "cpu", int(meta.get("tile_size") or 0))[0]
         t = Truth(truth[name][:, :4], truth[name][:, 4].astype(np.int64))
@@ -125,4 +131,9 @@ def report(pool: list[tuple[Predictions, Truth]], thresholds: np.ndarray, costs:
                   f"{np.mean(x[:, 1] < MATCH_IOU):.2f} | {np.mean(x[:, 2] >= ACCEPT_IOU):.2f} |")
 
 if __name__ == "__main__":
-    main()
+    from labelloop.errors import LabelloopError
+
+    try:
+        main()
+    except LabelloopError as exc:
+        raise SystemExit(f"error: {exc}") from None
