@@ -27,7 +27,7 @@ from labelloop.core.geometry import box_iou
 from labelloop.core.predictions import Predictions, Truth
 from labelloop.models.artifacts import load_model_dir, predict_size
 from labelloop.selection.effort import CostModel
-from labelloop.selection.review_cost import ACCEPT_IOU, MATCH_IOU, review_deltas
+from labelloop.selection.review_cost import ACCEPT_IOU, MATCH_IOU
 from labelloop.selection.review_curves import ReviewCurves
 from labelloop.services.datasets import image_path
 from labelloop.services.models import model_dir
@@ -112,11 +112,11 @@ def _objects(pool: list[tuple[Predictions, Truth]], thresholds: np.ndarray) -> n
 
 
 def report(pool: list[tuple[Predictions, Truth]], thresholds: np.ndarray, costs: CostModel, size: int) -> None:
-    loop = scratch = 0.0
+    curves = ReviewCurves(len(thresholds), costs)
     for p, t in pool:
-        r = review_deltas(p, t, costs)
-        loop += costs.inspect + r.miss.sum() + r.delta[p.scores >= thresholds[p.labels]].sum()
-        scratch += costs.inspect + costs.draw * len(t.labels)
+        curves.add(p, t)
+    loop = len(pool) * (costs.inspect + sum(curves.seconds_at(k, float(thr)) for k, thr in enumerate(thresholds)))
+    scratch = sum(costs.inspect + costs.draw * len(t.labels) for _, t in pool)
     obj = _objects(pool, thresholds)
     print(f"{len(pool)} images not seen in training, {len(obj)} objects; predicted at {size} px; thresholds "
           f"{np.round(thresholds, 3).tolist()}; time ratio {loop / max(scratch, 1e-9):.3f}")

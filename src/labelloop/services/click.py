@@ -105,15 +105,16 @@ def image_candidates(ctx: ProjectContext, model: TrainedModel, image_id: int, pr
             return _MEMORY[key]
     path = _disk_path(ctx, model.id, image_id)
     preds = _read_disk(path) if path.is_file() else None
-    if preds is None:
-        with ctx.store.session() as s:
-            img = s.get(Image, image_id)
-            if img is None or img.project_id != ctx.id:
-                raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
-            file = image_path(ctx, img.storage_path)
-        preds = (predictor or _predictor(ctx, model)).predict(read_rgb(file))
-        write_json_atomic(path, preds.to_json())
-    remember_candidates(ctx, model.id, image_id, preds)
+    if preds is not None:
+        remember_candidates(ctx, model.id, image_id, preds)
+        return preds
+    with ctx.store.session() as s:
+        img = s.get(Image, image_id)
+        if img is None or img.project_id != ctx.id:
+            raise NotFoundError(f"image {image_id} is not in project {ctx.name!r}")
+        file = image_path(ctx, img.storage_path)
+    preds = (predictor or _predictor(ctx, model)).predict(read_rgb(file))
+    keep_candidates(ctx, model.id, image_id, preds)
     return preds
 
 
