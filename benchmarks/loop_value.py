@@ -17,8 +17,9 @@ Configurations (``--configs``, comma-separated):
   (``predict_scale=1``: the defaults before the prediction size was chosen);
 - ``click``: the defaults -- min-time thresholds, click-to-box, and the prediction size chosen on the
   validation split (``predict_scale=auto``);
-- ``copy-paste``, ``balanced``, ``tta``: ``click`` + one training lever (``copy_paste=0.5``:
-  class-balanced copy-paste of objects; ``balanced=true``: repeat-factor sampling;
+- ``copy-paste``, ``mosaic``, ``balanced``, ``tta``: ``click`` + one training lever (``copy_paste=0.5``:
+  class-balanced copy-paste of objects; ``mosaic=0.5``: half the images a mosaic of four, at their
+  own scale; ``balanced=true``: repeat-factor sampling;
   ``tta=true``: mirror test-time augmentation with box fusion at pre-annotation);
 - ``self-train``: ``click`` + ``self_train=true`` (from round 2 on, the previous model's confident boxes on
   unlabelled images join the training at half weight);
@@ -53,6 +54,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "click-1x": {"threshold": "auto", "use_click": True, "args": "predict_scale=1"},
     "click": {"threshold": "auto", "use_click": True},
     "copy-paste": {"threshold": "auto", "use_click": True, "args": "copy_paste=0.5"},
+    "mosaic": {"threshold": "auto", "use_click": True, "args": "mosaic=0.5"},
     "balanced": {"threshold": "auto", "use_click": True, "args": "balanced=true"},
     "tta": {"threshold": "auto", "use_click": True, "args": "tta=true"},
     "self-train": {"threshold": "auto", "use_click": True, "args": "self_train=true"},

@@ -32,7 +32,8 @@ def test_unknown_key_lists_valid_keys() -> None:
     ("epochs=ten", "epochs", "integer"), ("epochs=2.5", "epochs", "integer"), ("lr=fast", "lr", "number"),
     ("pretrained=maybe", "pretrained", "true/false"), ("augment=extreme", "augment", "augment"),
     ("batch_size=0", "batch_size", "positive"), ("lr=-1", "lr", "positive"), ("device=tpu", "device", "cuda"),
-    ("copy_paste=1.5", "copy_paste", "probability"), ("tta=sometimes", "tta", "true/false"),
+    ("copy_paste=1.5", "copy_paste", "probability"), ("mosaic=2", "mosaic", "probability"),
+    ("tta=sometimes", "tta", "true/false"),
     ("balanced=2", "balanced", "true/false"), ("eval_every=x", "eval_every", "integer"),
     ("precision=half", "precision", "bf16"),
 ])

@@ -132,6 +132,52 @@ def test_copy_paste_draws_classes_evenly(tmp_path: Path) -> None:
     assert sum(counts) > 6 * 3  # every item gained pasted objects
 
 
+def _mosaic_parts(n: int = 4) -> list[tuple[np.ndarray, dict]]:
+    """Four 80x120 images, image k of grey level 40 + 50k with one object of label k + 1 (a full-box mask)."""
+    parts = []
+    for k in range(n):
+        masks = np.zeros((1, 80, 120), np.uint8)
+        x0, y0 = 10 + 20 * k, 8 + 10 * k
+        masks[0, y0 : y0 + 30, x0 : x0 + 40] = 1
+        parts.append((np.full((80, 120, 3), 40 + 50 * k, np.uint8),
+                      {"boxes": np.array([[x0, y0, x0 + 40, y0 + 30]], np.float32), "labels": np.array([k + 1]),
+                       "masks": masks}))
+    return parts
+
+
+def test_mosaic_keeps_each_object_on_its_own_image_at_its_scale() -> None:
+    from labelloop.training.data import MOSAIC_MIN_KEEP, mosaic
+
+    parts = _mosaic_parts()
+    seen: set[int] = set()
+    for seed in range(40):
+        canvas, got = mosaic(parts, random.Random(seed))
+        assert canvas.shape == (80, 120, 3)
+        assert len(got["boxes"]) == len(got["labels"]) == len(got["masks"]) <= 4
+        for box, label, mask in zip(got["boxes"], got["labels"], got["masks"], strict=True):
+            x0, y0, x1, y1 = (int(v) for v in box)
+            assert 0 <= x0 < x1 <= 120 and 0 <= y0 < y1 <= 80
+            # the pixels under the box are its own image's, and the box is no bigger than it was
+            assert (canvas[y0:y1, x0:x1] == 40 + 50 * (label - 1)).all()
+            assert x1 - x0 <= 40 and y1 - y0 <= 30 and (x1 - x0) * (y1 - y0) >= MOSAIC_MIN_KEEP * 40 * 30
+            ys, xs = np.nonzero(mask)  # the mask moved with the box
+            assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == [x0, y0, x1, y1]
+            seen.add(int(label))
+        assert all((p[0] == 40 + 50 * k).all() for k, p in enumerate(parts))  # the inputs are not modified
+    assert seen == {1, 2, 3, 4}  # every image's object shows up in some mosaic
+
+
+def test_mosaic_items_have_documented_shapes(tmp_path: Path) -> None:
+    data = make_training_data(tmp_path, n_train=4, n_val=0, task="segment", size=(80, 120))
+    ds = SampleDataset(data.train, "segment", image_size=64, augment="none", mosaic=1.0)
+    for i in range(4):
+        image, target = ds[i]
+        assert max(image.shape[1:]) == 64 and target["masks"].shape == (len(target["boxes"]), *image.shape[1:])
+    regions = SampleDataset(make_training_data(tmp_path / "r", n_train=2, n_val=0, task="regions").train,
+                            "regions", image_size=64, mosaic=1.0)
+    assert regions.mosaic == 0.0  # a semantic map is not cut into cells
+
+
 def test_repeat_factors_favour_images_with_a_rare_class(tmp_path: Path) -> None:
     from labelloop.training.data import repeat_factors
 

@@ -267,8 +267,9 @@ def test_fine_tune_adds_a_class_matched_by_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize("task", ["segment", "regions"])
 def test_segment_and_regions_train_one_epoch(task: str, tmp_path: Path) -> None:
     data = make_training_data(tmp_path / "d", n_train=8, n_val=4, task=task)
-    # copy-paste and repeat-factor sampling on (copy-paste is skipped for semantic regions)
-    result = train_model(data, TrainConfig(epochs=1, copy_paste=1.0, balanced=True, **FAST), tmp_path / "run")
+    # copy-paste, mosaic and repeat-factor sampling on (copy-paste and mosaic are skipped for semantic regions)
+    result = train_model(data, TrainConfig(epochs=1, copy_paste=1.0, mosaic=0.5, balanced=True, **FAST),
+                         tmp_path / "run")
     key = "mask_map50" if task == "segment" else "miou"
     assert result.reason == "completed" and key in result.best_metrics
     frame = json.loads((tmp_path / "run/flipbook/epoch_001.json").read_text())

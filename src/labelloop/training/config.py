@@ -65,6 +65,9 @@ class TrainConfig:
         copy_paste: probability that a training image gets 1-4 objects pasted from other training
             images (box- and mask-aware; classes drawn uniformly, so a rare class is pasted as often
             as a common one; pasted where they cover no annotated object). 0 = off.
+        mosaic: probability that a training image becomes a mosaic: four cells around a random
+            centre, each a random window of a training image at its own scale (this one and three
+            drawn at random), boxes and masks moved along. 0 = off.
         balanced: repeat-factor sampling -- images holding a rare class are drawn more often
             (``sqrt(f_max / f_class)``, at most 4x).
         tta: predict on the image and its mirror and fuse the two (boxes averaged where both
@@ -106,6 +109,7 @@ class TrainConfig:
     weights: str | None = None
     ema: bool = True
     copy_paste: float = 0.0
+    mosaic: float = 0.0
     balanced: bool = False
     tta: bool = False
     predict_scale: float = 0.0
@@ -144,8 +148,10 @@ class TrainConfig:
         if self.predict_scale and not 0.25 <= self.predict_scale <= 4.0:
             raise ConfigError(f"predict_scale: expected auto or a multiple of image_size in [0.25, 4], "
                               f"got {self.predict_scale}", "e.g. predict_scale=1.5, or predict_scale=1 to turn it off")
-        if not 0.0 <= self.copy_paste <= 1.0:
-            raise ConfigError(f"copy_paste: expected a probability in [0, 1], got {self.copy_paste}")
+        for name in ("copy_paste", "mosaic"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}: expected a probability in [0, 1], got {getattr(self, name)}",
+                                  f"e.g. {name}=0.5 (0 = off)")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError(f"lr: expected a positive number, got {self.lr}")
         if not 0.0 < self.backbone_lr <= 10.0:
@@ -230,7 +236,8 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
 _EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.0004", "backbone_lr": "0.1", "image_size": "640",
              "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
-             "pretrained": "true", "ema": "false", "copy_paste": "0.5", "balanced": "true", "object_balance": "0.5",
+             "pretrained": "true", "ema": "false", "copy_paste": "0.5", "mosaic": "0.5", "balanced": "true",
+             "object_balance": "0.5",
              "tta": "true", "predict_scale": "1.5", "eval_every": "2", "device": "cpu", "precision": "fp32",
              "self_train": "true", "num_steps": "15000",
              "stage1_epochs": "4", "stage2_epochs": "2", "stage3_epochs": "2"}

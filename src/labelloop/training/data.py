@@ -30,9 +30,8 @@ from labelloop.errors import InvalidInputError
 from labelloop.inference.torch_engine import predict_arrays
 from labelloop.models.semseg import IGNORE_INDEX
 
-__all__ = ["ObjectBank", "SampleDataset", "build_transforms", "collate", "load_rgb", "paste_objects", "predict_samples",
-           "prepare_arrays",
-           "repeat_factors"]
+__all__ = ["ObjectBank", "SampleDataset", "build_transforms", "collate", "load_rgb", "mosaic", "paste_objects",
+           "predict_samples", "prepare_arrays", "repeat_factors"]
 
 log = logging.getLogger(__name__)
 FILL = 127  # grey, ~0 after normalisation: blacked-out pixels look like "no information"
@@ -328,6 +327,68 @@ class ObjectBank:
         return paste_objects(image, arrays, self.draw(rng.randint(1, PASTE_MAX_OBJECTS), rng), rng)
 
 
+# ---------------------------------------------------------------- mosaic
+
+#: an object cut by a mosaic cell's edge is kept when this much of its box stays inside the cell
+MOSAIC_MIN_KEEP = 0.25
+MOSAIC_CENTRE = (0.3, 0.7)  # where the cells meet, as a fraction of the canvas side
+
+
+def _box_area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def _window(image: np.ndarray, arrays: dict[str, Any], h: int, w: int, rng: random.Random
+            ) -> tuple[np.ndarray, dict[str, Any]]:
+    """A random ``h`` x ``w`` window of ``image`` at its own scale (grey where the image is smaller),
+    its objects clipped to it; an object keeping less than :data:`MOSAIC_MIN_KEEP` of its box, or
+    under 2 px a side, is dropped."""
+    ih, iw = image.shape[:2]
+    x0, y0 = rng.randint(0, max(0, iw - w)), rng.randint(0, max(0, ih - h))
+    part = image[y0 : y0 + h, x0 : x0 + w]
+    ph, pw = part.shape[:2]
+    out_image = np.full((h, w, 3), FILL, np.uint8)
+    out_image[:ph, :pw] = part
+    boxes = arrays["boxes"].reshape(-1, 4)
+    clipped = np.clip(boxes - np.array([x0, y0, x0, y0], np.float32), 0, [pw, ph, pw, ph]).astype(np.float32)
+    keep = ((_box_area(clipped) >= MOSAIC_MIN_KEEP * np.maximum(_box_area(boxes), 1e-6))
+            & (clipped[:, 2] - clipped[:, 0] >= 2) & (clipped[:, 3] - clipped[:, 1] >= 2))
+    out: dict[str, Any] = {"boxes": clipped[keep], "labels": arrays["labels"][keep]}
+    if "masks" in arrays:
+        masks = np.zeros((int(keep.sum()), h, w), np.uint8)
+        masks[:, :ph, :pw] = arrays["masks"][keep][:, y0 : y0 + ph, x0 : x0 + pw]
+        out["masks"] = masks
+    return out_image, out
+
+
+def mosaic(parts: Sequence[tuple[np.ndarray, dict[str, Any]]], rng: random.Random
+           ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Four prepared images (:func:`prepare_arrays`) in one: the canvas is the first one's size, cut
+    into four cells around a random centre; each cell shows a random window of one image at its own
+    scale (small objects stay small), with its boxes and masks moved along."""
+    h, w = parts[0][0].shape[:2]
+    cx, cy = round(w * rng.uniform(*MOSAIC_CENTRE)), round(h * rng.uniform(*MOSAIC_CENTRE))
+    cells = [(0, 0, cx, cy), (cx, 0, w, cy), (0, cy, cx, h), (cx, cy, w, h)]
+    canvas = np.full((h, w, 3), FILL, np.uint8)
+    boxes, labels, masks = [np.zeros((0, 4), np.float32)], [np.zeros(0, np.int64)], []
+    with_masks = "masks" in parts[0][1]
+    for (image, arrays), (x0, y0, x1, y1) in zip(parts, cells, strict=False):
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        cell, objects = _window(image, arrays, y1 - y0, x1 - x0, rng)
+        canvas[y0:y1, x0:x1] = cell
+        boxes.append(objects["boxes"] + np.array([x0, y0, x0, y0], np.float32))
+        labels.append(objects["labels"].astype(np.int64))
+        if with_masks:
+            full = np.zeros((len(objects["boxes"]), h, w), np.uint8)
+            full[:, y0:y1, x0:x1] = objects["masks"]
+            masks.append(full)
+    out: dict[str, Any] = {"boxes": np.concatenate(boxes).astype(np.float32), "labels": np.concatenate(labels)}
+    if with_masks:
+        out["masks"] = np.concatenate(masks) if masks else np.zeros((0, h, w), np.uint8)
+    return canvas, out
+
+
 class _RandomCrop:
     """Crop each side to a random fraction in ``[min_scale, 1]`` (zoom in), with probability ``p``."""
 
@@ -374,11 +435,12 @@ class SampleDataset(Dataset[tuple[Tensor, dict[str, Any]]]):
     """Training items from :class:`Sample` records (see module docstring for shapes)."""
 
     def __init__(self, samples: Sequence[Sample], task: str, image_size: int, augment: str = "medium",
-                 tile_size: int = 0, copy_paste: float = 0.0) -> None:
+                 tile_size: int = 0, copy_paste: float = 0.0, mosaic: float = 0.0) -> None:
         self.samples = list(samples)
         self.task = task
         self.tile_size = tile_size
         self.copy_paste = copy_paste if task != "regions" else 0.0
+        self.mosaic = mosaic if task != "regions" and len(self.samples) > 1 else 0.0
         self.bank = ObjectBank(self.samples, task) if self.copy_paste > 0 else None
         self.max_side = int(image_size * 1.5)  # headroom for zoom-in crops
         self.transforms = build_transforms(augment, image_size, task)
@@ -397,12 +459,28 @@ class SampleDataset(Dataset[tuple[Tensor, dict[str, Any]]]):
                 log.warning("training image %s skipped: %s", self.samples[at].image_id, err.message)
         raise InvalidInputError("no training image can be read", "run `labelloop doctor` to find the broken files")
 
+    def _mosaic(self, image: np.ndarray, arrays: dict[str, Any], rng: random.Random
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+        """``image`` in a :func:`mosaic` with three other training images drawn at random; the image
+        alone when one of them cannot be read."""
+        parts = [(image, arrays)]
+        for _ in range(3):
+            other = self.samples[rng.randrange(len(self.samples))]
+            try:
+                parts.append(prepare_arrays(other, self.task, tile=self.tile_size, rng=rng, max_side=self.max_side))
+            except InvalidInputError as err:
+                log.warning("training image %s skipped in a mosaic: %s", other.image_id, err.message)
+                return image, arrays
+        return mosaic(parts, rng)
+
     def _item(self, index: int) -> tuple[Tensor, dict[str, Any]]:
         sample = self.samples[index]
         rng = random.Random(random.getrandbits(32))
         paste = self.bank if self.bank is not None and rng.random() < self.copy_paste else None
         image, arrays = prepare_arrays(sample, self.task, tile=self.tile_size, rng=rng, max_side=self.max_side,
                                        paste=paste)
+        if self.mosaic and rng.random() < self.mosaic:
+            image, arrays = self._mosaic(image, arrays, rng)
         h, w = image.shape[:2]
         img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
         target: dict[str, Any] = {

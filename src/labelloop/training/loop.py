@@ -229,7 +229,7 @@ def _schedule(total_steps: int) -> Callable[[int], float]:
 def _loader(job: _Job, rank: int, world: int, device: torch.device) -> DataLoader:
     cfg = job.config
     dataset = SampleDataset(job.data.train, job.data.task, cfg.image_size, cfg.augment, cfg.tile_size,
-                            copy_paste=cfg.copy_paste)
+                            copy_paste=cfg.copy_paste, mosaic=cfg.mosaic)
     sampler: Any
     if world > 1:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
