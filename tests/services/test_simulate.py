@@ -53,6 +53,22 @@ def test_two_rounds_json_shape_and_history(tmp_path):
         ctx.close()
 
 
+def test_a_start_that_takes_every_image_is_refused_before_training(tmp_path):
+    data = make_shapes_dataset(tmp_path / "shapes", n_images=10, size=(96, 128), seed=5, with_polygons=False)
+    get_format("coco").write(data, tmp_path / "coco", WriteOptions())
+    proj = tmp_path / "sim"
+    r = subprocess.run([LABELLOOP, "simulate", str(tmp_path / "coco"), "--seed-per-class", "500", "--args", TINY_ARGS,
+                        "--project-dir", str(proj)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "LABELLOOP_DEBUG": ""})
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "500 objects per class" in r.stderr and "--seed-per-class" in r.stderr
+    assert not list((proj / "models").glob("*/model.json"))  # refused before any training
+    r = subprocess.run([LABELLOOP, "simulate", str(tmp_path / "coco"), "--val-fraction", "0.85"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "LABELLOOP_DEBUG": ""})
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "8 of them kept for validation" in r.stderr and "smaller --val-fraction" in r.stderr
+
+
 def test_without_project_dir_the_simulated_project_is_removed(tmp_path):
     data = make_shapes_dataset(tmp_path / "shapes", n_images=16, size=(96, 128), seed=6, with_polygons=False)
     get_format("coco").write(data, tmp_path / "coco", WriteOptions())

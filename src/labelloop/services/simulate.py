@@ -184,6 +184,22 @@ def _seed_images(pool: Sequence[str], truth: dict[str, list[AnnotationRecord]], 
     return chosen
 
 
+def _check_rounds_left(pool: Sequence[str], truth: dict[str, list[AnnotationRecord]], seed_names: Sequence[str],
+                       per_class: int) -> None:
+    """Refuse, before any training, a start that leaves no image with an object for the rounds (a
+    dataset with many classes and few images: every round would review empty images)."""
+    taken = set(seed_names)
+    if any(truth[name] for name in pool if name not in taken):
+        return
+    with_objects = sum(1 for name in pool if truth[name])
+    if not with_objects:
+        raise InvalidInputError("no image outside the validation split holds an object: nothing to train on",
+                                "give a smaller --val-fraction, or a dataset with more labelled images")
+    raise InvalidInputError(f"the start ({per_class} objects per class) takes all {with_objects} images with "
+                            "objects outside the validation split: no image with an object is left for the rounds",
+                            "give a smaller --seed-per-class (e.g. 2), or a dataset with more images")
+
+
 def _setup(dataset: DatasetRecord, root: Path, task: str, val_fraction: float, seed: int
            ) -> tuple[ProjectContext, dict[str, int], dict[str, list[AnnotationRecord]], list[str]]:
     """The project: validation images with labels, the rest without; returns ids, truth and the pool."""
@@ -192,7 +208,9 @@ def _setup(dataset: DatasetRecord, root: Path, task: str, val_fraction: float, s
     rng.shuffle(images)
     n_val = max(4, round(val_fraction * len(images)))
     if len(images) < n_val + 4:
-        raise InvalidInputError(f"{len(images)} images are too few to simulate", "use a dataset of >= 10 images")
+        raise InvalidInputError(f"{len(images)} images are too few to simulate with {n_val} of them kept for "
+                                "validation and at least 4 for the loop",
+                                f"use a dataset of >= {n_val + 4} images, or a smaller --val-fraction")
     truth = {img.file_name: _truth(img, task) for img in images}
     val, pool = images[:n_val], images[n_val:]
     records = [ImageRecord(file_name=i.file_name, width=i.width, height=i.height, path=i.path, split="val",
@@ -313,6 +331,7 @@ def simulate_strategies(dataset: Path, *, strategies: Sequence[str], format: str
         trunk = _Trunk(record, ids, truth, pool, seed)
         try:
             seed_names = _seed_images(pool, truth, record.labels, seed_per_class)
+            _check_rounds_left(pool, truth, seed_names, seed_per_class)
             for n, name in enumerate(seed_names, 1):
                 annotate_from_scratch(ctx, ids[name], truth[name], round_=0)
                 if progress:
