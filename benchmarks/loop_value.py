@@ -27,7 +27,9 @@ Configurations (``--configs``, comma-separated):
 
 Datasets (``--datasets``): ``dense`` (built by ``dense_data.py`` from real images: 10-30
 objects of 3 imbalanced classes per image), ``raccoon``, ``pennfudan`` and ``coco128`` from
-``../shared/datasets``.
+``../shared/datasets``. Each starts from 20 objects per class and reviews rounds of 50 images, except
+coco128 (71 classes in 126 images): 2 per class and rounds of 20 (``--seed-per-class`` and
+``--round-size`` set them for every dataset).
 
     .venv/bin/python benchmarks/loop_value.py --datasets dense --rounds 2
     .venv/bin/python benchmarks/loop_value.py --datasets dense,raccoon,pennfudan --configs old,click
@@ -62,6 +64,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+#: objects per class to start and images per round, per dataset: coco128 spreads 939 objects over 71 classes,
+#: so 20 per class would take every labelled image and leave nothing to pre-annotate
+START: dict[str, tuple[int, int]] = {"coco128": (2, 20)}
+DEFAULT_START = (20, 50)
+
+
 def dataset_path(name: str, cache: Path) -> tuple[Path, str | None]:
     if name == "dense":
         return build_dense(cache / "dense").parent, "coco"
@@ -92,7 +100,9 @@ def run(name: str, config: str, args: argparse.Namespace, cache: Path) -> dict[s
     started = time.monotonic()
     options = dict(CONFIGS[config])
     train_args = ";".join(a for a in (options.pop("args", ""), args.train_args) if a)
-    result = simulate(path, format=fmt, seed_per_class=args.seed_per_class, round_size=args.round_size,
+    seed_per_class, round_size = START.get(name, DEFAULT_START)
+    result = simulate(path, format=fmt, seed_per_class=args.seed_per_class or seed_per_class,
+                      round_size=args.round_size or round_size,
                       rounds=args.rounds, strategy=args.strategy, args=train_args, seed=args.seed,
                       project_dir=kept_folder(f"loop-{name}-{config}-", args.keep), **options)
     result["wall_seconds"] = round(time.monotonic() - started, 1)
@@ -140,8 +150,8 @@ def main() -> None:
     ap.add_argument("--configs", default="old,min-time,click-1x,click")
     ap.add_argument("--baseline", default="old", help="the configuration the others' human time is divided by")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--round-size", type=int, default=50)
-    ap.add_argument("--seed-per-class", type=int, default=20)
+    ap.add_argument("--round-size", type=int, help="images per round (default 50; 20 on coco128)")
+    ap.add_argument("--seed-per-class", type=int, help="objects per class to start (default 20; 2 on coco128)")
     ap.add_argument("--strategy", default="random")
     ap.add_argument("--train-args", default="", help='training arguments for every round, e.g. "epochs=10"')
     ap.add_argument("--seed", type=int, default=0)
