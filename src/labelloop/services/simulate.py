@@ -184,12 +184,11 @@ def _seed_images(pool: Sequence[str], truth: dict[str, list[AnnotationRecord]], 
     return chosen
 
 
-def _check_rounds_left(pool: Sequence[str], truth: dict[str, list[AnnotationRecord]], seed_names: Sequence[str],
+def _check_rounds_left(pool: Sequence[str], rest: Sequence[str], truth: dict[str, list[AnnotationRecord]],
                        per_class: int) -> None:
-    """Refuse, before any training, a start that leaves no image with an object for the rounds (a
-    dataset with many classes and few images: every round would review empty images)."""
-    taken = set(seed_names)
-    if any(truth[name] for name in pool if name not in taken):
+    """Refuse, before any training, a start that leaves no image with an object in ``rest`` (the pool
+    after the start) for the rounds: with many classes and few images, every round would review empty images."""
+    if any(truth[name] for name in rest):
         return
     with_objects = sum(1 for name in pool if truth[name])
     if not with_objects:
@@ -331,13 +330,14 @@ def simulate_strategies(dataset: Path, *, strategies: Sequence[str], format: str
         trunk = _Trunk(record, ids, truth, pool, seed)
         try:
             seed_names = _seed_images(pool, truth, record.labels, seed_per_class)
-            _check_rounds_left(pool, truth, seed_names, seed_per_class)
+            taken = set(seed_names)
+            rest = [f for f in pool if f not in taken]
+            _check_rounds_left(pool, rest, truth, seed_per_class)
             for n, name in enumerate(seed_names, 1):
                 annotate_from_scratch(ctx, ids[name], truth[name], round_=0)
                 if progress:
                     progress("round 0 seed", n, len(seed_names))
-            taken = set(seed_names)
-            trunk.pool = [f for f in pool if f not in taken]
+            trunk.pool = rest
             if trunk.pool:
                 started = time.monotonic()
                 trunk.first = _train(ctx, 1, base, args, None, progress)

@@ -131,10 +131,23 @@ def _random_tile(image: np.ndarray, arrays: dict[str, Any], tile: int, rng: rand
         y0 = int(np.clip(cy - rng.uniform(0.1, 0.9) * tile, 0, max(0, h - tile)))
     else:
         x0, y0 = rng.randint(0, max(0, w - tile)), rng.randint(0, max(0, h - tile))
-    x1, y1 = min(w, x0 + tile), min(h, y0 + tile)
+    return _crop(image, arrays, x0, y0, min(w, x0 + tile), min(h, y0 + tile))
+
+
+def _box_area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def _crop(image: np.ndarray, arrays: dict[str, Any], x0: int, y0: int, x1: int, y1: int, min_keep: float = 0.0
+          ) -> tuple[np.ndarray, dict[str, Any]]:
+    """``image[y0:y1, x0:x1]`` with its objects clipped to it (boxes, masks, semantic map); an object
+    under 2 px a side after clipping, or keeping less than ``min_keep`` of its box, is dropped."""
+    boxes = arrays["boxes"].reshape(-1, 4)
     clipped = np.clip(boxes - np.array([x0, y0, x0, y0], dtype=np.float32), 0,
                       [x1 - x0, y1 - y0, x1 - x0, y1 - y0]).astype(np.float32)
     keep = ((clipped[:, 2] - clipped[:, 0]) >= 2) & ((clipped[:, 3] - clipped[:, 1]) >= 2)
+    if min_keep:
+        keep &= _box_area(clipped) >= min_keep * np.maximum(_box_area(boxes), 1e-6)
     out = {"boxes": clipped[keep], "labels": arrays["labels"][keep]}
     if "masks" in arrays:
         out["masks"] = arrays["masks"][keep][:, y0:y1, x0:x1]
@@ -334,10 +347,6 @@ MOSAIC_MIN_KEEP = 0.25
 MOSAIC_CENTRE = (0.3, 0.7)  # where the cells meet, as a fraction of the canvas side
 
 
-def _box_area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-
-
 def _window(image: np.ndarray, arrays: dict[str, Any], h: int, w: int, rng: random.Random
             ) -> tuple[np.ndarray, dict[str, Any]]:
     """A random ``h`` x ``w`` window of ``image`` at its own scale (grey where the image is smaller),
@@ -345,18 +354,13 @@ def _window(image: np.ndarray, arrays: dict[str, Any], h: int, w: int, rng: rand
     under 2 px a side, is dropped."""
     ih, iw = image.shape[:2]
     x0, y0 = rng.randint(0, max(0, iw - w)), rng.randint(0, max(0, ih - h))
-    part = image[y0 : y0 + h, x0 : x0 + w]
+    part, out = _crop(image, arrays, x0, y0, min(iw, x0 + w), min(ih, y0 + h), min_keep=MOSAIC_MIN_KEEP)
     ph, pw = part.shape[:2]
     out_image = np.full((h, w, 3), FILL, np.uint8)
     out_image[:ph, :pw] = part
-    boxes = arrays["boxes"].reshape(-1, 4)
-    clipped = np.clip(boxes - np.array([x0, y0, x0, y0], np.float32), 0, [pw, ph, pw, ph]).astype(np.float32)
-    keep = ((_box_area(clipped) >= MOSAIC_MIN_KEEP * np.maximum(_box_area(boxes), 1e-6))
-            & (clipped[:, 2] - clipped[:, 0] >= 2) & (clipped[:, 3] - clipped[:, 1] >= 2))
-    out: dict[str, Any] = {"boxes": clipped[keep], "labels": arrays["labels"][keep]}
-    if "masks" in arrays:
-        masks = np.zeros((int(keep.sum()), h, w), np.uint8)
-        masks[:, :ph, :pw] = arrays["masks"][keep][:, y0 : y0 + ph, x0 : x0 + pw]
+    if "masks" in out:
+        masks = np.zeros((len(out["masks"]), h, w), np.uint8)
+        masks[:, :ph, :pw] = out["masks"]
         out["masks"] = masks
     return out_image, out
 
