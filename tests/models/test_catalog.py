@@ -141,5 +141,15 @@ def test_pretrained_backbone_freezes_early_stages_random_init_trains_all() -> No
     scratch = EfficientNetLiteFPN("lite0", 32, pretrained=False).train()
     assert all(p.requires_grad for p in scratch.parameters())
     assert all(m.training for m in scratch.body.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    tuned.freeze_at(4)  # stem + stages 0-3 frozen, the rest trains; batch norm stays frozen
+    assert not any(p.requires_grad for b in blocks[:4] for p in b.parameters())
+    assert all(p.requires_grad for p in blocks[4][0].conv_pw.parameters())
+    tuned.freeze_at(0)  # only the stem
+    assert all(p.requires_grad for p in blocks[0][0].conv_dw.parameters())
+    assert not any(p.requires_grad for p in tuned.body.conv_stem.parameters())
+    assert not any(p.requires_grad for m in tuned.body.modules() if isinstance(m, torch.nn.BatchNorm2d)
+                   for p in m.parameters())
+    scratch.freeze_at(4)  # from random init everything trains
+    assert all(p.requires_grad for p in scratch.parameters())
     later = EfficientNetLiteFPN("lite0", 32, pretrained=False, freeze=True)  # weights loaded afterwards
     assert not any(p.requires_grad for p in later.body.conv_stem.parameters())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -101,12 +102,35 @@ def test_a_first_model_from_few_images_takes_enough_optimiser_steps() -> None:
 
     few = _data(12, (640, 480), 10)  # 640 px inputs (small objects), 3 steps an epoch of 4 images
     first, again = (derive_defaults(few, overrides={"device": "cpu"}, fine_tune=f) for f in (False, True))
-    assert first.epochs * 3 >= MIN_FRESH_STEPS > again.epochs * 3  # a fine-tuning keeps the pixel budget
+    first_steps = first.epochs * math.ceil(len(few.train) / first.batch_size)
+    assert first_steps >= MIN_FRESH_STEPS > again.epochs * 3  # a fine-tuning keeps the pixel budget
     assert derive_defaults(_data(2, (640, 480), 30), overrides={"device": "cpu"}).epochs == MAX_DEFAULT_EPOCHS
     many = _data(400, (640, 480), 30)  # already far more steps than the floor: unchanged
     assert derive_defaults(many, overrides={"device": "cpu"}).epochs == \
         derive_defaults(many, overrides={"device": "cpu"}, fine_tune=True).epochs
     assert derive_defaults(few, overrides="epochs=5;device=cpu").epochs == 5  # given lengths win
+
+
+def test_a_first_model_from_few_images_takes_small_batches_on_the_cpu() -> None:
+    """Where the step floor lengthens a first model, the CPU takes its steps 2 images at a time
+    (540 of them, lr scaled down with the batch); a given batch, a fine-tuning, a set whose pixel
+    budget already has the steps, or a given step count keep batches of 4."""
+    from labelloop.training.config import FRESH_BATCH, MIN_FRESH_STEPS_SMALL_BATCH
+
+    few = _data(12, (640, 480), 10)  # 9-10 training images of 640 px: 3 steps of 4 an epoch
+    first = derive_defaults(few, overrides={"device": "cpu"})
+    n_train = len(few.train)
+    steps = math.ceil(n_train / FRESH_BATCH)
+    assert first.batch_size == FRESH_BATCH and first.epochs == math.ceil(MIN_FRESH_STEPS_SMALL_BATCH / steps)
+    assert first.lr == pytest.approx(4e-4 * math.sqrt(FRESH_BATCH / 4))
+    again = derive_defaults(few, overrides={"device": "cpu"}, fine_tune=True)
+    given = derive_defaults(few, overrides="device=cpu;batch_size=4")
+    assert again.batch_size == given.batch_size == 4
+    assert given.epochs * math.ceil(n_train / 4) >= 270 > again.epochs * math.ceil(n_train / 4)
+    many = derive_defaults(_data(400, (640, 480), 30), overrides={"device": "cpu"})
+    assert many.batch_size == 4
+    stepped = derive_defaults(few, overrides="device=cpu;num_steps=30")  # a step count keeps its batch
+    assert stepped.batch_size == 4 and stepped.epochs == math.ceil(30 / math.ceil(n_train / 4))
 
 
 def test_user_args_override_defaults_and_task_is_checked() -> None:

@@ -345,6 +345,23 @@ def test_staged_fine_tuning_trains_the_heads_first(detect_data: TrainingData, tm
     assert changed[3] - top  # then the rest that trains
 
 
+def test_freeze_at_keeps_the_first_stages_as_pretrained(detect_data: TrainingData, tmp_path: Path) -> None:
+    """``freeze_at=3``: after a real epoch the stem and stages 0-2 hold their ImageNet weights and
+    stage 3 has learnt; a depth the backbone does not have is refused before training."""
+    cfg = TrainConfig(epochs=1, patience=0, ema=False, freeze_at=3, **FAST)
+    train_model(detect_data, cfg, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    pretrained = get_base_model("fcos-lite0").build(len(detect_data.classes), pretrained=True).backbone.body
+    changed = {n.split(".")[1] if n.startswith("blocks.") else n.split(".")[0]
+               for n, p in pretrained.named_parameters() if not torch.equal(p, state[f"backbone.body.{n}"])}
+    assert changed and not changed & {"conv_stem", "bn1", "0", "1", "2"}
+    assert "3" in changed
+    with pytest.raises(ConfigError, match="freeze_at=8: the backbone has only 7 stages"):
+        train_model(detect_data, TrainConfig(epochs=1, freeze_at=8, **FAST), tmp_path / "run2")
+    with pytest.raises(ConfigError, match="freeze_at: expected an integer >= 0"):
+        TrainConfig(freeze_at=-1)
+
+
 def test_backbone_lr_sets_the_pretrained_body_apart(detect_data: TrainingData) -> None:
     """``backbone_lr`` scales the body's rate only; the FPN and heads (from random) keep ``lr``; the
     frozen stem is in no group."""

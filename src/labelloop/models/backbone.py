@@ -126,6 +126,21 @@ class EfficientNetLiteFPN(nn.Module):
         for p, default in zip(self.body.parameters(), self._trainable, strict=True):
             p.requires_grad_(default and (stage >= 3 or (stage == 2 and id(p) in top)))
 
+    @property
+    def num_stages(self) -> int:
+        """How many stages (blocks of the same stride and width) the body has."""
+        return len(self.body.blocks)
+
+    def freeze_at(self, stages: int) -> None:
+        """Freeze the stem and the first ``stages`` stages (their backward pass is the costly one:
+        high resolution, few weights); every later stage trains. Batch norm stays frozen."""
+        if not self.frozen_bn:
+            return
+        for p in self.body.parameters():
+            p.requires_grad_(True)
+        self._freeze(stages)
+        self._trainable = [p.requires_grad for p in self.body.parameters()]
+
     def _freeze(self, trainable_from: int) -> None:
         frozen = [self.body.conv_stem, self.body.bn1, *list(self.body.blocks)[:trainable_from]]
         for module in frozen:

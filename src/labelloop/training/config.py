@@ -42,6 +42,9 @@ class TrainConfig:
         lr: peak learning rate (AdamW, linear warm-up then cosine).
         backbone_lr: the pre-trained backbone's learning rate as a fraction of ``lr`` (the FPN and
             the heads, which start from random, train at ``lr``); 1 = one rate for everything.
+        freeze_at: the pre-trained backbone's stem and its first ``freeze_at`` stages stay frozen
+            (EfficientNet-Lite has 7; later stages train). Their backward pass is at the highest
+            resolution and has few weights to learn.
         image_size: longest image (or tile) side at the model input, pixels.
         tile_size: ``> 0`` trains on random ``tile_size`` crops of the original images
             (containing objects) and predicts on overlapping tiles; ``0`` = whole images.
@@ -94,6 +97,7 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 4e-4
     backbone_lr: float = 1.0
+    freeze_at: int = 2
     image_size: int = 512
     tile_size: int = 0
     num_clones: int = 1
@@ -129,7 +133,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "num_clones", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        for name in ("patience", "workers", "tile_size", "seed", "eval_every", "num_steps", *STAGES):
+        for name in ("patience", "workers", "tile_size", "seed", "eval_every", "num_steps", "freeze_at", *STAGES):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: expected an integer >= 0, got {getattr(self, name)}")
         if self.staged and self.epochs != sum(getattr(self, n) for n in STAGES):
@@ -233,8 +237,8 @@ def _coerce(key: str, raw: str, kind: Any) -> Any:
     return text
 
 
-_EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.0004", "backbone_lr": "0.1", "image_size": "640",
-             "tile_size": "1024",
+_EXAMPLES = {"epochs": "30", "batch_size": "8", "lr": "0.0004", "backbone_lr": "0.1", "freeze_at": "3",
+             "image_size": "640", "tile_size": "1024",
              "num_clones": "2", "patience": "10", "seed": "1", "weight_decay": "0.0001", "workers": "2",
              "pretrained": "true", "ema": "false", "copy_paste": "0.5", "mosaic": "0.5", "balanced": "true",
              "object_balance": "0.5",
@@ -295,6 +299,12 @@ MAX_DEFAULT_EPOCHS = 100
 #: 0.43 +- 0.02: ~480 human seconds saved a round for ~400 more CPU seconds. Bigger sets already
 #: take more steps than this (raccoon: 400), so only first models from a handful of images change.
 MIN_FRESH_STEPS = 270
+#: on the CPU such a first model (one the step floor lengthens) takes its steps at 2 images, and this many
+#: of them: more updates from the same few images. Dense 3-class set, round 1, seed 1, same session:
+#: 4 images x 270 steps (90 epochs) gave time ratio 0.395 (mAP@.5 0.713, 548 s of training and size
+#: choice); 2 images x 408 steps (68 epochs) 0.352 (0.736, 585 s); 2 x 540 (90 epochs) 0.332 (0.735, 747 s)
+FRESH_BATCH = 2
+MIN_FRESH_STEPS_SMALL_BATCH = 405
 TARGET_IMAGES_SEEN = 1500  # ~ images shown in a run at REFERENCE_SIZE; small sets get more epochs
 #: the training budget is in pixels: 1500 images at 384 px; bigger inputs get fewer epochs
 REFERENCE_SIZE = 384
@@ -371,7 +381,8 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     * ``epochs``: about 1500 images seen at 384 px (a pixel budget: at 768 px a quarter as
       many), 4..100 epochs (200 images at 384 px -> 8, 20 -> 75); a first model (not
       ``fine_tune``) takes at least :data:`MIN_FRESH_STEPS` optimiser steps (12 images at 640 px:
-      90 epochs, not 45).
+      90 epochs, not 45); on the CPU, when that floor applies, at :data:`FRESH_BATCH` images a step
+      and :data:`MIN_FRESH_STEPS_SMALL_BATCH` steps.
     * ``eval_every``: evaluation kept under ~30% of the training time (9 training and 33
       validation images -> every 5 epochs; balanced splits -> every epoch).
     * ``batch_size``: 4 on CPU (2 above 768 px), by memory on a GPU; ``lr`` scales with it.
@@ -397,8 +408,9 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     batch = given.get("batch_size", batch)
     clones = given.get("num_clones", 1)
     steps_per_epoch = math.ceil(n_train / (batch * clones))
-    if not fine_tune and "epochs" not in given:  # a first model from a few images needs its steps
-        epochs = max(epochs, min(MAX_DEFAULT_EPOCHS, math.ceil(MIN_FRESH_STEPS / steps_per_epoch)))
+    if not fine_tune and "epochs" not in given and "num_steps" not in given:
+        batch, steps_per_epoch, epochs = _fresh_length(n_train, batch, clones, epochs,
+                                                       small_batch=mem is None and "batch_size" not in given)
     epochs = _epochs_from_steps(given, epochs, steps_per_epoch)
     lr = given.get("lr", BASE_LR * min(4.0, math.sqrt(batch * clones / 4)))
     workers = given.get("workers", 0 if (os.cpu_count() or 1) <= 2 and mem is None else 2)
@@ -408,6 +420,21 @@ def derive_defaults(data: TrainingData, base: str | None = None,
     return TrainConfig(base=spec.name, epochs=epochs, batch_size=batch, lr=lr, image_size=image_size,
                        tile_size=tile_size, num_clones=clones, workers=workers, patience=patience,
                        eval_every=eval_every, **rest)
+
+
+def _fresh_length(n_train: int, batch: int, clones: int, epochs: int, *, small_batch: bool) -> tuple[int, int, int]:
+    """(batch, steps per epoch, epochs) of a first model: a few images need their optimiser steps
+    (:data:`MIN_FRESH_STEPS`); when that floor lengthens the run and ``small_batch`` (CPU, batch not
+    given), they are taken :data:`FRESH_BATCH` images at a time instead, :data:`MIN_FRESH_STEPS_SMALL_BATCH` steps."""
+    steps = math.ceil(n_train / (batch * clones))
+    floor = min(MAX_DEFAULT_EPOCHS, math.ceil(MIN_FRESH_STEPS / steps))
+    if floor <= epochs:
+        return batch, steps, epochs
+    if small_batch and batch > FRESH_BATCH:
+        batch = FRESH_BATCH
+        steps = math.ceil(n_train / (batch * clones))
+        floor = min(MAX_DEFAULT_EPOCHS, math.ceil(MIN_FRESH_STEPS_SMALL_BATCH / steps))
+    return batch, steps, max(epochs, floor)
 
 
 def _epochs_from_steps(given: Mapping[str, Any], epochs: int, steps_per_epoch: int) -> int:

@@ -180,10 +180,25 @@ def _build_model(job: _Job, spec: BaseModelSpec) -> nn.Module:
         old = torch.load(Path(job.init_from) / "best.pt", map_location="cpu", weights_only=False)["model"]
         transfer_state(model, old, meta["classes"], classes, spec.class_heads)
     set_input_size(model, cfg.image_size)
+    _freeze_backbone(model, cfg.freeze_at)
     head = getattr(model, "head", None)
     if hasattr(head, "object_balance"):
         head.object_balance = cfg.object_balance  # type: ignore[union-attr]
     return model
+
+
+def _freeze_backbone(model: nn.Module, stages: int) -> None:
+    """``freeze_at``: freeze the pre-trained backbone's stem and first ``stages`` stages (a
+    :class:`ConfigError` beyond its depth); models without an EfficientNet-Lite body are left as built."""
+    from labelloop.models.backbone import EfficientNetLiteFPN
+
+    backbone = next((m for m in model.modules() if isinstance(m, EfficientNetLiteFPN)), None)
+    if backbone is None:
+        return
+    if stages > backbone.num_stages:
+        raise ConfigError(f"freeze_at={stages}: the backbone has only {backbone.num_stages} stages",
+                          f"give freeze_at between 0 and {backbone.num_stages} (2 = the default)")
+    backbone.freeze_at(stages)
 
 
 def set_stage(model: nn.Module, stage: int) -> None:
