@@ -113,11 +113,12 @@ def test_a_first_model_from_few_images_takes_enough_optimiser_steps() -> None:
 
 def test_a_first_model_from_few_images_takes_small_batches_on_the_cpu() -> None:
     """Where the step floor lengthens a first model, the CPU takes its steps 2 images at a time
-    (540 of them, lr scaled down with the batch); a given batch, a fine-tuning, a set whose pixel
-    budget already has the steps, or a given step count keep batches of 4."""
+    (MIN_FRESH_STEPS_SMALL_BATCH of them, lr scaled down with the batch); a given batch, a
+    fine-tuning, a set whose pixel budget already has the steps, or a given step count keep
+    batches of 4."""
     from labelloop.training.config import FRESH_BATCH, MIN_FRESH_STEPS_SMALL_BATCH
 
-    few = _data(12, (640, 480), 10)  # 9-10 training images of 640 px: 3 steps of 4 an epoch
+    few = _data(12, (640, 480), 10)  # 12 training images of 640 px: 3 steps of 4 an epoch
     first = derive_defaults(few, overrides={"device": "cpu"})
     n_train = len(few.train)
     steps = math.ceil(n_train / FRESH_BATCH)

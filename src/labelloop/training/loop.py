@@ -33,6 +33,7 @@ from labelloop.core.unreadable import Unreadable
 from labelloop.errors import ConfigError, InvalidInputError, TrainingError
 from labelloop.models import BaseModelSpec, get_base_model
 from labelloop.models.artifacts import MODEL_FORMAT, read_model_json
+from labelloop.models.backbone import EfficientNetLiteFPN
 from labelloop.models.builders import set_input_size
 from labelloop.models.weights import transfer_state
 from labelloop.selection.effort import CostModel
@@ -187,12 +188,15 @@ def _build_model(job: _Job, spec: BaseModelSpec) -> nn.Module:
     return model
 
 
+def _lite_backbone(model: nn.Module) -> EfficientNetLiteFPN | None:
+    """The model's EfficientNet-Lite backbone, or None for a model built on another one."""
+    return next((m for m in model.modules() if isinstance(m, EfficientNetLiteFPN)), None)
+
+
 def _freeze_backbone(model: nn.Module, stages: int) -> None:
     """``freeze_at``: freeze the pre-trained backbone's stem and first ``stages`` stages (a
     :class:`ConfigError` beyond its depth); models without an EfficientNet-Lite body are left as built."""
-    from labelloop.models.backbone import EfficientNetLiteFPN
-
-    backbone = next((m for m in model.modules() if isinstance(m, EfficientNetLiteFPN)), None)
+    backbone = _lite_backbone(model)
     if backbone is None:
         return
     if stages > backbone.num_stages:
@@ -204,9 +208,7 @@ def _freeze_backbone(model: nn.Module, stages: int) -> None:
 def set_stage(model: nn.Module, stage: int) -> None:
     """Staged fine-tuning: put the model's backbone in ``stage`` (1 heads only, 2 + the top of the
     backbone, 3 everything); a :class:`ConfigError` for a model whose backbone cannot be staged."""
-    from labelloop.models.backbone import EfficientNetLiteFPN
-
-    backbone = next((m for m in model.modules() if isinstance(m, EfficientNetLiteFPN)), None)
+    backbone = _lite_backbone(model)
     if backbone is None:
         raise ConfigError("this base model's backbone cannot be trained in stages",
                           "leave out stage1_epochs / stage2_epochs / stage3_epochs and give epochs")
